@@ -4,6 +4,15 @@
 
 pub mod address;
 pub mod error;
+pub mod group;
+mod hexser;
+pub mod operator;
+pub mod poly;
+pub mod scalar;
 
 pub use address::OperatorAddress;
 pub use error::CryptoError;
+pub use group::{G1Point, G2Point};
+pub use operator::{evaluation_point, threshold};
+pub use poly::Polynomial;
+pub use scalar::Scalar;

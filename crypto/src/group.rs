@@ -1,0 +1,454 @@
+//! Points of the BLS12-381 groups G1 (48-byte compressed) and G2 (96-byte compressed),
+//! the pairing, and multi-scalar multiplication.
+//!
+//! Encodings are the ZCash/IETF compressed form. Decoding is strict: the flag bits
+//! must be consistent, the x-coordinate reduced, the point on the curve *and* in the
+//! prime-order subgroup (small-subgroup points would let a dealer forge share checks
+//! or leak a share's residue), and only the one canonical byte string of a point is
+//! accepted (we re-encode and compare). The point at infinity is refused by the
+//! normal decoders because no protocol value may be the identity (an identity master
+//! key or ciphertext component would make encryption transparent).
+
+use std::fmt;
+
+use blst::{
+    BLST_ERROR, MultiPoint, blst_bendian_from_fp12, blst_fp12, blst_fp12_is_one, blst_hash_to_g1,
+    blst_hash_to_g2, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_affine_compress,
+    blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_cneg, blst_p1_from_affine,
+    blst_p1_generator, blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p2,
+    blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress, blst_p2_affine_in_g2,
+    blst_p2_affine_is_inf, blst_p2_cneg, blst_p2_from_affine, blst_p2_generator, blst_p2_mult,
+    blst_p2_to_affine, blst_p2_uncompress,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::error::CryptoError;
+use crate::hexser;
+use crate::scalar::Scalar;
+
+fn map_blst_error(e: BLST_ERROR) -> CryptoError {
+    match e {
+        BLST_ERROR::BLST_POINT_NOT_ON_CURVE => CryptoError::PointNotOnCurve,
+        BLST_ERROR::BLST_POINT_NOT_IN_GROUP => CryptoError::PointNotInSubgroup,
+        _ => CryptoError::InvalidEncoding("not a compressed curve point"),
+    }
+}
+
+macro_rules! point_type {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $affine:ty, $proj:ty, $len:expr,
+        compress = $compress:ident, uncompress = $uncompress:ident,
+        in_group = $in_group:ident, is_inf = $is_inf:ident,
+        from_affine = $from_affine:ident, to_affine = $to_affine:ident,
+        add = $add:ident, cneg = $cneg:ident, mult = $mult:ident,
+        generator = $generator:ident, hash = $hash:ident
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Default)]
+        #[repr(transparent)]
+        pub struct $name(pub(crate) $affine);
+
+        impl $name {
+            /// Length of the compressed encoding.
+            pub const BYTES: usize = $len;
+
+            /// The fixed generator of the group.
+            pub fn generator() -> Self {
+                // SAFETY: blst returns a pointer to a static point.
+                Self::from_projective(unsafe { &*$generator() })
+            }
+
+            /// The identity (point at infinity).
+            pub fn identity() -> Self {
+                Self(<$affine>::default())
+            }
+
+            /// Whether this is the identity.
+            pub fn is_identity(&self) -> bool {
+                // SAFETY: reads one affine point.
+                unsafe { $is_inf(&self.0) }
+            }
+
+            /// Decodes a compressed point, refusing the identity.
+            pub fn from_compressed(bytes: &[u8; $len]) -> Result<Self, CryptoError> {
+                let p = Self::from_compressed_allow_identity(bytes)?;
+                if p.is_identity() {
+                    return Err(CryptoError::PointAtInfinity);
+                }
+                Ok(p)
+            }
+
+            /// Decodes a compressed point, accepting the identity. Use only where the
+            /// identity is a legitimate value.
+            pub fn from_compressed_allow_identity(bytes: &[u8; $len]) -> Result<Self, CryptoError> {
+                let mut p = <$affine>::default();
+                // SAFETY: blst reads exactly $len bytes and writes one affine point.
+                let rc = unsafe { $uncompress(&mut p, bytes.as_ptr()) };
+                if rc != BLST_ERROR::BLST_SUCCESS {
+                    return Err(map_blst_error(rc));
+                }
+                let p = Self(p);
+                // blst already rejects x >= p and stray flag bits; comparing the
+                // re-encoding closes any remaining gap (e.g. a sign bit on infinity).
+                if p.to_compressed() != *bytes {
+                    return Err(CryptoError::InvalidEncoding("non-canonical point encoding"));
+                }
+                // SAFETY: reads one affine point.
+                if !p.is_identity() && !unsafe { $in_group(&p.0) } {
+                    return Err(CryptoError::PointNotInSubgroup);
+                }
+                Ok(p)
+            }
+
+            /// Decodes from a slice, checking its length first; refuses the identity.
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+                let arr: &[u8; $len] = bytes.try_into().map_err(|_| CryptoError::InvalidLength {
+                    expected: $len,
+                    got: bytes.len(),
+                })?;
+                Self::from_compressed(arr)
+            }
+
+            /// The compressed encoding.
+            pub fn to_compressed(&self) -> [u8; $len] {
+                let mut out = [0u8; $len];
+                // SAFETY: writes exactly $len bytes.
+                unsafe { $compress(out.as_mut_ptr(), &self.0) };
+                out
+            }
+
+            pub(crate) fn from_projective(p: &$proj) -> Self {
+                let mut a = <$affine>::default();
+                // SAFETY: converts one valid projective point.
+                unsafe { $to_affine(&mut a, p) };
+                Self(a)
+            }
+
+            pub(crate) fn projective(&self) -> $proj {
+                let mut p = <$proj>::default();
+                // SAFETY: converts one valid affine point.
+                unsafe { $from_affine(&mut p, &self.0) };
+                p
+            }
+
+            /// `k · self` (constant time in `k`).
+            pub fn mul(&self, k: &Scalar) -> Self {
+                let s = k.to_blst_scalar();
+                let mut out = <$proj>::default();
+                // SAFETY: the scalar is 32 little-endian bytes below r < 2^255.
+                unsafe { $mult(&mut out, &self.projective(), s.b.as_ptr(), 255) };
+                Self::from_projective(&out)
+            }
+
+            /// `self + other`.
+            pub fn add(&self, other: &Self) -> Self {
+                let mut out = <$proj>::default();
+                // SAFETY: valid projective inputs; add_or_double handles P == Q.
+                unsafe { $add(&mut out, &self.projective(), &other.projective()) };
+                Self::from_projective(&out)
+            }
+
+            /// `-self`.
+            pub fn neg(&self) -> Self {
+                let mut p = self.projective();
+                // SAFETY: negates one valid point in place.
+                unsafe { $cneg(&mut p, true) };
+                Self::from_projective(&p)
+            }
+
+            /// `self - other`.
+            pub fn sub(&self, other: &Self) -> Self {
+                self.add(&other.neg())
+            }
+
+            /// The sum of many points, accumulated in projective coordinates with a
+            /// single conversion to affine at the end.
+            pub fn sum<'a>(points: impl IntoIterator<Item = &'a Self>) -> Self {
+                let mut acc = <$proj>::default();
+                for p in points {
+                    let q = p.projective();
+                    let prev = acc;
+                    // SAFETY: valid projective inputs.
+                    unsafe { $add(&mut acc, &prev, &q) };
+                }
+                Self::from_projective(&acc)
+            }
+
+            /// `Σ scalars[i] · points[i]` with blst's Pippenger multi-scalar
+            /// multiplication. Variable time: use for public scalars only.
+            pub fn msm(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
+                if points.len() != scalars.len() {
+                    return Err(CryptoError::InvalidParameters("msm: length mismatch"));
+                }
+                if points.is_empty() {
+                    return Ok(Self::identity());
+                }
+                let mut bytes = Zeroizing::new(Vec::with_capacity(32 * scalars.len()));
+                for s in scalars {
+                    bytes.extend_from_slice(&s.to_blst_scalar().b);
+                }
+                // SAFETY: `$name` is repr(transparent) over the affine blst type.
+                let raw: &[$affine] = unsafe {
+                    std::slice::from_raw_parts(points.as_ptr().cast::<$affine>(), points.len())
+                };
+                Ok(Self::from_projective(&raw.mult(&bytes, 255)))
+            }
+
+            /// Hash to the curve per RFC 9380 (`_XMD:SHA-256_SSWU_RO_`) under `dst`.
+            pub fn hash_to_curve(msg: &[u8], dst: &[u8]) -> Self {
+                let mut out = <$proj>::default();
+                // SAFETY: blst reads the given lengths; no augmentation string.
+                unsafe {
+                    $hash(
+                        &mut out,
+                        msg.as_ptr(),
+                        msg.len(),
+                        dst.as_ptr(),
+                        dst.len(),
+                        std::ptr::null(),
+                        0,
+                    )
+                };
+                Self::from_projective(&out)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(0x{})", stringify!($name), hex::encode(self.to_compressed()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "0x{}", hex::encode(self.to_compressed()))
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.to_compressed().hash(state);
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                hexser::serialize_bytes(&self.to_compressed(), s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let bytes = hexser::deserialize_array::<D, $len>(d)?;
+                Self::from_compressed(&bytes).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+point_type!(
+    /// A point of G1 (identity hashes, partial and full application keys).
+    G1Point, blst_p1_affine, blst_p1, 48,
+    compress = blst_p1_affine_compress, uncompress = blst_p1_uncompress,
+    in_group = blst_p1_affine_in_g1, is_inf = blst_p1_affine_is_inf,
+    from_affine = blst_p1_from_affine, to_affine = blst_p1_to_affine,
+    add = blst_p1_add_or_double, cneg = blst_p1_cneg, mult = blst_p1_mult,
+    generator = blst_p1_generator, hash = blst_hash_to_g1
+);
+
+point_type!(
+    /// A point of G2 (master public key, VSS commitments, IBE ciphertext `U`).
+    G2Point, blst_p2_affine, blst_p2, 96,
+    compress = blst_p2_affine_compress, uncompress = blst_p2_uncompress,
+    in_group = blst_p2_affine_in_g2, is_inf = blst_p2_affine_is_inf,
+    from_affine = blst_p2_from_affine, to_affine = blst_p2_to_affine,
+    add = blst_p2_add_or_double, cneg = blst_p2_cneg, mult = blst_p2_mult,
+    generator = blst_p2_generator, hash = blst_hash_to_g2
+);
+
+/// Whether `Π e(p_i, q_i) == 1`, with one shared final exponentiation.
+pub fn pairing_product_is_one(pairs: &[(G1Point, G2Point)]) -> bool {
+    if pairs.is_empty() {
+        return true;
+    }
+    let (ps, qs): (Vec<blst_p1_affine>, Vec<blst_p2_affine>) =
+        pairs.iter().map(|(p, q)| (p.0, q.0)).unzip();
+    let gt = blst_fp12::miller_loop_n(&qs, &ps).final_exp();
+    // SAFETY: reads one fp12 element.
+    unsafe { blst_fp12_is_one(&gt) }
+}
+
+/// `e(p, q)` serialized as 576 big-endian bytes in blst's `blst_bendian_from_fp12`
+/// order: the IKM of the IBE key derivation (see `docs/wire-format.md`).
+pub fn pairing_bytes(p: &G1Point, q: &G2Point) -> Zeroizing<[u8; 576]> {
+    let gt = blst_fp12::miller_loop(&q.0, &p.0).final_exp();
+    let mut out = Zeroizing::new([0u8; 576]);
+    // SAFETY: writes exactly 576 bytes.
+    unsafe { blst_bendian_from_fp12(out.as_mut_ptr(), &gt) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn generator_roundtrip_and_identity() {
+        let g = G2Point::generator();
+        assert_eq!(G2Point::from_compressed(&g.to_compressed()).unwrap(), g);
+        let inf = G2Point::identity().to_compressed();
+        assert_eq!(inf[0], 0xc0);
+        assert_eq!(
+            G2Point::from_compressed(&inf),
+            Err(CryptoError::PointAtInfinity)
+        );
+        assert!(
+            G2Point::from_compressed_allow_identity(&inf)
+                .unwrap()
+                .is_identity()
+        );
+        let inf1 = G1Point::identity().to_compressed();
+        assert_eq!(
+            G1Point::from_compressed(&inf1),
+            Err(CryptoError::PointAtInfinity)
+        );
+    }
+
+    #[test]
+    fn rejects_infinity_with_stray_bits_and_uncompressed_flag() {
+        let mut inf = G1Point::identity().to_compressed();
+        inf[0] |= 0x20; // sign bit on infinity
+        assert!(G1Point::from_compressed_allow_identity(&inf).is_err());
+        let mut g = G1Point::generator().to_compressed();
+        g[0] &= 0x7f; // clear the compression flag
+        assert!(G1Point::from_compressed(&g).is_err());
+        let mut inf = G1Point::identity().to_compressed();
+        inf[47] = 1; // junk after the infinity flag
+        assert!(G1Point::from_compressed_allow_identity(&inf).is_err());
+    }
+
+    #[test]
+    fn rejects_x_not_reduced() {
+        // x = p (the base-field modulus) with the compression flag set.
+        let p = hex::decode(
+            "1a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab",
+        )
+        .unwrap();
+        let mut b = [0u8; 48];
+        b.copy_from_slice(&p);
+        b[0] |= 0x80;
+        assert!(G1Point::from_compressed(&b).is_err());
+    }
+
+    /// Finds an x whose curve point exists but lies outside G1 (the cofactor of G1 is
+    /// large, so almost every curve point qualifies), proving the subgroup check runs.
+    #[test]
+    fn rejects_points_outside_subgroup() {
+        let mut found_g1 = false;
+        for x in 1u8..=50 {
+            let mut b = [0u8; 48];
+            b[0] = 0x80;
+            b[47] = x;
+            match G1Point::from_compressed(&b) {
+                Err(CryptoError::PointNotInSubgroup) => found_g1 = true,
+                Err(CryptoError::PointNotOnCurve) | Err(CryptoError::InvalidEncoding(_)) => {}
+                other => panic!("unexpected decode of small x: {other:?}"),
+            }
+        }
+        assert!(found_g1, "no off-subgroup G1 point among small x");
+        let mut found_g2 = false;
+        for x in 1u8..=50 {
+            let mut b = [0u8; 96];
+            b[0] = 0x80;
+            b[95] = x;
+            if let Err(CryptoError::PointNotInSubgroup) = G2Point::from_compressed(&b) {
+                found_g2 = true;
+            }
+        }
+        assert!(found_g2, "no off-subgroup G2 point among small x");
+    }
+
+    #[test]
+    fn msm_matches_naive_including_identity_and_zero() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for n in [1usize, 2, 5, 31, 33, 70] {
+            let mut points: Vec<G2Point> = (0..n)
+                .map(|_| G2Point::generator().mul(&Scalar::random(&mut rng)))
+                .collect();
+            let mut scalars: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut rng)).collect();
+            points[0] = G2Point::identity();
+            if n > 1 {
+                scalars[1] = Scalar::zero();
+            }
+            let naive = G2Point::sum(
+                points
+                    .iter()
+                    .zip(&scalars)
+                    .map(|(p, s)| p.mul(s))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            );
+            assert_eq!(G2Point::msm(&points, &scalars).unwrap(), naive, "n = {n}");
+        }
+        assert!(G1Point::msm(&[], &[]).unwrap().is_identity());
+        assert!(G1Point::msm(&[G1Point::generator()], &[]).is_err());
+    }
+
+    #[test]
+    fn pairing_bilinear() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let a = Scalar::random(&mut rng);
+        let b = Scalar::random(&mut rng);
+        let p = G1Point::generator().mul(&a);
+        let q = G2Point::generator().mul(&b);
+        let pq = G1Point::generator().mul(&(&a * &b));
+        assert_eq!(
+            *pairing_bytes(&p, &q),
+            *pairing_bytes(&pq, &G2Point::generator())
+        );
+        assert!(pairing_product_is_one(&[
+            (p, q),
+            (pq.neg(), G2Point::generator())
+        ]));
+        assert!(!pairing_product_is_one(&[
+            (p, q),
+            (pq, G2Point::generator())
+        ]));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn g1_encode_decode(seed in any::<u64>()) {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let p = G1Point::generator().mul(&Scalar::random(&mut rng));
+            prop_assert_eq!(G1Point::from_compressed(&p.to_compressed()).unwrap(), p);
+            let json = serde_json::to_string(&p).unwrap();
+            prop_assert_eq!(serde_json::from_str::<G1Point>(&json).unwrap(), p);
+        }
+
+        #[test]
+        fn g2_encode_decode(seed in any::<u64>()) {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let p = G2Point::generator().mul(&Scalar::random(&mut rng));
+            prop_assert_eq!(G2Point::from_compressed(&p.to_compressed()).unwrap(), p);
+        }
+
+        #[test]
+        fn decode_random_bytes_never_panics(b1 in any::<[u8; 48]>(), b2 in proptest::collection::vec(any::<u8>(), 96)) {
+            if let Ok(p) = G1Point::from_compressed(&b1) {
+                prop_assert_eq!(p.to_compressed(), b1);
+            }
+            let arr: [u8; 96] = b2.clone().try_into().unwrap();
+            if let Ok(p) = G2Point::from_compressed(&arr) {
+                prop_assert_eq!(p.to_compressed(), arr);
+            }
+            let _ = G2Point::from_slice(&b2[..50]);
+        }
+    }
+}
