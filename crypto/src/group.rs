@@ -14,11 +14,11 @@ use std::fmt;
 use blst::{
     BLST_ERROR, MultiPoint, blst_bendian_from_fp12, blst_fp12, blst_fp12_is_one, blst_hash_to_g1,
     blst_hash_to_g2, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_affine_compress,
-    blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_cneg, blst_p1_from_affine,
-    blst_p1_generator, blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p2,
-    blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress, blst_p2_affine_in_g2,
-    blst_p2_affine_is_inf, blst_p2_cneg, blst_p2_from_affine, blst_p2_generator, blst_p2_mult,
-    blst_p2_to_affine, blst_p2_uncompress,
+    blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg,
+    blst_p1_from_affine, blst_p1_generator, blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress,
+    blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress, blst_p2_affine_in_g2,
+    blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg, blst_p2_from_affine,
+    blst_p2_generator, blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -268,6 +268,43 @@ point_type!(
     generator = blst_p2_generator, hash = blst_hash_to_g2
 );
 
+impl G1Point {
+    /// The 128-byte uncompressed encoding of the EIP-2537 BLS12-381 precompiles:
+    /// `x ‖ y`, each a 64-byte big-endian word (16 zero bytes, then 48); the identity
+    /// is all zeros. Lets a contract check fraud proofs over the same points.
+    pub fn to_eip2537(&self) -> [u8; 128] {
+        let mut out = [0u8; 128];
+        if self.is_identity() {
+            return out;
+        }
+        let mut raw = [0u8; 96];
+        // SAFETY: writes exactly 96 bytes.
+        unsafe { blst_p1_affine_serialize(raw.as_mut_ptr(), &self.0) };
+        out[16..64].copy_from_slice(&raw[..48]);
+        out[80..128].copy_from_slice(&raw[48..]);
+        out
+    }
+}
+
+impl G2Point {
+    /// The 256-byte uncompressed EIP-2537 encoding: `x.c0 ‖ x.c1 ‖ y.c0 ‖ y.c1`, each
+    /// a 64-byte word. Note the order differs from the ZCash serialization, which puts
+    /// `c1` first. The identity is all zeros.
+    pub fn to_eip2537(&self) -> [u8; 256] {
+        let mut out = [0u8; 256];
+        if self.is_identity() {
+            return out;
+        }
+        let mut raw = [0u8; 192];
+        // SAFETY: writes exactly 192 bytes: x.c1, x.c0, y.c1, y.c0.
+        unsafe { blst_p2_affine_serialize(raw.as_mut_ptr(), &self.0) };
+        for (word, part) in [1usize, 0, 3, 2].into_iter().enumerate() {
+            out[word * 64 + 16..word * 64 + 64].copy_from_slice(&raw[part * 48..part * 48 + 48]);
+        }
+        out
+    }
+}
+
 /// Whether `Π e(p_i, q_i) == 1`, with one shared final exponentiation.
 pub fn pairing_product_is_one(pairs: &[(G1Point, G2Point)]) -> bool {
     if pairs.is_empty() {
@@ -419,6 +456,28 @@ mod tests {
             (p, q),
             (pq, G2Point::generator())
         ]));
+    }
+
+    #[test]
+    fn eip2537_generator_layout() {
+        // The G2 generator as EIP-2537 writes it (x.c0, x.c1, y.c0, y.c1).
+        let words = [
+            "024aa2b2f08f0a91260805272dc51051c6e47ad4fa403b02b4510b647ae3d1770bac0326a805bbefd48056c8c121bdb8",
+            "13e02b6052719f607dacd3a088274f65596bd0d09920b61ab5da61bbdc7f5049334cf11213945d57e5ac7d055d042b7e",
+            "0ce5d527727d6e118cc9cdc6da2e351aadfd9baa8cbdd3a76d429a695160d12c923ac9cc3baca289e193548608b82801",
+            "0606c4a02ea734cc32acd2b02bc28b99cb3e287e85a763af267492ab572e99ab3f370d275cec1da1aaa9075ff05f79be",
+        ];
+        let enc = G2Point::generator().to_eip2537();
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(&enc[i * 64..i * 64 + 16], &[0u8; 16]);
+            assert_eq!(hex::encode(&enc[i * 64 + 16..i * 64 + 64]), *w, "word {i}");
+        }
+        let g1 = G1Point::generator().to_eip2537();
+        assert_eq!(
+            hex::encode(&g1[16..64]),
+            "17f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+        );
+        assert_eq!(G2Point::identity().to_eip2537(), [0u8; 256]);
     }
 
     proptest! {

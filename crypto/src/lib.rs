@@ -9,6 +9,7 @@ mod hexser;
 pub mod operator;
 pub mod poly;
 pub mod scalar;
+pub mod vss;
 
 pub use address::OperatorAddress;
 pub use error::CryptoError;
@@ -16,3 +17,4 @@ pub use group::{G1Point, G2Point};
 pub use operator::{evaluation_point, threshold};
 pub use poly::Polynomial;
 pub use scalar::Scalar;
+pub use vss::Commitment;

@@ -1,0 +1,258 @@
+//! Batched share verification for one receiver.
+//!
+//! A receiver at point `x` holding shares from `m` dealers must check, for every
+//! dealer `j`, `s_j·G2 (+ s'_j·H2) == Σ_k x^k·C_{j,k}`. Instead of `m` separate
+//! multi-scalar multiplications we draw independent random 128-bit weights `ρ_j` and
+//! check the single equation
+//!
+//! `Σ_j Σ_k (ρ_j·x^k)·C_{j,k} − (Σ_j ρ_j s_j)·G2 − (Σ_j ρ_j s'_j)·H2 == 0`
+//!
+//! with one MSM over `m·t + 2` points. If every individual check holds the sum is zero;
+//! if any fails, the sum is zero only if the weights hit a root of a non-zero linear
+//! form, probability ≤ 2^-128 — provided all points lie in the prime-order subgroup,
+//! which the decoders guarantee (with small-order components a dealer could cancel
+//! errors). The weights come from the verifier's own RNG after the dealers committed,
+//! so a dealer cannot choose errors that cancel. Only when the batch fails do we fall
+//! back to per-dealer checks, to name the culprits.
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::group::G2Point;
+use crate::poly::powers;
+use crate::scalar::Scalar;
+use crate::vss::Commitment;
+use crate::vss::pedersen::{PedersenBase, PedersenShare};
+
+/// One (commitment, share) pair to check for the receiver.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem<'a> {
+    commitment: &'a Commitment,
+    value: &'a Scalar,
+    blinding: Option<&'a Scalar>,
+}
+
+impl<'a> BatchItem<'a> {
+    /// A Feldman share against a Feldman commitment.
+    pub fn feldman(commitment: &'a Commitment, share: &'a Scalar) -> Self {
+        Self {
+            commitment,
+            value: share,
+            blinding: None,
+        }
+    }
+
+    /// A Pedersen share against a Pedersen commitment.
+    pub fn pedersen(commitment: &'a Commitment, share: &'a PedersenShare) -> Self {
+        Self {
+            commitment,
+            value: &share.value,
+            blinding: Some(&share.blinding),
+        }
+    }
+}
+
+/// The batch did not verify; `invalid` lists the indices of the failing items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchFailure {
+    /// Indices into the input slice of every item whose individual check fails.
+    pub invalid: Vec<usize>,
+}
+
+/// Verifies all `items` for the receiver at `x` with one MSM; on failure names every
+/// invalid item. `base` is required for Pedersen items (a Pedersen item without it
+/// counts as invalid).
+pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
+    x: &Scalar,
+    items: &[BatchItem<'_>],
+    base: Option<&PedersenBase>,
+    rng: &mut R,
+) -> Result<(), BatchFailure> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let weights: Vec<Scalar> = items.iter().map(|_| Scalar::random_u128(rng)).collect();
+    if combined_check(x, items, &weights, base) {
+        return Ok(());
+    }
+    let invalid: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !check_one(x, item, base))
+        .map(|(i, _)| i)
+        .collect();
+    if invalid.is_empty() {
+        // Individually valid items always sum to zero; reaching this means the
+        // combination itself is inconsistent, which we refuse to paper over.
+        return Err(BatchFailure {
+            invalid: (0..items.len()).collect(),
+        });
+    }
+    Err(BatchFailure { invalid })
+}
+
+/// Checks a single item (weight 1): one MSM over `t + 1` (or `t + 2`) points.
+pub(crate) fn check_one(x: &Scalar, item: &BatchItem<'_>, base: Option<&PedersenBase>) -> bool {
+    combined_check(x, std::slice::from_ref(item), &[Scalar::one()], base)
+}
+
+fn combined_check(
+    x: &Scalar,
+    items: &[BatchItem<'_>],
+    weights: &[Scalar],
+    base: Option<&PedersenBase>,
+) -> bool {
+    let max_t = items
+        .iter()
+        .map(|i| i.commitment.threshold())
+        .max()
+        .unwrap_or(0);
+    let total: usize = items.iter().map(|i| i.commitment.threshold()).sum();
+    let x_pows = powers(x, max_t);
+    let mut points = Vec::with_capacity(total + 2);
+    let mut scalars = Vec::with_capacity(total + 2);
+    let mut value_sum = Scalar::zero();
+    let mut blinding_sum = Scalar::zero();
+    let mut any_blinding = false;
+    for (item, rho) in items.iter().zip(weights) {
+        for (c, xk) in item.commitment.coefficients().iter().zip(&x_pows) {
+            points.push(*c);
+            scalars.push(rho * xk);
+        }
+        value_sum += &(rho * item.value);
+        if let Some(b) = item.blinding {
+            any_blinding = true;
+            blinding_sum += &(rho * b);
+        }
+    }
+    points.push(G2Point::generator());
+    scalars.push(-value_sum);
+    if any_blinding {
+        let Some(base) = base else { return false };
+        points.push(*base.point());
+        scalars.push(-blinding_sum);
+    }
+    match G2Point::msm(&points, &scalars) {
+        Ok(p) => p.is_identity(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vss::{feldman::FeldmanDealing, pedersen::PedersenDealing};
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn feldman_setup(seed: u64, m: usize, t: usize) -> (Scalar, Vec<Commitment>, Vec<Scalar>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let x = Scalar::random(&mut rng);
+        let dealings: Vec<FeldmanDealing> = (0..m)
+            .map(|_| FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap())
+            .collect();
+        let commitments = dealings.iter().map(|d| d.commitment().clone()).collect();
+        let shares = dealings.iter().map(|d| d.share(&x)).collect();
+        (x, commitments, shares)
+    }
+
+    #[test]
+    fn one_bad_share_among_100_is_named() {
+        let (x, commitments, mut shares) = feldman_setup(1, 100, 5);
+        shares[42] = &shares[42] + &Scalar::one();
+        let items: Vec<BatchItem> = commitments
+            .iter()
+            .zip(&shares)
+            .map(|(c, s)| BatchItem::feldman(c, s))
+            .collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        assert_eq!(
+            verify_batch(&x, &items, None, &mut rng),
+            Err(BatchFailure { invalid: vec![42] })
+        );
+    }
+
+    #[test]
+    fn swapped_commitments_are_caught_and_pedersen_needs_base() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let base = PedersenBase::from_seed(&[7u8; 32]);
+        let x = Scalar::random(&mut rng);
+        let d: Vec<PedersenDealing> = (0..4)
+            .map(|_| PedersenDealing::new(Scalar::random(&mut rng), 3, &base, &mut rng).unwrap())
+            .collect();
+        let shares: Vec<PedersenShare> = d.iter().map(|d| d.share(&x)).collect();
+        let mut commitments: Vec<Commitment> = d.iter().map(|d| d.commitment().clone()).collect();
+        let items = |c: &[Commitment]| -> Vec<(Commitment, PedersenShare)> {
+            c.iter().cloned().zip(shares.iter().cloned()).collect()
+        };
+        let ok = items(&commitments);
+        let ok_items: Vec<BatchItem> = ok.iter().map(|(c, s)| BatchItem::pedersen(c, s)).collect();
+        assert!(verify_batch(&x, &ok_items, Some(&base), &mut rng).is_ok());
+        assert!(verify_batch(&x, &ok_items, None, &mut rng).is_err());
+        // Wrong H2: nothing verifies.
+        let other = PedersenBase::from_seed(&[8u8; 32]);
+        assert_eq!(
+            verify_batch(&x, &ok_items, Some(&other), &mut rng)
+                .unwrap_err()
+                .invalid,
+            vec![0, 1, 2, 3]
+        );
+        commitments.swap(1, 3);
+        let bad = items(&commitments);
+        let bad_items: Vec<BatchItem> =
+            bad.iter().map(|(c, s)| BatchItem::pedersen(c, s)).collect();
+        assert_eq!(
+            verify_batch(&x, &bad_items, Some(&base), &mut rng)
+                .unwrap_err()
+                .invalid,
+            vec![1, 3]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The batch accepts exactly when every single check accepts, and the failure
+        /// names exactly the items whose single check fails.
+        #[test]
+        fn batch_agrees_with_single_checks(
+            seed in any::<u64>(),
+            m in 1usize..12,
+            t in 1usize..6,
+            corrupt in proptest::collection::vec(any::<bool>(), 12),
+            blind in any::<bool>(),
+        ) {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let base = PedersenBase::from_seed(&[1u8; 32]);
+            let x = Scalar::random(&mut rng);
+            let mut commitments = Vec::new();
+            let mut shares = Vec::new();
+            for (j, &bad) in corrupt.iter().enumerate().take(m) {
+                let (c, mut s) = if blind {
+                    let d = PedersenDealing::new(Scalar::random(&mut rng), t, &base, &mut rng).unwrap();
+                    (d.commitment().clone(), d.share(&x))
+                } else {
+                    let d = FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap();
+                    (d.commitment().clone(), PedersenShare { value: d.share(&x), blinding: Scalar::zero() })
+                };
+                if bad {
+                    if blind && j % 2 == 0 { s.blinding = &s.blinding + &Scalar::one(); }
+                    else { s.value = &s.value - &Scalar::one(); }
+                }
+                commitments.push(c);
+                shares.push(s);
+            }
+            let items: Vec<BatchItem> = commitments.iter().zip(&shares).map(|(c, s)| {
+                if blind { BatchItem::pedersen(c, s) } else { BatchItem::feldman(c, &s.value) }
+            }).collect();
+            let singles: Vec<usize> = items.iter().enumerate()
+                .filter(|(_, it)| !check_one(&x, it, Some(&base))).map(|(i, _)| i).collect();
+            let expected: Vec<usize> = (0..m).filter(|j| corrupt[*j]).collect();
+            prop_assert_eq!(&singles, &expected);
+            match verify_batch(&x, &items, Some(&base), &mut rng) {
+                Ok(()) => prop_assert!(expected.is_empty()),
+                Err(f) => prop_assert_eq!(f.invalid, expected),
+            }
+        }
+    }
+}
