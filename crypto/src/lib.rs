@@ -6,9 +6,11 @@ pub mod address;
 pub mod error;
 pub mod group;
 mod hexser;
+pub mod ibe;
 pub mod operator;
 pub mod poly;
 pub mod scalar;
+pub mod tbls;
 pub mod vss;
 
 pub use address::OperatorAddress;
@@ -17,4 +19,5 @@ pub use group::{G1Point, G2Point};
 pub use operator::{evaluation_point, threshold};
 pub use poly::Polynomial;
 pub use scalar::Scalar;
+pub use tbls::{AppPrivateKey, PartialSignature};
 pub use vss::Commitment;
