@@ -15,10 +15,11 @@ use blst::{
     BLST_ERROR, MultiPoint, blst_bendian_from_fp12, blst_fp12, blst_fp12_is_one, blst_hash_to_g1,
     blst_hash_to_g2, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_affine_compress,
     blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg,
-    blst_p1_from_affine, blst_p1_generator, blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress,
-    blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress, blst_p2_affine_in_g2,
-    blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg, blst_p2_from_affine,
-    blst_p2_generator, blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress,
+    blst_p1_deserialize, blst_p1_from_affine, blst_p1_generator, blst_p1_mult, blst_p1_to_affine,
+    blst_p1_uncompress, blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress,
+    blst_p2_affine_in_g2, blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg,
+    blst_p2_deserialize, blst_p2_from_affine, blst_p2_generator, blst_p2_mult, blst_p2_to_affine,
+    blst_p2_uncompress,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -284,6 +285,24 @@ impl G1Point {
         out[80..128].copy_from_slice(&raw[48..]);
         out
     }
+
+    /// Decodes the EIP-2537 form with the same strictness as the compressed decoder
+    /// (padding zero, coordinates reduced, on curve, in G1, not the identity).
+    pub fn from_eip2537(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let raw: [u8; 96] = eip2537_words::<2, 96>(bytes, &[0, 1])?;
+        let mut p = blst_p1_affine::default();
+        // SAFETY: reads 96 bytes, writes one affine point.
+        let rc = unsafe { blst_p1_deserialize(&mut p, raw.as_ptr()) };
+        finish_eip2537(
+            Self(p),
+            rc,
+            |q| q.to_eip2537() == *bytes,
+            |q| unsafe {
+                // SAFETY: reads one affine point.
+                blst_p1_affine_in_g1(&q.0)
+            },
+        )
+    }
 }
 
 impl G2Point {
@@ -303,6 +322,70 @@ impl G2Point {
         }
         out
     }
+
+    /// Decodes the EIP-2537 form with the same strictness as the compressed decoder.
+    pub fn from_eip2537(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let raw: [u8; 192] = eip2537_words::<4, 192>(bytes, &[1, 0, 3, 2])?;
+        let mut p = blst_p2_affine::default();
+        // SAFETY: reads 192 bytes, writes one affine point.
+        let rc = unsafe { blst_p2_deserialize(&mut p, raw.as_ptr()) };
+        finish_eip2537(
+            Self(p),
+            rc,
+            |q| q.to_eip2537() == *bytes,
+            |q| unsafe {
+                // SAFETY: reads one affine point.
+                blst_p2_affine_in_g2(&q.0)
+            },
+        )
+    }
+}
+
+/// Checks the 64-byte words of an EIP-2537 encoding (16 zero bytes of padding, a
+/// 48-byte value whose top three bits are clear) and lays the values out in blst's
+/// uncompressed ZCash order `order` (word indices).
+fn eip2537_words<const W: usize, const N: usize>(
+    bytes: &[u8],
+    order: &[usize],
+) -> Result<[u8; N], CryptoError> {
+    if bytes.len() != W * 64 {
+        return Err(CryptoError::InvalidLength {
+            expected: W * 64,
+            got: bytes.len(),
+        });
+    }
+    if bytes.iter().all(|b| *b == 0) {
+        return Err(CryptoError::PointAtInfinity);
+    }
+    let mut raw = [0u8; N];
+    for (slot, &word) in order.iter().enumerate() {
+        let w = &bytes[word * 64..word * 64 + 64];
+        if w[..16].iter().any(|b| *b != 0) || w[16] & 0xe0 != 0 {
+            return Err(CryptoError::InvalidEncoding(
+                "EIP-2537 word not a reduced field element",
+            ));
+        }
+        raw[slot * 48..slot * 48 + 48].copy_from_slice(&w[16..]);
+    }
+    Ok(raw)
+}
+
+fn finish_eip2537<P>(
+    p: P,
+    rc: BLST_ERROR,
+    canonical: impl Fn(&P) -> bool,
+    in_group: impl Fn(&P) -> bool,
+) -> Result<P, CryptoError> {
+    if rc != BLST_ERROR::BLST_SUCCESS {
+        return Err(map_blst_error(rc));
+    }
+    if !canonical(&p) {
+        return Err(CryptoError::InvalidEncoding("non-canonical point encoding"));
+    }
+    if !in_group(&p) {
+        return Err(CryptoError::PointNotInSubgroup);
+    }
+    Ok(p)
 }
 
 /// Whether `Π e(p_i, q_i) == 1`, with one shared final exponentiation.
@@ -478,6 +561,32 @@ mod tests {
             "17f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
         );
         assert_eq!(G2Point::identity().to_eip2537(), [0u8; 256]);
+    }
+
+    #[test]
+    fn eip2537_decoding_is_strict() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let p = G2Point::generator().mul(&Scalar::random(&mut rng));
+        let e = p.to_eip2537();
+        assert_eq!(G2Point::from_eip2537(&e).unwrap(), p);
+        let q = G1Point::generator().mul(&Scalar::random(&mut rng));
+        assert_eq!(G1Point::from_eip2537(&q.to_eip2537()).unwrap(), q);
+        assert_eq!(
+            G2Point::from_eip2537(&[0u8; 256]),
+            Err(CryptoError::PointAtInfinity)
+        );
+        assert!(G2Point::from_eip2537(&e[..255]).is_err());
+        let mut bad = e;
+        bad[3] = 1; // padding
+        assert!(G2Point::from_eip2537(&bad).is_err());
+        let mut bad = e;
+        bad[255] ^= 1; // y no longer on the curve
+        assert!(G2Point::from_eip2537(&bad).is_err());
+        // Swapping c0 and c1 of x (the ZCash order) must not decode to the same point.
+        let mut swapped = e;
+        swapped[..64].copy_from_slice(&e[64..128]);
+        swapped[64..128].copy_from_slice(&e[..64]);
+        assert_ne!(G2Point::from_eip2537(&swapped).ok(), Some(p));
     }
 
     proptest! {
