@@ -1,0 +1,554 @@
+//! BLS signatures on BN254 in EigenLayer's convention: signature in G1, public key in
+//! G2 with a G1 "twin", message hashed to G1 by the try-and-increment of `BN254.sol`.
+//! Points are encoded as the EVM precompiles take them, so a contract can verify a
+//! forwarded signature with `ecPairing` (EIP-197).
+
+use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G1Projective, G2Affine};
+use ark_ec::pairing::Pairing;
+use ark_ec::{AffineRepr, CurveGroup};
+use ark_ff::{BigInteger, Field, One, PrimeField, UniformRand, Zero};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::{
+    OperatorPublicKey, OperatorSignature, OperatorSigner, SignatureError, SignatureScheme,
+};
+
+fn fq_to_be(x: &Fq) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&x.into_bigint().to_bytes_be());
+    out
+}
+
+/// A base-field element from a 32-byte word, refusing values `≥ p` (the precompiles
+/// refuse them too; accepting them would make encodings malleable).
+fn fq_from_be(b: &[u8]) -> Result<Fq, SignatureError> {
+    let x = Fq::from_be_bytes_mod_order(b);
+    if fq_to_be(&x) != b {
+        return Err(SignatureError::InvalidEncoding(
+            "field element not below the modulus",
+        ));
+    }
+    Ok(x)
+}
+
+/// G1 as 64 bytes `X ‖ Y`.
+pub fn g1_to_evm(p: &G1Affine) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    if let Some((x, y)) = p.xy() {
+        out[..32].copy_from_slice(&fq_to_be(&x));
+        out[32..].copy_from_slice(&fq_to_be(&y));
+    }
+    out
+}
+
+/// G2 as 128 bytes in EIP-197 order `X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`.
+pub fn g2_to_evm(p: &G2Affine) -> [u8; 128] {
+    let mut out = [0u8; 128];
+    if let Some((x, y)) = p.xy() {
+        out[..32].copy_from_slice(&fq_to_be(&x.c1));
+        out[32..64].copy_from_slice(&fq_to_be(&x.c0));
+        out[64..96].copy_from_slice(&fq_to_be(&y.c1));
+        out[96..].copy_from_slice(&fq_to_be(&y.c0));
+    }
+    out
+}
+
+/// Strict G1 decoding: reduced coordinates, on the curve, not the identity.
+pub fn g1_from_evm(b: &[u8]) -> Result<G1Affine, SignatureError> {
+    if b.len() != 64 {
+        return Err(SignatureError::InvalidLength {
+            expected: 64,
+            got: b.len(),
+        });
+    }
+    let (x, y) = (fq_from_be(&b[..32])?, fq_from_be(&b[32..])?);
+    if x.is_zero() && y.is_zero() {
+        return Err(SignatureError::InvalidPoint("point at infinity"));
+    }
+    let p = G1Affine::new_unchecked(x, y);
+    // G1 of BN254 has cofactor 1: on the curve means in the group.
+    if !p.is_on_curve() {
+        return Err(SignatureError::InvalidPoint("not on the curve"));
+    }
+    Ok(p)
+}
+
+/// Strict G2 decoding: reduced coordinates, on the twist, in the prime-order subgroup
+/// (the twist has a large cofactor; skipping this check breaks the pairing argument),
+/// not the identity.
+pub fn g2_from_evm(b: &[u8]) -> Result<G2Affine, SignatureError> {
+    if b.len() != 128 {
+        return Err(SignatureError::InvalidLength {
+            expected: 128,
+            got: b.len(),
+        });
+    }
+    let x = Fq2::new(fq_from_be(&b[32..64])?, fq_from_be(&b[..32])?);
+    let y = Fq2::new(fq_from_be(&b[96..])?, fq_from_be(&b[64..96])?);
+    if x.is_zero() && y.is_zero() {
+        return Err(SignatureError::InvalidPoint("point at infinity"));
+    }
+    let p = G2Affine::new_unchecked(x, y);
+    if !p.is_on_curve() {
+        return Err(SignatureError::InvalidPoint("not on the curve"));
+    }
+    if !p.is_in_correct_subgroup_assuming_on_curve() {
+        return Err(SignatureError::InvalidPoint(
+            "not in the prime-order subgroup",
+        ));
+    }
+    Ok(p)
+}
+
+/// `hashToG1` of EigenLayer's `BN254.sol`: `x = hash mod p`, then increment `x` until
+/// `β = x³ + 3` is a square, returning `(x, β^((p+1)/4))` — that exact root, as the
+/// contract does.
+pub fn hash_to_g1(msg_hash: &[u8; 32]) -> G1Affine {
+    let exp = sqrt_exponent();
+    let mut x = Fq::from_be_bytes_mod_order(msg_hash);
+    let three = Fq::from(3u64);
+    loop {
+        let beta = x * x * x + three;
+        let y = beta.pow(exp);
+        if y * y == beta {
+            return G1Affine::new_unchecked(x, y);
+        }
+        x += Fq::one();
+    }
+}
+
+/// `(p + 1) / 4` as little-endian limbs.
+fn sqrt_exponent() -> <Fq as PrimeField>::BigInt {
+    let mut e = Fq::MODULUS;
+    e.add_with_carry(&<Fq as PrimeField>::BigInt::from(1u64));
+    e.div2();
+    e.div2();
+    e
+}
+
+/// A BN254 secret key. Zeroized on drop, redacted in `Debug`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Bn254SecretKey(Fr);
+
+impl Bn254SecretKey {
+    /// A fresh random non-zero key.
+    pub fn random<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        loop {
+            let k = Fr::rand(rng);
+            if !k.is_zero() {
+                return Self(k);
+            }
+        }
+    }
+
+    /// Decodes 32 big-endian bytes, refusing zero and values `≥ r`.
+    pub fn from_bytes_be(b: &[u8; 32]) -> Result<Self, SignatureError> {
+        let k = Fr::from_be_bytes_mod_order(b);
+        let back = Zeroizing::new(k.into_bigint().to_bytes_be());
+        if back.as_slice() != b || k.is_zero() {
+            return Err(SignatureError::InvalidEncoding("secret key not in [1, r)"));
+        }
+        Ok(Self(k))
+    }
+
+    /// The 32-byte big-endian encoding.
+    pub fn to_bytes_be(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&self.0.into_bigint().to_bytes_be());
+        out
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> Bn254PublicKey {
+        Bn254PublicKey {
+            g1: (G1Affine::generator() * self.0).into_affine(),
+            g2: (G2Affine::generator() * self.0).into_affine(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Bn254SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bn254SecretKey(<redacted>)")
+    }
+}
+
+/// A BN254 public key: the key in G2 and its G1 twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bn254PublicKey {
+    /// `sk·G1`.
+    pub g1: G1Affine,
+    /// `sk·G2`.
+    pub g2: G2Affine,
+}
+
+impl Bn254PublicKey {
+    /// Whether `g1` and `g2` share a discrete log: `e(g1, G2) == e(G1, g2)`. Checked at
+    /// registration so the G1 form can be aggregated safely.
+    pub fn verify_twin(&self) -> bool {
+        Bn254::multi_pairing(
+            [self.g1, -G1Affine::generator()],
+            [G2Affine::generator(), self.g2],
+        )
+        .is_zero()
+    }
+
+    /// Checks a signature: `e(σ, −G2) · e(H(m), pk) == 1`.
+    pub fn verify(&self, msg_hash: &[u8; 32], sig: &Bn254Signature) -> Result<(), SignatureError> {
+        let h = hash_to_g1(msg_hash);
+        if Bn254::multi_pairing([sig.0, h], [-G2Affine::generator(), self.g2]).is_zero() {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid)
+        }
+    }
+
+    /// `g1 (64 B) ‖ g2 (128 B)` in EVM layout.
+    pub fn to_bytes(&self) -> [u8; 192] {
+        let mut out = [0u8; 192];
+        out[..64].copy_from_slice(&g1_to_evm(&self.g1));
+        out[64..].copy_from_slice(&g2_to_evm(&self.g2));
+        out
+    }
+
+    /// Strict decoding of [`Bn254PublicKey::to_bytes`], including the twin check.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, SignatureError> {
+        if b.len() != 192 {
+            return Err(SignatureError::InvalidLength {
+                expected: 192,
+                got: b.len(),
+            });
+        }
+        let pk = Self {
+            g1: g1_from_evm(&b[..64])?,
+            g2: g2_from_evm(&b[64..])?,
+        };
+        if !pk.verify_twin() {
+            return Err(SignatureError::InvalidPoint("G1 and G2 keys differ"));
+        }
+        Ok(pk)
+    }
+}
+
+impl Serialize for Bn254PublicKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::hexser::serialize_bytes(&self.to_bytes(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bn254PublicKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let b = crate::hexser::deserialize_array::<D, 192>(d)?;
+        Self::from_bytes(&b).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A BN254 signature: a G1 point, 64 bytes in EVM layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bn254Signature(pub G1Affine);
+
+impl Bn254Signature {
+    /// `X ‖ Y`.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        g1_to_evm(&self.0)
+    }
+
+    /// Strict decoding.
+    pub fn from_slice(b: &[u8]) -> Result<Self, SignatureError> {
+        g1_from_evm(b).map(Self)
+    }
+}
+
+impl Serialize for Bn254Signature {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::hexser::serialize_bytes(&self.to_bytes(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bn254Signature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let b = crate::hexser::deserialize_array::<D, 64>(d)?;
+        Self::from_slice(&b).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An operator signer holding a BN254 key.
+#[derive(Debug)]
+pub struct Bn254Signer {
+    sk: Bn254SecretKey,
+    pk: Bn254PublicKey,
+}
+
+impl Bn254Signer {
+    /// Wraps a secret key.
+    pub fn new(sk: Bn254SecretKey) -> Self {
+        let pk = sk.public_key();
+        Self { sk, pk }
+    }
+
+    /// The public key.
+    pub fn bn254_public_key(&self) -> Bn254PublicKey {
+        self.pk
+    }
+
+    /// `sk·H(m)`.
+    pub fn sign_hash(&self, msg_hash: &[u8; 32]) -> Bn254Signature {
+        let p: G1Projective = hash_to_g1(msg_hash) * self.sk.0;
+        Bn254Signature(p.into_affine())
+    }
+}
+
+impl OperatorSigner for Bn254Signer {
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::Bn254
+    }
+    fn public_key(&self) -> OperatorPublicKey {
+        OperatorPublicKey::Bn254(self.pk)
+    }
+    fn sign(&self, msg_hash: &[u8; 32]) -> OperatorSignature {
+        OperatorSignature::Bn254(self.sign_hash(msg_hash))
+    }
+}
+
+/// The input `BN254.sol`'s `pairing(a1, a2, b1, b2)` hands to the `ecPairing`
+/// precompile: per pair, `a.X, a.Y, b.X[0], b.X[1], b.Y[0], b.Y[1]` with
+/// `X[0]` the imaginary part.
+pub fn pairing_precompile_input(pairs: &[(G1Affine, G2Affine)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192 * pairs.len());
+    for (a, b) in pairs {
+        out.extend_from_slice(&g1_to_evm(a));
+        out.extend_from_slice(&g2_to_evm(b));
+    }
+    out
+}
+
+/// The precompile input of the contract-side check
+/// `pairing(σ, negGeneratorG2(), hashToG1(msgHash), pkG2)`.
+pub fn signature_check_precompile_input(
+    msg_hash: &[u8; 32],
+    pk: &Bn254PublicKey,
+    sig: &Bn254Signature,
+) -> Vec<u8> {
+    pairing_precompile_input(&[
+        (sig.0, -G2Affine::generator()),
+        (hash_to_g1(msg_hash), pk.g2),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_bn254::Fq12;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sha3::{Digest, Keccak256};
+
+    fn dec(s: &str) -> [u8; 32] {
+        let v = Fq::from_str_radix_dec(s);
+        fq_to_be(&v)
+    }
+
+    trait FromDec {
+        fn from_str_radix_dec(s: &str) -> Self;
+    }
+    impl FromDec for Fq {
+        fn from_str_radix_dec(s: &str) -> Self {
+            s.chars().fold(Fq::zero(), |acc, c| {
+                acc * Fq::from(10u64) + Fq::from(c.to_digit(10).unwrap() as u64)
+            })
+        }
+    }
+
+    /// Independent model of the EIP-197 `ecPairing` precompile.
+    fn precompile(input: &[u8]) -> Option<bool> {
+        if !input.len().is_multiple_of(192) {
+            return None;
+        }
+        let mut g1s = Vec::new();
+        let mut g2s = Vec::new();
+        for chunk in input.chunks(192) {
+            let w = |i: usize| fq_from_be(&chunk[i * 32..i * 32 + 32]).ok();
+            let (ax, ay) = (w(0)?, w(1)?);
+            let a = if ax.is_zero() && ay.is_zero() {
+                G1Affine::identity()
+            } else {
+                let p = G1Affine::new_unchecked(ax, ay);
+                if !p.is_on_curve() {
+                    return None;
+                }
+                p
+            };
+            // EIP-197: (a, b) encodes a·i + b, imaginary part first.
+            let bx = Fq2::new(w(3)?, w(2)?);
+            let by = Fq2::new(w(5)?, w(4)?);
+            let b = if bx.is_zero() && by.is_zero() {
+                G2Affine::identity()
+            } else {
+                let p = G2Affine::new_unchecked(bx, by);
+                if !p.is_on_curve() || !p.is_in_correct_subgroup_assuming_on_curve() {
+                    return None;
+                }
+                p
+            };
+            g1s.push(a);
+            g2s.push(b);
+        }
+        Some(Bn254::multi_pairing(g1s, g2s).0 == Fq12::one())
+    }
+
+    #[test]
+    fn g2_generator_matches_bn254_sol_constants() {
+        let enc = g2_to_evm(&G2Affine::generator());
+        assert_eq!(
+            enc[..32],
+            dec("11559732032986387107991004021392285783925812861821192530917403151452391805634")
+        );
+        assert_eq!(
+            enc[32..64],
+            dec("10857046999023057135944570762232829481370756359578518086990519993285655852781")
+        );
+        assert_eq!(
+            enc[64..96],
+            dec("4082367875863433681332203403145435568316851327593401208105741076214120093531")
+        );
+        assert_eq!(
+            enc[96..],
+            dec("8495653923123431417604973247489272438418190587263600148770280649306958101930")
+        );
+        let neg = g2_to_evm(&-G2Affine::generator());
+        assert_eq!(
+            neg[64..96],
+            dec("17805874995975841540914202342111839520379459829704422454583296818431106115052")
+        );
+        assert_eq!(
+            neg[96..],
+            dec("13392588948715843804641432497768002650278120570034223513918757245338268106653")
+        );
+    }
+
+    #[test]
+    fn sqrt_exponent_is_bn254_sol_constant() {
+        let e = sqrt_exponent().to_bytes_be();
+        assert_eq!(
+            hex::encode(e),
+            "0c19139cb84c680a6e14116da060561765e05aa45a1c72a34f082305b61f3f52"
+        );
+    }
+
+    #[test]
+    fn hash_to_g1_follows_try_and_increment() {
+        for i in 0u8..20 {
+            let h: [u8; 32] = Keccak256::digest([i]).into();
+            let p = hash_to_g1(&h);
+            assert!(p.is_on_curve());
+            // x is the first value ≥ hash mod p with a square β, and y = β^((p+1)/4).
+            let mut x = Fq::from_be_bytes_mod_order(&h);
+            while (x * x * x + Fq::from(3u64)).legendre().is_qnr() {
+                x += Fq::one();
+            }
+            let (px, py) = p.xy().unwrap();
+            assert_eq!(px, x);
+            assert_eq!(py, (x * x * x + Fq::from(3u64)).pow(sqrt_exponent()));
+        }
+    }
+
+    #[test]
+    fn signature_verifies_natively_and_in_the_precompile_model() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let signer = Bn254Signer::new(Bn254SecretKey::random(&mut rng));
+        let pk = signer.bn254_public_key();
+        assert!(pk.verify_twin());
+        let h: [u8; 32] = Keccak256::digest(b"payload").into();
+        let sig = signer.sign_hash(&h);
+        assert_eq!(pk.verify(&h, &sig), Ok(()));
+        assert_eq!(
+            precompile(&signature_check_precompile_input(&h, &pk, &sig)),
+            Some(true)
+        );
+        let other: [u8; 32] = Keccak256::digest(b"other").into();
+        assert!(pk.verify(&other, &sig).is_err());
+        assert_eq!(
+            precompile(&signature_check_precompile_input(&other, &pk, &sig)),
+            Some(false)
+        );
+        let other_pk = Bn254Signer::new(Bn254SecretKey::random(&mut rng)).bn254_public_key();
+        assert_eq!(
+            precompile(&signature_check_precompile_input(&h, &other_pk, &sig)),
+            Some(false)
+        );
+        // Swapping c0/c1 (the classic encoding mistake) is not the same check.
+        let mut input = signature_check_precompile_input(&h, &pk, &sig);
+        let (a, b) = (
+            input[192 + 64..192 + 96].to_vec(),
+            input[192 + 96..192 + 128].to_vec(),
+        );
+        input[192 + 64..192 + 96].copy_from_slice(&b);
+        input[192 + 96..192 + 128].copy_from_slice(&a);
+        assert_ne!(precompile(&input), Some(true));
+    }
+
+    /// The BLSSignatureChecker form: `pairing(σ + apk·γ, −G2, H(m) + G1·γ, apkG2)`.
+    #[test]
+    fn eigenlayer_gamma_check_accepts_our_signature() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let signer = Bn254Signer::new(Bn254SecretKey::random(&mut rng));
+        let pk = signer.bn254_public_key();
+        let h: [u8; 32] = Keccak256::digest(b"msg").into();
+        let sig = signer.sign_hash(&h);
+        let mut pre = Vec::new();
+        pre.extend_from_slice(&h);
+        pre.extend_from_slice(&g1_to_evm(&pk.g1));
+        pre.extend_from_slice(&g2_to_evm(&pk.g2));
+        pre.extend_from_slice(&g1_to_evm(&sig.0));
+        let gamma = Fr::from_be_bytes_mod_order(&Keccak256::digest(&pre));
+        let a = (sig.0 + pk.g1 * gamma).into_affine();
+        let b = (hash_to_g1(&h) + G1Affine::generator() * gamma).into_affine();
+        let input = pairing_precompile_input(&[(a, -G2Affine::generator()), (b, pk.g2)]);
+        assert_eq!(precompile(&input), Some(true));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        #[test]
+        fn sign_verify_roundtrip(seed in proptest::prelude::any::<u64>(), h in proptest::prelude::any::<[u8; 32]>()) {
+            let signer = Bn254Signer::new(Bn254SecretKey::random(&mut ChaCha20Rng::seed_from_u64(seed)));
+            let sig = signer.sign(&h);
+            let pk = signer.public_key();
+            proptest::prop_assert!(crate::signer::OperatorVerifier::verify(&pk, &h, &sig).is_ok());
+            let bytes = sig.to_bytes();
+            proptest::prop_assert_eq!(OperatorSignature::from_bytes(SignatureScheme::Bn254, &bytes).unwrap(), sig);
+            let json = serde_json::to_string(&pk).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<OperatorPublicKey>(&json).unwrap(), pk);
+        }
+    }
+
+    #[test]
+    fn decoders_are_strict() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let pk = Bn254SecretKey::random(&mut rng).public_key();
+        assert_eq!(Bn254PublicKey::from_bytes(&pk.to_bytes()).unwrap(), pk);
+        let mut bad = pk.to_bytes();
+        bad[191] ^= 1;
+        assert!(Bn254PublicKey::from_bytes(&bad).is_err());
+        let mut twin = pk.to_bytes();
+        twin[..64].copy_from_slice(&g1_to_evm(&G1Affine::generator()));
+        assert_eq!(
+            Bn254PublicKey::from_bytes(&twin),
+            Err(SignatureError::InvalidPoint("G1 and G2 keys differ"))
+        );
+        assert!(Bn254Signature::from_slice(&[0u8; 64]).is_err());
+        assert!(Bn254Signature::from_slice(&[0xff; 64]).is_err());
+        assert!(Bn254SecretKey::from_bytes_be(&[0u8; 32]).is_err());
+        assert!(Bn254SecretKey::from_bytes_be(&[0xff; 32]).is_err());
+        let sk = Bn254SecretKey::random(&mut rng);
+        assert_eq!(
+            Bn254SecretKey::from_bytes_be(&sk.to_bytes_be())
+                .unwrap()
+                .public_key(),
+            sk.public_key()
+        );
+        assert_eq!(format!("{sk:?}"), "Bn254SecretKey(<redacted>)");
+    }
+}
