@@ -1,0 +1,1102 @@
+//! The session engine: one per node per session, an I/O-free state machine fed with
+//! signed messages and the time, returning the messages to send.
+//!
+//! Phases (each `schedule.phase_ms` long):
+//!
+//! | Feldman | Pedersen | what happens |
+//! |---|---|---|
+//! | – | 0 | coin flip: commit |
+//! | – | 1 | coin flip: reveal; `H2 = hash(seed)` at its end |
+//! | 0 | 2 | deal: commitments broadcast, shares sent; players verify (batched) |
+//! | 1 | 3 | acks and complaints broadcast; dealers reveal shares of complainers |
+//! | 2 | 4 | reveals; at its end QUAL is fixed (Feldman: finalize) |
+//! | – | 5 | QUAL dealers publish Feldman commitments, players check them |
+//! | – | 6 | shares of dealers that failed phase 5 are published and the dealers reconstructed; finalize |
+//!
+//! A dealer qualifies with at least `t` acks naming the commitment this node saw, no
+//! proven fraud, and every "missing share" complaint answered by a public reveal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero};
+use kms_crypto::signer::OperatorSigner;
+use kms_crypto::vss::batch::{BatchItem, verify_batch};
+use kms_crypto::vss::coin::{self, CoinContribution};
+use kms_crypto::vss::feldman::{self, FeldmanDealing};
+use kms_crypto::vss::pedersen::{self, PedersenBase, PedersenDealing, PedersenShare};
+use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::error::ProtocolError;
+use crate::evidence::FraudEvidence;
+use crate::messages::{
+    CoinCommit, CoinReveal, ComplaintReason, DealerCommitment, DealerShare, Payload, PlayerAck,
+    PlayerComplaint, SignedMessage, b256, decode_commitment, decode_share, encode_commitment,
+    from_address, share_hash, to_address,
+};
+use crate::outcome::{KeyShareVersion, SessionFailure, SessionOutcome};
+use crate::session::{SessionKind, SessionParams, VssMode};
+
+/// What the engine asks its host to do.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Deliver `message` to `to` ([`OperatorAddress::ZERO`] = every other participant).
+    Send {
+        /// Recipient, or the zero address for broadcast.
+        to: OperatorAddress,
+        /// The signed message.
+        message: SignedMessage,
+    },
+    /// Fraud was proven; the host may submit it on-chain.
+    Evidence(Box<FraudEvidence>),
+    /// The session ended.
+    Done(Result<SessionOutcome, SessionFailure>),
+}
+
+enum Dealing {
+    Feldman(FeldmanDealing),
+    Pedersen(PedersenDealing),
+}
+
+#[derive(Default)]
+struct DealerView {
+    commitment: Option<(SignedMessage, Commitment)>,
+    phase2: Option<(SignedMessage, Commitment)>,
+    my_share: Option<(SignedMessage, PedersenShare)>,
+    share_verified: Option<bool>,
+    acks: BTreeMap<OperatorAddress, [u8; 32]>,
+    missing_complaints: BTreeSet<OperatorAddress>,
+    /// Valid shares of other players made public (reveals, reconstruction).
+    public_shares: BTreeMap<OperatorAddress, (SignedMessage, PedersenShare)>,
+    forwarded: bool,
+    fraud: bool,
+}
+
+/// One node's engine for one session.
+pub struct Engine {
+    params: SessionParams,
+    session_hash: [u8; 32],
+    me: OperatorAddress,
+    signer: Arc<dyn OperatorSigner>,
+    rng: ChaCha20Rng,
+    current_share: Option<Scalar>,
+    dealing: Option<Dealing>,
+    my_commitment: Option<SignedMessage>,
+    my_shares: BTreeMap<OperatorAddress, SignedMessage>,
+    coin: Option<CoinContribution>,
+    coin_commits: BTreeMap<OperatorAddress, [u8; 32]>,
+    coin_reveals: BTreeMap<OperatorAddress, [u8; 32]>,
+    base: Option<PedersenBase>,
+    views: BTreeMap<OperatorAddress, DealerView>,
+    evidence: Vec<FraudEvidence>,
+    pending: Vec<SignedMessage>,
+    phases_done: u64,
+    qualified: Option<Vec<OperatorAddress>>,
+    outcome: Option<Result<SessionOutcome, SessionFailure>>,
+    out: Vec<Action>,
+}
+
+impl Engine {
+    /// Sets up this node's engine. `current_share` is required for a reshare dealer
+    /// and is checked against the previous public polynomial (a node with a corrupt
+    /// share must not deal). `seed` seeds the engine's randomness (from the OS RNG in
+    /// production, fixed in tests).
+    pub fn new(
+        params: SessionParams,
+        me: OperatorAddress,
+        signer: Arc<dyn OperatorSigner>,
+        current_share: Option<Scalar>,
+        seed: [u8; 32],
+    ) -> Result<Self, ProtocolError> {
+        if !params.dealers.contains(&me) && !params.players.contains(&me) {
+            return Err(ProtocolError::InvalidSession(
+                "this node is not in the session",
+            ));
+        }
+        if params.kind == SessionKind::Reshare && params.dealers.contains(&me) {
+            let share = current_share.as_ref().ok_or(ProtocolError::InvalidSession(
+                "reshare dealer without a current share",
+            ))?;
+            let prev = params
+                .previous
+                .as_ref()
+                .ok_or(ProtocolError::InvalidSession(
+                    "reshare without a previous key",
+                ))?;
+            let x = params
+                .dealers
+                .evaluation_point(&me)
+                .ok_or(ProtocolError::InvalidSession("no evaluation point"))?;
+            if prev.evaluate(x) != G2Point::generator().mul(share) {
+                return Err(ProtocolError::InvalidSession(
+                    "current share does not match the previous key",
+                ));
+            }
+        }
+        let views = params
+            .dealers
+            .addresses()
+            .map(|a| (*a, DealerView::default()))
+            .collect();
+        Ok(Self {
+            session_hash: params.session_hash(),
+            params,
+            me,
+            signer,
+            rng: ChaCha20Rng::from_seed(seed),
+            current_share,
+            dealing: None,
+            my_commitment: None,
+            my_shares: BTreeMap::new(),
+            coin: None,
+            coin_commits: BTreeMap::new(),
+            coin_reveals: BTreeMap::new(),
+            base: None,
+            views,
+            evidence: Vec::new(),
+            pending: Vec::new(),
+            phases_done: 0,
+            qualified: None,
+            outcome: None,
+            out: Vec::new(),
+        })
+    }
+
+    /// The session parameters.
+    pub fn params(&self) -> &SessionParams {
+        &self.params
+    }
+
+    /// The session hash every message must carry.
+    pub fn session_hash(&self) -> [u8; 32] {
+        self.session_hash
+    }
+
+    /// The outcome, once the session ended.
+    pub fn outcome(&self) -> Option<&Result<SessionOutcome, SessionFailure>> {
+        self.outcome.as_ref()
+    }
+
+    /// All fraud evidence gathered so far.
+    pub fn evidence(&self) -> &[FraudEvidence] {
+        &self.evidence
+    }
+
+    /// `f(0)·G2` of this node's own dealing, once dealt (for audits and tests: the
+    /// master public key of a DKG is the sum of these over the qualified dealers).
+    pub fn own_contribution(&self) -> Option<G2Point> {
+        match self.dealing.as_ref()? {
+            Dealing::Feldman(d) => Some(*d.commitment().constant()),
+            Dealing::Pedersen(d) => Some(*d.feldman_commitment().constant()),
+        }
+    }
+
+    /// The Pedersen base, once fixed.
+    pub fn pedersen_base(&self) -> Option<&PedersenBase> {
+        self.base.as_ref()
+    }
+
+    fn offset(&self) -> u64 {
+        match self.params.mode {
+            VssMode::Feldman => 0,
+            VssMode::Pedersen => 2,
+        }
+    }
+
+    fn is_dealer(&self) -> bool {
+        self.params.dealers.contains(&self.me)
+    }
+
+    fn is_player(&self) -> bool {
+        self.params.players.contains(&self.me)
+    }
+
+    /// Starts the session: deals (Feldman) or commits to a coin contribution (Pedersen).
+    pub fn start(&mut self, now_ms: u64) -> Vec<Action> {
+        match self.params.mode {
+            VssMode::Feldman => self.deal(),
+            VssMode::Pedersen => self.coin_commit(),
+        }
+        self.tick(now_ms)
+    }
+
+    /// Advances deadlines that passed by `now_ms`.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Action> {
+        let last = self.offset()
+            + if self.params.mode == VssMode::Pedersen {
+                4
+            } else {
+                2
+            };
+        while self.outcome.is_none()
+            && self.phases_done <= last
+            && now_ms >= self.params.schedule.phase_end(self.phases_done)
+        {
+            let phase = self.phases_done;
+            self.phases_done += 1;
+            self.end_of_phase(phase);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handles one message. `Err` says why it was rejected; rejected messages change
+    /// nothing.
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        message: &SignedMessage,
+    ) -> Result<Vec<Action>, ProtocolError> {
+        let mut actions = self.tick(now_ms);
+        if let Err(e) = self.process(message) {
+            // Keep what the deadlines produced for the next call.
+            actions.append(&mut self.out);
+            self.out = actions;
+            return Err(e);
+        }
+        actions.append(&mut self.out);
+        Ok(actions)
+    }
+
+    fn authenticate(&self, m: &SignedMessage) -> Result<Payload, ProtocolError> {
+        let payload = m.peek()?;
+        let (ts, hash) = payload.session();
+        if ts != self.params.timestamp || hash != self.session_hash {
+            // A replay from another session, or a peer with another view of the set.
+            return Err(ProtocolError::Rejected("message for another session"));
+        }
+        let author = payload.author();
+        let participant = match payload {
+            Payload::Commitment(_) | Payload::Share(_) => self.params.dealers.participant(&author),
+            Payload::Ack(_) | Payload::Complaint(_) => self.params.players.participant(&author),
+            Payload::CoinCommit(_) | Payload::CoinReveal(_) => self
+                .params
+                .players
+                .participant(&author)
+                .or_else(|| self.params.dealers.participant(&author)),
+        }
+        .ok_or(ProtocolError::Rejected(
+            "sender is not a member of the session in this role",
+        ))?;
+        if m.signer != author {
+            return Err(ProtocolError::Rejected(
+                "signer is not the message's author",
+            ));
+        }
+        m.open(&participant.public_key)
+    }
+
+    fn process(&mut self, m: &SignedMessage) -> Result<(), ProtocolError> {
+        if self.outcome.is_some() {
+            return Err(ProtocolError::Rejected("session already finished"));
+        }
+        let payload = self.authenticate(m)?;
+        match payload {
+            Payload::Commitment(c) => self.on_commitment(m, c),
+            Payload::Share(s) => self.on_share(m, s),
+            Payload::Ack(a) => self.on_ack(a),
+            Payload::Complaint(c) => self.on_complaint(c),
+            Payload::CoinCommit(c) => self.on_coin_commit(c),
+            Payload::CoinReveal(r) => self.on_coin_reveal(r),
+        }
+    }
+
+    fn sign(&self, payload: &Payload) -> SignedMessage {
+        SignedMessage::sign(payload, self.me, self.signer.as_ref())
+    }
+
+    /// Broadcasts and processes locally (a node is a recipient of its own broadcasts).
+    fn broadcast(&mut self, m: SignedMessage) {
+        self.out.push(Action::Send {
+            to: OperatorAddress::ZERO,
+            message: m.clone(),
+        });
+        // Own messages are authentic by construction; rejections (e.g. duplicates) are fine.
+        let _ = self.process(&m);
+    }
+
+    fn send(&mut self, to: OperatorAddress, m: SignedMessage) {
+        if to == self.me {
+            let _ = self.process(&m);
+        } else {
+            self.out.push(Action::Send { to, message: m });
+        }
+    }
+
+    fn convict(&mut self, evidence: FraudEvidence) {
+        let dealer = evidence.dealer();
+        if let Some(v) = self.views.get_mut(&dealer) {
+            if v.fraud
+                && self
+                    .evidence
+                    .iter()
+                    .any(|e| e.dealer() == dealer && e.kind() == evidence.kind())
+            {
+                return;
+            }
+            v.fraud = true;
+        }
+        self.out.push(Action::Evidence(Box::new(evidence.clone())));
+        self.evidence.push(evidence);
+    }
+
+    // ---- coin flip (Pedersen) ----
+
+    fn coin_context(&self) -> Vec<u8> {
+        self.session_hash.to_vec()
+    }
+
+    fn coin_commit(&mut self) {
+        let c = CoinContribution::random(&mut self.rng);
+        let commitment = c.commitment(&self.coin_context(), &self.me);
+        self.coin = Some(c);
+        let msg = self.sign(&Payload::CoinCommit(CoinCommit {
+            sessionTimestamp: self.params.timestamp.0,
+            sessionHash: b256(self.session_hash),
+            operator: to_address(&self.me),
+            commitment: b256(commitment),
+        }));
+        self.broadcast(msg);
+    }
+
+    fn on_coin_commit(&mut self, c: CoinCommit) -> Result<(), ProtocolError> {
+        if self.phases_done > 0 {
+            return Err(ProtocolError::Rejected(
+                "coin commitment after its deadline",
+            ));
+        }
+        let who = from_address(&c.operator);
+        if self.coin_commits.contains_key(&who) {
+            return Err(ProtocolError::Rejected("duplicate coin commitment"));
+        }
+        self.coin_commits.insert(who, c.commitment.0);
+        Ok(())
+    }
+
+    fn on_coin_reveal(&mut self, r: CoinReveal) -> Result<(), ProtocolError> {
+        if self.phases_done != 1 {
+            return Err(ProtocolError::Rejected("coin reveal outside its phase"));
+        }
+        let who = from_address(&r.operator);
+        let commitment = self
+            .coin_commits
+            .get(&who)
+            .ok_or(ProtocolError::Rejected("coin reveal without commitment"))?;
+        if !coin::verify_reveal(commitment, &self.coin_context(), &who, &r.value.0) {
+            return Err(ProtocolError::Rejected(
+                "coin reveal does not open the commitment",
+            ));
+        }
+        self.coin_reveals.entry(who).or_insert(r.value.0);
+        Ok(())
+    }
+
+    // ---- dealing ----
+
+    fn deal(&mut self) {
+        if !self.is_dealer() {
+            return;
+        }
+        let t = self.params.players.threshold();
+        let secret = match self.params.kind {
+            SessionKind::Dkg => Scalar::random(&mut self.rng),
+            SessionKind::Reshare => self.current_share.clone().unwrap_or_default(),
+        };
+        let dealing = match (self.params.mode, self.base) {
+            (VssMode::Feldman, _) => {
+                FeldmanDealing::new(secret, t, &mut self.rng).map(Dealing::Feldman)
+            }
+            (VssMode::Pedersen, Some(base)) => {
+                PedersenDealing::new(secret, t, &base, &mut self.rng).map(Dealing::Pedersen)
+            }
+            (VssMode::Pedersen, None) => return,
+        };
+        let Ok(dealing) = dealing else { return };
+        let commitment = match &dealing {
+            Dealing::Feldman(d) => d.commitment().clone(),
+            Dealing::Pedersen(d) => d.commitment().clone(),
+        };
+        let commitment_hash = commitment.hash();
+        let cmsg = self.sign(&Payload::Commitment(DealerCommitment {
+            sessionTimestamp: self.params.timestamp.0,
+            sessionHash: b256(self.session_hash),
+            dealer: to_address(&self.me),
+            phase: 1,
+            commitment: encode_commitment(&commitment),
+        }));
+        let players: Vec<(OperatorAddress, Scalar)> = self
+            .params
+            .players
+            .addresses()
+            .map(|a| {
+                (
+                    *a,
+                    self.params
+                        .players
+                        .evaluation_point(a)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut shares = Vec::new();
+        for (player, x) in players {
+            let share = match &dealing {
+                Dealing::Feldman(d) => PedersenShare {
+                    value: d.share(&x),
+                    blinding: Scalar::zero(),
+                },
+                Dealing::Pedersen(d) => d.share(&x),
+            };
+            let smsg = self.sign(&Payload::Share(DealerShare {
+                sessionTimestamp: self.params.timestamp.0,
+                sessionHash: b256(self.session_hash),
+                dealer: to_address(&self.me),
+                player: to_address(&player),
+                commitmentHash: b256(commitment_hash),
+                share: b256(share.value.to_bytes_be()),
+                blinding: b256(share.blinding.to_bytes_be()),
+            }));
+            shares.push((player, smsg));
+        }
+        self.dealing = Some(dealing);
+        self.my_commitment = Some(cmsg.clone());
+        self.broadcast(cmsg);
+        for (player, smsg) in shares {
+            self.my_shares.insert(player, smsg.clone());
+            self.send(player, smsg);
+        }
+    }
+
+    fn on_commitment(
+        &mut self,
+        m: &SignedMessage,
+        c: DealerCommitment,
+    ) -> Result<(), ProtocolError> {
+        let dealer = from_address(&c.dealer);
+        let parsed = decode_commitment(&c.commitment)?;
+        if parsed.threshold() != self.params.players.threshold() {
+            return Err(ProtocolError::Rejected("commitment has the wrong degree"));
+        }
+        let feldman_phase = if self.params.mode == VssMode::Pedersen {
+            2
+        } else {
+            1
+        };
+        if c.phase != 1 && !(c.phase == 2 && self.params.mode == VssMode::Pedersen) {
+            return Err(ProtocolError::Rejected("unknown commitment phase"));
+        }
+        if c.phase == 1 && self.params.mode == VssMode::Pedersen && self.base.is_none() {
+            self.pending.push(m.clone());
+            return Ok(());
+        }
+        let view = self
+            .views
+            .get_mut(&dealer)
+            .ok_or(ProtocolError::Rejected("not a dealer"))?;
+        let slot = if c.phase == 1 {
+            &mut view.commitment
+        } else {
+            &mut view.phase2
+        };
+        if let Some((first, _)) = slot {
+            if first.hash == m.hash {
+                return Ok(());
+            }
+            let evidence = FraudEvidence::Equivocation {
+                first: first.clone(),
+                second: m.clone(),
+            };
+            let forward = !view.forwarded;
+            view.forwarded = true;
+            self.convict(evidence);
+            if forward {
+                // Let everyone see the second version too.
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: m.clone(),
+                });
+            }
+            return Ok(());
+        }
+        *slot = Some((m.clone(), parsed.clone()));
+        if c.phase == feldman_phase && self.params.kind == SessionKind::Reshare {
+            let x = self
+                .params
+                .dealers
+                .evaluation_point(&dealer)
+                .cloned()
+                .unwrap_or_default();
+            let expected = self.params.previous.as_ref().map(|p| p.evaluate(&x));
+            if expected.as_ref() != Some(parsed.constant()) {
+                self.convict(FraudEvidence::WrongReshareConstant {
+                    commitment: m.clone(),
+                });
+            }
+        }
+        if c.phase == 2 {
+            self.check_phase2(&dealer);
+            let public: Vec<(SignedMessage, OperatorAddress, PedersenShare)> = self.views[&dealer]
+                .public_shares
+                .iter()
+                .map(|(p, (m, s))| (m.clone(), *p, s.clone()))
+                .collect();
+            for (smsg, p, share) in public {
+                if let Some(x) = self.params.players.evaluation_point(&p).cloned() {
+                    self.check_public_share_phase2(&dealer, &smsg, &x, &share);
+                }
+            }
+        } else {
+            let h = parsed.hash();
+            let view = self.views.get_mut(&dealer).expect("exists");
+            if !view.forwarded && view.acks.values().any(|a| *a != h) {
+                view.forwarded = true;
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: m.clone(),
+                });
+            }
+            self.check_share_against_commitment(&dealer);
+        }
+        self.retry_pending();
+        Ok(())
+    }
+
+    fn on_share(&mut self, m: &SignedMessage, s: DealerShare) -> Result<(), ProtocolError> {
+        let dealer = from_address(&s.dealer);
+        let player = from_address(&s.player);
+        let x = self
+            .params
+            .players
+            .evaluation_point(&player)
+            .cloned()
+            .ok_or(ProtocolError::Rejected("share for a non-member"))?;
+        let value = decode_share(&s)?;
+        if self.params.mode == VssMode::Feldman && !value.blinding.is_zero() {
+            return Err(ProtocolError::Malformed(
+                "Feldman share with a blinding value",
+            ));
+        }
+        let Some(view) = self.views.get(&dealer) else {
+            return Err(ProtocolError::Rejected("not a dealer"));
+        };
+        if player == self.me {
+            if view.my_share.is_some() {
+                return Ok(());
+            }
+            let view = self.views.get_mut(&dealer).expect("checked above");
+            view.my_share = Some((m.clone(), value));
+            self.check_share_against_commitment(&dealer);
+            return Ok(());
+        }
+        // A share addressed to someone else is public: a reveal answering a complaint,
+        // a forwarded invalid share (proof), or a reconstruction share. None of these
+        // exist before the deal phase ends.
+        if self.phases_done <= self.offset() {
+            return Err(ProtocolError::Rejected("share addressed to another player"));
+        }
+        let Some((cmsg, commitment)) = view.commitment.clone() else {
+            if self.pending.len() < 4 * self.params.players.len() * self.params.dealers.len() {
+                self.pending.push(m.clone());
+            }
+            return Ok(());
+        };
+        if !self.verify_one(&x, &value, &commitment) {
+            self.convict(FraudEvidence::InvalidShare {
+                commitment: cmsg,
+                share: m.clone(),
+            });
+            return Ok(());
+        }
+        self.check_public_share_phase2(&dealer, m, &x, &value);
+        let view = self.views.get_mut(&dealer).expect("checked above");
+        view.public_shares
+            .entry(player)
+            .or_insert((m.clone(), value));
+        Ok(())
+    }
+
+    /// Pedersen: a public phase-1 share that contradicts the dealer's phase-2
+    /// commitment proves phase-2 fraud.
+    fn check_public_share_phase2(
+        &mut self,
+        dealer: &OperatorAddress,
+        smsg: &SignedMessage,
+        x: &Scalar,
+        share: &PedersenShare,
+    ) {
+        let Some(view) = self.views.get(dealer) else {
+            return;
+        };
+        if let (Some((pmsg, _)), Some((fmsg, fc))) = (&view.commitment, &view.phase2)
+            && !feldman::verify_share(x, &share.value, fc)
+        {
+            let ev = FraudEvidence::Phase2Inconsistency {
+                pedersen: pmsg.clone(),
+                feldman: fmsg.clone(),
+                share: smsg.clone(),
+            };
+            self.convict(ev);
+        }
+    }
+
+    fn verify_one(&self, x: &Scalar, share: &PedersenShare, commitment: &Commitment) -> bool {
+        match (self.params.mode, self.base.as_ref()) {
+            (VssMode::Feldman, _) => feldman::verify_share(x, &share.value, commitment),
+            (VssMode::Pedersen, Some(base)) => pedersen::verify_share(x, share, commitment, base),
+            (VssMode::Pedersen, None) => false,
+        }
+    }
+
+    /// Once both the commitment and this node's share from `dealer` are known: check
+    /// they refer to each other, then verify — batched while in the deal phase, one by
+    /// one for late arrivals.
+    fn check_share_against_commitment(&mut self, dealer: &OperatorAddress) {
+        let Some(view) = self.views.get(dealer) else {
+            return;
+        };
+        let (Some((cmsg, commitment)), Some((smsg, _))) = (&view.commitment, &view.my_share) else {
+            return;
+        };
+        if view.share_verified.is_some() {
+            return;
+        }
+        let Payload::Share(s) = smsg.peek().expect("stored messages decode") else {
+            return;
+        };
+        if s.commitmentHash.0 != commitment.hash() {
+            let ev = FraudEvidence::CommitmentInconsistency {
+                commitment: cmsg.clone(),
+                share: smsg.clone(),
+            };
+            self.views.get_mut(dealer).expect("exists").share_verified = Some(false);
+            self.convict(ev);
+            return;
+        }
+        let deal_phase = self.offset();
+        let all_arrived = self
+            .views
+            .values()
+            .all(|v| v.commitment.is_some() && v.my_share.is_some());
+        if self.phases_done > deal_phase || all_arrived {
+            self.verify_pending_shares();
+        }
+    }
+
+    /// Verifies every received, not yet verified share in one batch.
+    fn verify_pending_shares(&mut self) {
+        let Some(x) = self.params.players.evaluation_point(&self.me).cloned() else {
+            return;
+        };
+        let todo: Vec<(OperatorAddress, Commitment, PedersenShare)> = self
+            .views
+            .iter()
+            .filter(|(_, v)| v.share_verified.is_none())
+            .filter_map(|(d, v)| match (&v.commitment, &v.my_share) {
+                (Some((_, c)), Some((_, s))) => Some((*d, c.clone(), s.clone())),
+                _ => None,
+            })
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let items: Vec<BatchItem> = todo
+            .iter()
+            .map(|(_, c, s)| match self.params.mode {
+                VssMode::Feldman => BatchItem::feldman(c, &s.value),
+                VssMode::Pedersen => BatchItem::pedersen(c, s),
+            })
+            .collect();
+        let invalid: BTreeSet<usize> =
+            match verify_batch(&x, &items, self.base.as_ref(), &mut self.rng) {
+                Ok(()) => BTreeSet::new(),
+                Err(f) => f.invalid.into_iter().collect(),
+            };
+        drop(items);
+        for (i, (dealer, _, _)) in todo.iter().enumerate() {
+            let ok = !invalid.contains(&i);
+            let view = self.views.get_mut(dealer).expect("exists");
+            view.share_verified = Some(ok);
+            let (cmsg, _) = view.commitment.clone().expect("present");
+            let (smsg, _) = view.my_share.clone().expect("present");
+            if ok {
+                let Payload::Share(s) = smsg.peek().expect("stored messages decode") else {
+                    continue;
+                };
+                let ack = self.sign(&Payload::Ack(PlayerAck {
+                    sessionTimestamp: self.params.timestamp.0,
+                    sessionHash: b256(self.session_hash),
+                    dealer: to_address(dealer),
+                    player: to_address(&self.me),
+                    shareHash: b256(share_hash(&s)),
+                    commitmentHash: s.commitmentHash,
+                }));
+                self.broadcast(ack);
+            } else {
+                self.convict(FraudEvidence::InvalidShare {
+                    commitment: cmsg,
+                    share: smsg.clone(),
+                });
+                self.complain(dealer, ComplaintReason::InvalidShare);
+                // The signed share is the proof: let everyone check it.
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: smsg,
+                });
+            }
+        }
+    }
+
+    fn complain(&mut self, dealer: &OperatorAddress, reason: ComplaintReason) {
+        let msg = self.sign(&Payload::Complaint(PlayerComplaint {
+            sessionTimestamp: self.params.timestamp.0,
+            sessionHash: b256(self.session_hash),
+            dealer: to_address(dealer),
+            player: to_address(&self.me),
+            reason: reason as u8,
+        }));
+        self.broadcast(msg);
+    }
+
+    fn on_ack(&mut self, a: PlayerAck) -> Result<(), ProtocolError> {
+        let dealer = from_address(&a.dealer);
+        let player = from_address(&a.player);
+        let view = self
+            .views
+            .get_mut(&dealer)
+            .ok_or(ProtocolError::Rejected("ack for a non-dealer"))?;
+        if view.acks.contains_key(&player) {
+            return Ok(());
+        }
+        view.acks.insert(player, a.commitmentHash.0);
+        // Another player saw another commitment: show ours to everyone so that the
+        // two signed versions meet and the equivocation is proven.
+        if let Some((cmsg, c)) = &view.commitment
+            && c.hash() != a.commitmentHash.0
+            && !view.forwarded
+        {
+            view.forwarded = true;
+            let m = cmsg.clone();
+            self.out.push(Action::Send {
+                to: OperatorAddress::ZERO,
+                message: m,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_complaint(&mut self, c: PlayerComplaint) -> Result<(), ProtocolError> {
+        let dealer = from_address(&c.dealer);
+        let player = from_address(&c.player);
+        let view = self
+            .views
+            .get_mut(&dealer)
+            .ok_or(ProtocolError::Rejected("complaint about a non-dealer"))?;
+        if c.reason == ComplaintReason::Missing as u8 {
+            view.missing_complaints.insert(player);
+            if dealer == self.me
+                && let (Some(cm), Some(sm)) = (
+                    self.my_commitment.clone(),
+                    self.my_shares.get(&player).cloned(),
+                )
+            {
+                // GJKR: answer a complaint by revealing the share publicly.
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: cm,
+                });
+                self.broadcast(sm);
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for m in pending {
+            let _ = self.process(&m);
+        }
+    }
+
+    // ---- deadlines ----
+
+    fn end_of_phase(&mut self, phase: u64) {
+        let off = self.offset();
+        match (self.params.mode, phase) {
+            (VssMode::Pedersen, 0) => self.coin_reveal(),
+            (VssMode::Pedersen, 1) => {
+                if let Err(f) = self.fix_base() {
+                    self.finish(Err(f));
+                    return;
+                }
+                self.deal();
+                self.retry_pending();
+            }
+            (_, p) if p == off => self.end_of_deal_phase(),
+            (_, p) if p == off + 1 => {}
+            (VssMode::Feldman, p) if p == off + 2 => {
+                let qual = self.compute_qualified();
+                let r = self.finalize(qual);
+                self.finish(r);
+            }
+            (VssMode::Pedersen, p) if p == off + 2 => {
+                let qual = self.compute_qualified();
+                self.qualified = Some(qual.clone());
+                if qual.contains(&self.me) {
+                    self.publish_phase2();
+                }
+            }
+            (VssMode::Pedersen, p) if p == off + 3 => self.start_reconstruction(),
+            (VssMode::Pedersen, p) if p == off + 4 => {
+                let qual = self.qualified.clone().unwrap_or_default();
+                let r = self.finalize(qual);
+                self.finish(r);
+            }
+            _ => {}
+        }
+    }
+
+    fn coin_reveal(&mut self) {
+        let Some(c) = &self.coin else { return };
+        let msg = self.sign(&Payload::CoinReveal(CoinReveal {
+            sessionTimestamp: self.params.timestamp.0,
+            sessionHash: b256(self.session_hash),
+            operator: to_address(&self.me),
+            value: b256(c.reveal()),
+        }));
+        self.broadcast(msg);
+    }
+
+    fn fix_base(&mut self) -> Result<(), SessionFailure> {
+        let reveals: Vec<(OperatorAddress, [u8; 32])> =
+            self.coin_reveals.iter().map(|(a, v)| (*a, *v)).collect();
+        // Contributions of operators that committed but did not reveal are dropped;
+        // a majority of the players must have contributed.
+        if reveals.len() < self.params.players.threshold() {
+            return Err(SessionFailure::CoinFlip("too few coin reveals"));
+        }
+        let seed = coin::combine(&self.coin_context(), &reveals)
+            .map_err(|_| SessionFailure::CoinFlip("bad reveals"))?;
+        self.base = Some(PedersenBase::from_seed(&seed));
+        Ok(())
+    }
+
+    fn end_of_deal_phase(&mut self) {
+        if !self.is_player() {
+            return;
+        }
+        self.verify_pending_shares();
+        let missing: Vec<OperatorAddress> = self
+            .views
+            .iter()
+            .filter(|(_, v)| v.commitment.is_none() || v.my_share.is_none())
+            .map(|(d, _)| *d)
+            .collect();
+        for d in missing {
+            self.complain(&d, ComplaintReason::Missing);
+        }
+    }
+
+    fn compute_qualified(&self) -> Vec<OperatorAddress> {
+        let t = self.params.players.threshold();
+        self.views
+            .iter()
+            .filter(|(_, v)| !v.fraud)
+            .filter(|(_, v)| {
+                let Some((_, c)) = &v.commitment else {
+                    return false;
+                };
+                let h = c.hash();
+                let acks = v.acks.values().filter(|a| **a == h).count();
+                acks >= t
+                    && v.missing_complaints
+                        .iter()
+                        .all(|p| v.public_shares.contains_key(p) || v.acks.get(p) == Some(&h))
+            })
+            .map(|(d, _)| *d)
+            .collect()
+    }
+
+    fn publish_phase2(&mut self) {
+        let Some(Dealing::Pedersen(d)) = &self.dealing else {
+            return;
+        };
+        let fc = d.feldman_commitment();
+        let msg = self.sign(&Payload::Commitment(DealerCommitment {
+            sessionTimestamp: self.params.timestamp.0,
+            sessionHash: b256(self.session_hash),
+            dealer: to_address(&self.me),
+            phase: 2,
+            commitment: encode_commitment(&fc),
+        }));
+        self.broadcast(msg);
+    }
+
+    fn check_phase2(&mut self, dealer: &OperatorAddress) {
+        let Some(x) = self.params.players.evaluation_point(&self.me).cloned() else {
+            return;
+        };
+        let Some(view) = self.views.get(dealer) else {
+            return;
+        };
+        let (Some((pmsg, _)), Some((fmsg, fc)), Some((smsg, share)), Some(true)) = (
+            &view.commitment,
+            &view.phase2,
+            &view.my_share,
+            view.share_verified,
+        ) else {
+            return;
+        };
+        if !feldman::verify_share(&x, &share.value, fc) {
+            let ev = FraudEvidence::Phase2Inconsistency {
+                pedersen: pmsg.clone(),
+                feldman: fmsg.clone(),
+                share: smsg.clone(),
+            };
+            let share_msg = smsg.clone();
+            self.convict(ev);
+            self.complain(dealer, ComplaintReason::InvalidPhase2);
+            self.out.push(Action::Send {
+                to: OperatorAddress::ZERO,
+                message: share_msg,
+            });
+        }
+    }
+
+    /// QUAL dealers without a valid phase-2 commitment are reconstructed from the
+    /// players' phase-1 shares: aborting does not remove a dealer's contribution, so
+    /// it cannot bias the key by choosing whether to take part.
+    fn start_reconstruction(&mut self) {
+        let qual = self.qualified.clone().unwrap_or_default();
+        for d in qual {
+            let failed = self
+                .views
+                .get(&d)
+                .is_some_and(|v| v.phase2.is_none() || v.fraud);
+            if !failed {
+                continue;
+            }
+            if let Some((smsg, share)) = self.views.get(&d).and_then(|v| v.my_share.clone()) {
+                self.views
+                    .get_mut(&d)
+                    .expect("exists")
+                    .public_shares
+                    .insert(self.me, (smsg.clone(), share));
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: smsg,
+                });
+            }
+        }
+    }
+
+    fn dealer_feldman_commitment(&self, d: &OperatorAddress) -> Result<Commitment, SessionFailure> {
+        let v = self
+            .views
+            .get(d)
+            .ok_or(SessionFailure::Internal("unknown dealer"))?;
+        match self.params.mode {
+            VssMode::Feldman => v
+                .commitment
+                .as_ref()
+                .map(|(_, c)| c.clone())
+                .ok_or(SessionFailure::Internal("no commitment")),
+            VssMode::Pedersen => {
+                if let (Some((_, fc)), false) = (&v.phase2, v.fraud) {
+                    return Ok(fc.clone());
+                }
+                let t = self.params.players.threshold();
+                let points: Vec<(Scalar, Scalar)> = v
+                    .public_shares
+                    .iter()
+                    .filter_map(|(p, (_, s))| {
+                        self.params
+                            .players
+                            .evaluation_point(p)
+                            .map(|x| (x.clone(), s.value.clone()))
+                    })
+                    .take(t)
+                    .collect();
+                if points.len() < t {
+                    return Err(SessionFailure::Reconstruction(*d));
+                }
+                let poly = interpolate(&points).map_err(|_| SessionFailure::Reconstruction(*d))?;
+                Ok(feldman::commit(&poly))
+            }
+        }
+    }
+
+    fn finalize(&mut self, qual: Vec<OperatorAddress>) -> Result<SessionOutcome, SessionFailure> {
+        let needed = match self.params.kind {
+            SessionKind::Dkg => self.params.players.threshold(),
+            SessionKind::Reshare => self.params.dealers.threshold(),
+        };
+        if qual.len() < needed {
+            return Err(SessionFailure::NotEnoughQualified {
+                qualified: qual.len(),
+                needed,
+            });
+        }
+        let commitments = qual
+            .iter()
+            .map(|d| self.dealer_feldman_commitment(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let weights: Vec<Scalar> = match self.params.kind {
+            SessionKind::Dkg => vec![Scalar::one(); qual.len()],
+            SessionKind::Reshare => {
+                let xs: Vec<Scalar> = qual
+                    .iter()
+                    .filter_map(|d| self.params.dealers.evaluation_point(d).cloned())
+                    .collect();
+                lagrange_coefficients_at_zero(&xs)
+                    .map_err(|_| SessionFailure::Internal("lagrange"))?
+            }
+        };
+        let refs: Vec<&Commitment> = commitments.iter().collect();
+        let public = Commitment::linear_combination(&refs, &weights)
+            .map_err(|_| SessionFailure::Internal("combine"))?;
+        if let Some(prev) = &self.params.previous
+            && public.constant() != prev.constant()
+        {
+            return Err(SessionFailure::MasterKeyChanged);
+        }
+        if !self.is_player() {
+            return Ok(SessionOutcome::Departed {
+                qualified_dealers: qual,
+            });
+        }
+        let mut share = Scalar::zero();
+        for (d, w) in qual.iter().zip(&weights) {
+            let v = &self.views[d];
+            match (&v.my_share, v.share_verified) {
+                (Some((_, s)), Some(true)) => share += &(w * &s.value),
+                _ => return Err(SessionFailure::MissingShare(*d)),
+            }
+        }
+        let x = self
+            .params
+            .players
+            .evaluation_point(&self.me)
+            .ok_or(SessionFailure::Internal("no point"))?;
+        if public.evaluate(x) != G2Point::generator().mul(&share) {
+            return Err(SessionFailure::Internal(
+                "final share does not match the public polynomial",
+            ));
+        }
+        Ok(SessionOutcome::NewVersion(Box::new(KeyShareVersion {
+            session_timestamp: self.params.timestamp,
+            share,
+            commitment: public,
+            operator_set: self.params.players.addresses().copied().collect(),
+            threshold: self.params.players.threshold(),
+            qualified_dealers: qual,
+            mode: self.params.mode,
+        })))
+    }
+
+    fn finish(&mut self, r: Result<SessionOutcome, SessionFailure>) {
+        self.outcome = Some(r.clone());
+        self.out.push(Action::Done(r));
+    }
+}

@@ -1,0 +1,263 @@
+//! Fraud evidence: a dealer's own signed messages that prove it cheated, checkable by
+//! anyone with public data only (the dealer's registered key, the session's public
+//! parameters). This is what a node submits to the slashing contract.
+
+use kms_crypto::signer::OperatorPublicKey;
+use kms_crypto::vss::pedersen::{self, PedersenBase};
+use kms_crypto::vss::{Commitment, feldman};
+use kms_crypto::{OperatorAddress, evaluation_point};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::messages::{
+    DealerCommitment, DealerShare, Payload, SignedMessage, decode_commitment, decode_share,
+    from_address,
+};
+
+/// Proof that a dealer misbehaved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FraudEvidence {
+    /// A signed share that does not lie on the dealer's signed (phase-1) commitment.
+    /// `pedersen_base` is the session's `H2` for Pedersen sessions.
+    InvalidShare {
+        /// The dealer's signed commitment.
+        commitment: SignedMessage,
+        /// The dealer's signed share for some player.
+        share: SignedMessage,
+    },
+    /// Two different signed commitments for the same session and phase.
+    Equivocation {
+        /// One signed commitment.
+        first: SignedMessage,
+        /// Another, with a different commitment hash.
+        second: SignedMessage,
+    },
+    /// A signed share naming a commitment hash that differs from the hash of the
+    /// dealer's signed commitment.
+    CommitmentInconsistency {
+        /// The dealer's signed commitment.
+        commitment: SignedMessage,
+        /// The dealer's signed share naming another commitment.
+        share: SignedMessage,
+    },
+    /// Reshare: the dealer's Feldman commitment does not start from its public share
+    /// of the current key (it tried to change the master secret).
+    WrongReshareConstant {
+        /// The dealer's signed Feldman commitment (phase 1 in Feldman mode, phase 2 in
+        /// Pedersen mode).
+        commitment: SignedMessage,
+    },
+    /// Pedersen phase 2: the dealer's Feldman commitment contradicts a phase-1 share
+    /// that is valid against its Pedersen commitment.
+    Phase2Inconsistency {
+        /// The signed phase-1 Pedersen commitment.
+        pedersen: SignedMessage,
+        /// The signed phase-2 Feldman commitment.
+        feldman: SignedMessage,
+        /// The signed share that fits the first but not the second.
+        share: SignedMessage,
+    },
+}
+
+/// Why evidence does not hold up.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EvidenceError {
+    /// A message's signature or encoding is bad, or it is not the dealer's.
+    #[error("message does not authenticate: {0}")]
+    Unauthentic(String),
+    /// The messages are authentic but do not show misbehaviour.
+    #[error("no fraud shown: {0}")]
+    NoFraud(&'static str),
+}
+
+/// Public context an evidence check needs.
+pub struct EvidenceContext<'a> {
+    /// The accused dealer's registered key.
+    pub dealer_key: &'a OperatorPublicKey,
+    /// `H2` of the session (Pedersen sessions).
+    pub pedersen_base: Option<&'a PedersenBase>,
+    /// Reshare: the public polynomial of the key being reshared.
+    pub previous: Option<&'a Commitment>,
+}
+
+fn open_commitment(
+    m: &SignedMessage,
+    key: &OperatorPublicKey,
+) -> Result<(DealerCommitment, Commitment), EvidenceError> {
+    match m
+        .open(key)
+        .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?
+    {
+        Payload::Commitment(c) => {
+            let parsed = decode_commitment(&c.commitment)
+                .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+            Ok((c, parsed))
+        }
+        _ => Err(EvidenceError::Unauthentic(
+            "expected a commitment message".into(),
+        )),
+    }
+}
+
+fn open_share(m: &SignedMessage, key: &OperatorPublicKey) -> Result<DealerShare, EvidenceError> {
+    match m
+        .open(key)
+        .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?
+    {
+        Payload::Share(s) => Ok(s),
+        _ => Err(EvidenceError::Unauthentic(
+            "expected a share message".into(),
+        )),
+    }
+}
+
+fn same_session(a: (u64, [u8; 32]), b: (u64, [u8; 32])) -> Result<(), EvidenceError> {
+    if a != b {
+        return Err(EvidenceError::NoFraud(
+            "messages are from different sessions",
+        ));
+    }
+    Ok(())
+}
+
+impl FraudEvidence {
+    /// The accused dealer.
+    pub fn dealer(&self) -> OperatorAddress {
+        let m = match self {
+            Self::InvalidShare { commitment, .. }
+            | Self::CommitmentInconsistency { commitment, .. }
+            | Self::WrongReshareConstant { commitment } => commitment,
+            Self::Equivocation { first, .. } => first,
+            Self::Phase2Inconsistency { feldman, .. } => feldman,
+        };
+        m.signer
+    }
+
+    /// A short name of the fraud type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidShare { .. } => "invalid_share",
+            Self::Equivocation { .. } => "equivocation",
+            Self::CommitmentInconsistency { .. } => "commitment_inconsistency",
+            Self::WrongReshareConstant { .. } => "wrong_reshare_constant",
+            Self::Phase2Inconsistency { .. } => "phase2_inconsistency",
+        }
+    }
+
+    /// Re-verifies the evidence from scratch with public data only.
+    pub fn verify(&self, ctx: &EvidenceContext<'_>) -> Result<(), EvidenceError> {
+        let key = ctx.dealer_key;
+        match self {
+            Self::InvalidShare { commitment, share } => {
+                let (c, parsed) = open_commitment(commitment, key)?;
+                let s = open_share(share, key)?;
+                same_session(
+                    (c.sessionTimestamp, c.sessionHash.0),
+                    (s.sessionTimestamp, s.sessionHash.0),
+                )?;
+                if c.phase != 1 || s.dealer != c.dealer {
+                    return Err(EvidenceError::NoFraud(
+                        "not a phase-1 commitment of the same dealer",
+                    ));
+                }
+                let x = evaluation_point(&from_address(&s.player))
+                    .map_err(|_| EvidenceError::NoFraud("player has no evaluation point"))?;
+                let v = decode_share(&s).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+                let valid = match ctx.pedersen_base {
+                    Some(base) => pedersen::verify_share(&x, &v, &parsed, base),
+                    None => feldman::verify_share(&x, &v.value, &parsed),
+                };
+                if valid {
+                    return Err(EvidenceError::NoFraud("the share is valid"));
+                }
+                Ok(())
+            }
+            Self::Equivocation { first, second } => {
+                let (a, _) = open_commitment(first, key)?;
+                let (b, _) = open_commitment(second, key)?;
+                same_session(
+                    (a.sessionTimestamp, a.sessionHash.0),
+                    (b.sessionTimestamp, b.sessionHash.0),
+                )?;
+                if a.phase != b.phase || a.dealer != b.dealer {
+                    return Err(EvidenceError::NoFraud("different phases or dealers"));
+                }
+                if first.hash == second.hash {
+                    return Err(EvidenceError::NoFraud("the two messages are identical"));
+                }
+                Ok(())
+            }
+            Self::CommitmentInconsistency { commitment, share } => {
+                let (c, parsed) = open_commitment(commitment, key)?;
+                let s = open_share(share, key)?;
+                same_session(
+                    (c.sessionTimestamp, c.sessionHash.0),
+                    (s.sessionTimestamp, s.sessionHash.0),
+                )?;
+                if c.phase != 1 {
+                    return Err(EvidenceError::NoFraud("not a phase-1 commitment"));
+                }
+                if s.commitmentHash.0 == parsed.hash() {
+                    return Err(EvidenceError::NoFraud("the share names this commitment"));
+                }
+                Ok(())
+            }
+            Self::WrongReshareConstant { commitment } => {
+                let previous = ctx
+                    .previous
+                    .ok_or(EvidenceError::NoFraud("not a reshare"))?;
+                let (c, parsed) = open_commitment(commitment, key)?;
+                let feldman_phase = if ctx.pedersen_base.is_some() { 2 } else { 1 };
+                if c.phase != feldman_phase {
+                    return Err(EvidenceError::NoFraud(
+                        "not the dealer's Feldman commitment",
+                    ));
+                }
+                let x = evaluation_point(&from_address(&c.dealer))
+                    .map_err(|_| EvidenceError::NoFraud("dealer has no evaluation point"))?;
+                if *parsed.constant() == previous.evaluate(&x) {
+                    return Err(EvidenceError::NoFraud(
+                        "the constant is the dealer's public share",
+                    ));
+                }
+                Ok(())
+            }
+            Self::Phase2Inconsistency {
+                pedersen: ped,
+                feldman: fel,
+                share,
+            } => {
+                let base = ctx
+                    .pedersen_base
+                    .ok_or(EvidenceError::NoFraud("not a Pedersen session"))?;
+                let (p, pc) = open_commitment(ped, key)?;
+                let (f, fc) = open_commitment(fel, key)?;
+                let s = open_share(share, key)?;
+                same_session(
+                    (p.sessionTimestamp, p.sessionHash.0),
+                    (f.sessionTimestamp, f.sessionHash.0),
+                )?;
+                same_session(
+                    (p.sessionTimestamp, p.sessionHash.0),
+                    (s.sessionTimestamp, s.sessionHash.0),
+                )?;
+                if p.phase != 1 || f.phase != 2 {
+                    return Err(EvidenceError::NoFraud("wrong phases"));
+                }
+                let x = evaluation_point(&from_address(&s.player))
+                    .map_err(|_| EvidenceError::NoFraud("player has no evaluation point"))?;
+                let v = decode_share(&s).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+                if !pedersen::verify_share(&x, &v, &pc, base) {
+                    return Err(EvidenceError::NoFraud(
+                        "share is invalid in phase 1 already",
+                    ));
+                }
+                if feldman::verify_share(&x, &v.value, &fc) {
+                    return Err(EvidenceError::NoFraud("share fits the phase-2 commitment"));
+                }
+                Ok(())
+            }
+        }
+    }
+}

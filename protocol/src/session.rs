@@ -1,0 +1,265 @@
+//! What identifies a session: its timestamp, kind, VSS mode and exact operator sets.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256};
+use alloy_sol_types::{SolValue, sol};
+use kms_crypto::signer::OperatorPublicKey;
+use kms_crypto::{Commitment, OperatorAddress, Scalar, evaluation_point, threshold};
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+
+use crate::error::ProtocolError;
+
+/// A session's name: the interval boundary (Unix seconds) it started at. Key versions
+/// are named by the timestamp of the session that produced them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionTimestamp(pub u64);
+
+/// Which protocol a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    /// Genesis: a fresh master secret.
+    Dkg,
+    /// Rotation of the shares of the existing master secret.
+    Reshare,
+}
+
+/// The verifiable secret sharing scheme of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VssMode {
+    /// Feldman VSS (alpha): simple, but a rushing dealer can bias the key.
+    Feldman,
+    /// Pedersen VSS with the GJKR two-phase DKG: unbiased key.
+    Pedersen,
+}
+
+/// One operator as a session sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// On-chain identity.
+    pub address: OperatorAddress,
+    /// The key its protocol messages are signed with.
+    pub public_key: OperatorPublicKey,
+}
+
+/// A set of operators with their evaluation points and the threshold of the sharing
+/// they hold. Sorted by address, so every node derives the same order.
+#[derive(Clone, Debug)]
+pub struct OperatorSet {
+    members: BTreeMap<OperatorAddress, (Participant, Scalar)>,
+    threshold: usize,
+}
+
+impl OperatorSet {
+    /// A set with the standard threshold `ceil(2n/3)`.
+    pub fn new(members: Vec<Participant>) -> Result<Self, ProtocolError> {
+        let t = threshold(members.len());
+        Self::with_threshold(members, t)
+    }
+
+    /// A set with an explicit threshold (reshare dealers keep the old one).
+    pub fn with_threshold(
+        members: Vec<Participant>,
+        threshold: usize,
+    ) -> Result<Self, ProtocolError> {
+        if members.is_empty() || threshold == 0 || threshold > members.len() {
+            return Err(ProtocolError::InvalidSession(
+                "empty set or impossible threshold",
+            ));
+        }
+        let mut map = BTreeMap::new();
+        let mut points = std::collections::HashSet::new();
+        for p in members {
+            if p.address.is_zero() {
+                return Err(ProtocolError::InvalidSession(
+                    "zero address in operator set",
+                ));
+            }
+            let x = evaluation_point(&p.address).map_err(|_| {
+                ProtocolError::InvalidSession("operator with zero evaluation point")
+            })?;
+            if !points.insert(x.to_bytes_be()) {
+                return Err(ProtocolError::InvalidSession("duplicate evaluation point"));
+            }
+            if map.insert(p.address, (p, x)).is_some() {
+                return Err(ProtocolError::InvalidSession("duplicate operator"));
+            }
+        }
+        Ok(Self {
+            members: map,
+            threshold,
+        })
+    }
+
+    /// The reconstruction threshold of this set's sharing.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// Number of operators.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the set is empty (never, once constructed).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Whether `a` is a member.
+    pub fn contains(&self, a: &OperatorAddress) -> bool {
+        self.members.contains_key(a)
+    }
+
+    /// Addresses in canonical (sorted) order.
+    pub fn addresses(&self) -> impl Iterator<Item = &OperatorAddress> {
+        self.members.keys()
+    }
+
+    /// The member record of `a`.
+    pub fn participant(&self, a: &OperatorAddress) -> Option<&Participant> {
+        self.members.get(a).map(|(p, _)| p)
+    }
+
+    /// The evaluation point of `a`.
+    pub fn evaluation_point(&self, a: &OperatorAddress) -> Option<&Scalar> {
+        self.members.get(a).map(|(_, x)| x)
+    }
+
+    /// All members.
+    pub fn participants(&self) -> impl Iterator<Item = &Participant> {
+        self.members.values().map(|(p, _)| p)
+    }
+}
+
+/// Phase timing of a session, in milliseconds of the injected clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// When the session starts.
+    pub start_ms: u64,
+    /// Length of each phase.
+    pub phase_ms: u64,
+}
+
+impl Schedule {
+    /// The end of phase `i` (0-based).
+    pub fn phase_end(&self, i: u64) -> u64 {
+        self.start_ms
+            .saturating_add(self.phase_ms.saturating_mul(i + 1))
+    }
+}
+
+/// Everything that defines one session. All operators of a session must construct
+/// identical parameters; the [`SessionParams::session_hash`] in every message makes
+/// any disagreement (another set, threshold, mode, previous key) a rejection.
+#[derive(Clone, Debug)]
+pub struct SessionParams {
+    /// The session's timestamp.
+    pub timestamp: SessionTimestamp,
+    /// DKG or reshare.
+    pub kind: SessionKind,
+    /// Feldman or Pedersen.
+    pub mode: VssMode,
+    /// Who deals. DKG: every player. Reshare: the current share holders staying in the
+    /// set, with the *old* threshold.
+    pub dealers: OperatorSet,
+    /// Who receives shares of the new version, with the new threshold.
+    pub players: OperatorSet,
+    /// Reshare: the public polynomial of the current version.
+    pub previous: Option<Commitment>,
+    /// Phase deadlines.
+    pub schedule: Schedule,
+}
+
+sol! {
+    struct SessionDescriptor {
+        uint64 timestamp;
+        uint8 kind;
+        uint8 mode;
+        address[] dealers;
+        uint256 dealerThreshold;
+        address[] players;
+        uint256 playerThreshold;
+        bytes32 previousCommitmentHash;
+    }
+}
+
+impl SessionParams {
+    /// A DKG among `players`.
+    pub fn dkg(
+        timestamp: SessionTimestamp,
+        mode: VssMode,
+        players: Vec<Participant>,
+        schedule: Schedule,
+    ) -> Result<Self, ProtocolError> {
+        let players = OperatorSet::new(players)?;
+        Ok(Self {
+            timestamp,
+            kind: SessionKind::Dkg,
+            mode,
+            dealers: players.clone(),
+            players,
+            previous: None,
+            schedule,
+        })
+    }
+
+    /// A reshare of the key with public polynomial `previous` (threshold = its length)
+    /// from the `dealers` that hold shares of it to the new set `players`.
+    pub fn reshare(
+        timestamp: SessionTimestamp,
+        mode: VssMode,
+        dealers: Vec<Participant>,
+        previous: Commitment,
+        players: Vec<Participant>,
+        schedule: Schedule,
+    ) -> Result<Self, ProtocolError> {
+        let old_t = previous.threshold();
+        if dealers.len() < old_t {
+            return Err(ProtocolError::InvalidSession(
+                "fewer dealers than the old threshold",
+            ));
+        }
+        let dealers = OperatorSet::with_threshold(dealers, old_t)?;
+        let players = OperatorSet::new(players)?;
+        Ok(Self {
+            timestamp,
+            kind: SessionKind::Reshare,
+            mode,
+            dealers,
+            players,
+            previous: Some(previous),
+            schedule,
+        })
+    }
+
+    /// `keccak256(abi.encode(SessionDescriptor))`: binds every message to this exact
+    /// session, so a message replayed from another session or another view of the
+    /// operator set is rejected.
+    pub fn session_hash(&self) -> [u8; 32] {
+        let addrs = |s: &OperatorSet| {
+            s.addresses()
+                .map(|a| Address::from(*a.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let d = SessionDescriptor {
+            timestamp: self.timestamp.0,
+            kind: self.kind as u8,
+            mode: self.mode as u8,
+            dealers: addrs(&self.dealers),
+            dealerThreshold: alloy_primitives::U256::from(self.dealers.threshold()),
+            players: addrs(&self.players),
+            playerThreshold: alloy_primitives::U256::from(self.players.threshold()),
+            previousCommitmentHash: B256::from(
+                self.previous
+                    .as_ref()
+                    .map(Commitment::hash)
+                    .unwrap_or([0; 32]),
+            ),
+        };
+        Keccak256::digest(d.abi_encode()).into()
+    }
+}

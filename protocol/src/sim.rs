@@ -1,0 +1,343 @@
+//! A deterministic simulated network that drives `n` engines in one process: seeded
+//! randomness, a virtual clock, per-message delay, drop, reordering and partitions,
+//! and hooks to make a node Byzantine. The node runs the same engines over HTTP.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kms_crypto::OperatorAddress;
+use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, OperatorSigner};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::engine::{Action, Engine};
+use crate::evidence::FraudEvidence;
+use crate::messages::SignedMessage;
+use crate::outcome::{SessionFailure, SessionOutcome};
+use crate::session::{Participant, SessionParams};
+
+/// A node's operator identity for simulations: address and BN254 signer.
+#[derive(Clone)]
+pub struct SimOperator {
+    /// The address.
+    pub address: OperatorAddress,
+    /// Its signer.
+    pub signer: Arc<dyn OperatorSigner>,
+}
+
+impl SimOperator {
+    /// `n` operators with deterministic keys and addresses.
+    pub fn generate(n: usize, seed: u64) -> Vec<SimOperator> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut ops: Vec<SimOperator> = (0..n)
+            .map(|_| {
+                let mut a = [0u8; 20];
+                rng.fill_bytes(&mut a);
+                let signer: Arc<dyn OperatorSigner> =
+                    Arc::new(Bn254Signer::new(Bn254SecretKey::random(&mut rng)));
+                SimOperator {
+                    address: OperatorAddress::from_bytes(a),
+                    signer,
+                }
+            })
+            .collect();
+        ops.sort_by_key(|o| o.address);
+        ops
+    }
+
+    /// The session participant record.
+    pub fn participant(&self) -> Participant {
+        Participant {
+            address: self.address,
+            public_key: self.signer.public_key(),
+        }
+    }
+}
+
+/// Rewrites what a Byzantine node sends. Gets each outgoing `(recipient, message)`
+/// (recipient zero = broadcast) and returns what actually goes out, with delays.
+pub trait Behaviour: Send {
+    /// Transforms one outgoing message into zero or more deliveries
+    /// `(recipient, message, extra delay in ms)`.
+    fn outgoing(
+        &mut self,
+        to: OperatorAddress,
+        message: SignedMessage,
+    ) -> Vec<(OperatorAddress, SignedMessage, u64)>;
+}
+
+/// Network conditions.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Seed of all randomness (delays, drops, engine seeds).
+    pub seed: u64,
+    /// Minimum one-way delay.
+    pub min_delay_ms: u64,
+    /// Maximum one-way delay (uniform; a spread reorders messages).
+    pub max_delay_ms: u64,
+    /// Probability of dropping a message, in millionths.
+    pub drop_ppm: u32,
+    /// Partitions: `(from_ms, until_ms, side)`; messages between `side` and the rest
+    /// are dropped during the window.
+    pub partitions: Vec<(u64, u64, Vec<OperatorAddress>)>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            min_delay_ms: 5,
+            max_delay_ms: 50,
+            drop_ppm: 0,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+/// Per-node statistics of a run.
+#[derive(Clone, Debug, Default)]
+pub struct NodeStats {
+    /// Bytes this node put on the wire (payload + signature, per recipient).
+    pub bytes_sent: u64,
+    /// Messages sent (per recipient).
+    pub messages_sent: u64,
+    /// Messages this node rejected, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// CPU time spent inside this node's engine.
+    pub cpu: Duration,
+}
+
+struct SimNode {
+    engine: Engine,
+    behaviour: Option<Box<dyn Behaviour>>,
+    stats: NodeStats,
+    evidence: Vec<FraudEvidence>,
+}
+
+/// The simulated network.
+pub struct Network {
+    nodes: BTreeMap<OperatorAddress, SimNode>,
+    queue: BinaryHeap<Reverse<(u64, u64, OperatorAddress, usize)>>,
+    in_flight: Vec<Option<SignedMessage>>,
+    seq: u64,
+    now: u64,
+    rng: ChaCha20Rng,
+    config: NetConfig,
+}
+
+impl Network {
+    /// One engine per operator of `params`; `shares` gives reshare dealers their
+    /// current share.
+    pub fn new(
+        params: &SessionParams,
+        operators: &[SimOperator],
+        mut shares: BTreeMap<OperatorAddress, kms_crypto::Scalar>,
+        config: NetConfig,
+    ) -> Result<Self, crate::ProtocolError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+        let mut nodes = BTreeMap::new();
+        for op in operators {
+            if !params.dealers.contains(&op.address) && !params.players.contains(&op.address) {
+                continue;
+            }
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            let engine = Engine::new(
+                params.clone(),
+                op.address,
+                op.signer.clone(),
+                shares.remove(&op.address),
+                seed,
+            )?;
+            nodes.insert(
+                op.address,
+                SimNode {
+                    engine,
+                    behaviour: None,
+                    stats: NodeStats::default(),
+                    evidence: Vec::new(),
+                },
+            );
+        }
+        Ok(Self {
+            nodes,
+            queue: BinaryHeap::new(),
+            in_flight: Vec::new(),
+            seq: 0,
+            now: params.schedule.start_ms,
+            rng,
+            config,
+        })
+    }
+
+    /// Makes `node` Byzantine.
+    pub fn set_behaviour(&mut self, node: OperatorAddress, b: Box<dyn Behaviour>) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.behaviour = Some(b);
+        }
+    }
+
+    fn partitioned(&self, a: &OperatorAddress, b: &OperatorAddress) -> bool {
+        self.config.partitions.iter().any(|(from, until, side)| {
+            self.now >= *from && self.now < *until && (side.contains(a) != side.contains(b))
+        })
+    }
+
+    fn enqueue(
+        &mut self,
+        from: OperatorAddress,
+        to: OperatorAddress,
+        m: SignedMessage,
+        extra: u64,
+    ) {
+        let recipients: Vec<OperatorAddress> = if to.is_zero() {
+            self.nodes.keys().copied().filter(|a| *a != from).collect()
+        } else {
+            vec![to]
+        };
+        let size = (m.payload.len() + m.signature.to_bytes().len() + 20) as u64;
+        for r in recipients {
+            if let Some(n) = self.nodes.get_mut(&from) {
+                n.stats.bytes_sent += size;
+                n.stats.messages_sent += 1;
+            }
+            if self.partitioned(&from, &r)
+                || (self.rng.next_u32() % 1_000_000) < self.config.drop_ppm
+            {
+                continue;
+            }
+            let span = self
+                .config
+                .max_delay_ms
+                .saturating_sub(self.config.min_delay_ms)
+                + 1;
+            let delay = self.config.min_delay_ms + self.rng.next_u64() % span + extra;
+            self.seq += 1;
+            self.in_flight.push(Some(m.clone()));
+            self.queue.push(Reverse((
+                self.now + delay,
+                self.seq,
+                r,
+                self.in_flight.len() - 1,
+            )));
+        }
+    }
+
+    fn apply(&mut self, from: OperatorAddress, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { to, message } => {
+                    let out = match self.nodes.get_mut(&from).and_then(|n| n.behaviour.as_mut()) {
+                        Some(b) => b.outgoing(to, message),
+                        None => vec![(to, message, 0)],
+                    };
+                    for (to, m, extra) in out {
+                        self.enqueue(from, to, m, extra);
+                    }
+                }
+                Action::Evidence(e) => {
+                    if let Some(n) = self.nodes.get_mut(&from) {
+                        n.evidence.push(*e);
+                    }
+                }
+                Action::Done(_) => {}
+            }
+        }
+    }
+
+    fn timed<T>(&mut self, who: OperatorAddress, f: impl FnOnce(&mut Engine, u64) -> T) -> T {
+        let now = self.now;
+        let node = self.nodes.get_mut(&who).expect("node exists");
+        let t0 = Instant::now();
+        let r = f(&mut node.engine, now);
+        node.stats.cpu += t0.elapsed();
+        r
+    }
+
+    /// Runs until every engine finished or the virtual clock passes `until_ms`.
+    pub fn run(&mut self, until_ms: u64) {
+        let addrs: Vec<OperatorAddress> = self.nodes.keys().copied().collect();
+        for a in &addrs {
+            let actions = self.timed(*a, |e, now| e.start(now));
+            self.apply(*a, actions);
+        }
+        let schedule = self
+            .nodes
+            .values()
+            .next()
+            .map(|n| n.engine.params().schedule);
+        let Some(schedule) = schedule else { return };
+        let mut next_phase = 0u64;
+        loop {
+            if self.nodes.values().all(|n| n.engine.outcome().is_some()) || self.now > until_ms {
+                break;
+            }
+            let deadline = schedule.phase_end(next_phase);
+            let next_msg = self.queue.peek().map(|Reverse((t, ..))| *t);
+            match next_msg {
+                Some(t) if t < deadline => {
+                    let Reverse((t, _, to, idx)) = self.queue.pop().expect("peeked");
+                    self.now = t;
+                    let m = self.in_flight[idx].take().expect("delivered once");
+                    let r = self.timed(to, |e, now| e.handle(now, &m));
+                    match r {
+                        Ok(actions) => self.apply(to, actions),
+                        Err(e) => {
+                            if let Some(n) = self.nodes.get_mut(&to) {
+                                *n.stats.rejected.entry(e.reason()).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.now = deadline;
+                    next_phase += 1;
+                    for a in &addrs {
+                        let actions = self.timed(*a, |e, now| e.tick(now));
+                        self.apply(*a, actions);
+                    }
+                    if next_phase > 16 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The outcome of `node`.
+    pub fn outcome(
+        &self,
+        node: &OperatorAddress,
+    ) -> Option<&Result<SessionOutcome, SessionFailure>> {
+        self.nodes.get(node).and_then(|n| n.engine.outcome())
+    }
+
+    /// The engine of `node`.
+    pub fn engine(&self, node: &OperatorAddress) -> Option<&Engine> {
+        self.nodes.get(node).map(|n| &n.engine)
+    }
+
+    /// Statistics of `node`.
+    pub fn stats(&self, node: &OperatorAddress) -> Option<&NodeStats> {
+        self.nodes.get(node).map(|n| &n.stats)
+    }
+
+    /// Evidence `node` produced.
+    pub fn evidence(&self, node: &OperatorAddress) -> &[FraudEvidence] {
+        self.nodes
+            .get(node)
+            .map(|n| n.evidence.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Injects a message as if `to` received it now (replay tests).
+    pub fn deliver_now(
+        &mut self,
+        to: OperatorAddress,
+        m: &SignedMessage,
+    ) -> Result<Vec<Action>, crate::ProtocolError> {
+        self.timed(to, |e, now| e.handle(now, m))
+    }
+}

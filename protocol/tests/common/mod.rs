@@ -1,0 +1,142 @@
+//! Shared helpers for the protocol tests: run a session in the simulated network and
+//! check what every honest node ended with.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kms_crypto::poly::interpolate_at_zero;
+use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
+use kms_protocol::sim::{Behaviour, NetConfig, Network, SimOperator};
+use kms_protocol::{
+    KeyShareVersion, Participant, Schedule, SessionKind, SessionOutcome, SessionParams,
+    SessionTimestamp, VssMode,
+};
+
+pub const PHASE_MS: u64 = 1_000;
+
+pub fn schedule(start: u64) -> Schedule {
+    Schedule {
+        start_ms: start,
+        phase_ms: PHASE_MS,
+    }
+}
+
+pub fn participants(ops: &[SimOperator]) -> Vec<Participant> {
+    ops.iter().map(SimOperator::participant).collect()
+}
+
+/// The result of one session, from the honest nodes' point of view.
+pub struct Finished {
+    pub versions: BTreeMap<OperatorAddress, KeyShareVersion>,
+    pub net: Network,
+}
+
+pub fn run(
+    params: SessionParams,
+    ops: &[SimOperator],
+    shares: BTreeMap<OperatorAddress, Scalar>,
+    byzantine: Vec<(OperatorAddress, Box<dyn Behaviour>)>,
+    config: NetConfig,
+) -> Finished {
+    let honest: BTreeSet<OperatorAddress> = ops
+        .iter()
+        .map(|o| o.address)
+        .filter(|a| !byzantine.iter().any(|(b, _)| b == a))
+        .collect();
+    let end = params.schedule.phase_end(10);
+    let players: Vec<OperatorAddress> = params.players.addresses().copied().collect();
+    let mut net = Network::new(&params, ops, shares, config).expect("network");
+    for (a, b) in byzantine {
+        net.set_behaviour(a, b);
+    }
+    net.run(end);
+    let mut versions = BTreeMap::new();
+    for a in &players {
+        if !honest.contains(a) {
+            continue;
+        }
+        match net.outcome(a) {
+            Some(Ok(SessionOutcome::NewVersion(v))) => {
+                versions.insert(*a, (**v).clone());
+            }
+            other => panic!("honest player {a} ended with {other:?}"),
+        }
+    }
+    Finished { versions, net }
+}
+
+/// All honest players agree on QUAL and the public polynomial, and any `t` of their
+/// shares reconstruct the secret behind the master public key. Returns the
+/// (commitment, shares by address) for chaining.
+pub fn check_agreement(f: &Finished) -> (Commitment, BTreeMap<OperatorAddress, Scalar>) {
+    let first = f.versions.values().next().expect("some honest player");
+    for v in f.versions.values() {
+        assert_eq!(
+            v.commitment, first.commitment,
+            "honest nodes disagree on the public polynomial"
+        );
+        assert_eq!(
+            v.qualified_dealers, first.qualified_dealers,
+            "honest nodes disagree on QUAL"
+        );
+        assert_eq!(v.threshold, first.threshold);
+    }
+    let t = first.threshold;
+    let points: Vec<(Scalar, Scalar)> = f
+        .versions
+        .iter()
+        .map(|(a, v)| (kms_crypto::evaluation_point(a).unwrap(), v.share.clone()))
+        .collect();
+    assert!(points.len() >= t, "fewer honest players than the threshold");
+    // Two different subsets of size t give the same secret, which matches the MPK.
+    let s1 = interpolate_at_zero(&points[..t]).unwrap();
+    let s2 = interpolate_at_zero(&points[points.len() - t..]).unwrap();
+    assert_eq!(s1, s2, "shares are not on one polynomial of degree t-1");
+    assert_eq!(
+        G2Point::generator().mul(&s1),
+        *first.commitment.constant(),
+        "shares do not match the MPK"
+    );
+    if t > 1 {
+        let fewer = interpolate_at_zero(&points[..t - 1]).unwrap();
+        assert_ne!(fewer, s1, "t-1 shares must not reconstruct the secret");
+    }
+    let shares = f
+        .versions
+        .iter()
+        .map(|(a, v)| (*a, v.share.clone()))
+        .collect();
+    (first.commitment.clone(), shares)
+}
+
+/// DKG: the MPK is the sum of the qualified dealers' own contributions.
+pub fn check_mpk_is_sum_of_qual(f: &Finished) {
+    let first = f.versions.values().next().unwrap();
+    let contributions: Vec<G2Point> = first
+        .qualified_dealers
+        .iter()
+        .map(|d| {
+            f.net
+                .engine(d)
+                .and_then(|e| e.own_contribution())
+                .expect("qualified dealer dealt")
+        })
+        .collect();
+    assert_eq!(
+        G2Point::sum(contributions.iter()),
+        *first.commitment.constant()
+    );
+}
+
+pub fn dkg(n: usize, mode: VssMode, seed: u64) -> (Vec<SimOperator>, SessionParams) {
+    let ops = SimOperator::generate(n, seed);
+    let params = SessionParams::dkg(
+        SessionTimestamp(1_700_000_000 + seed),
+        mode,
+        participants(&ops),
+        schedule(0),
+    )
+    .expect("params");
+    assert_eq!(params.kind, SessionKind::Dkg);
+    (ops, params)
+}
