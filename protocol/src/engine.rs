@@ -504,20 +504,22 @@ impl Engine {
             if first.hash == m.hash {
                 return Ok(());
             }
-            let evidence = FraudEvidence::Equivocation {
-                first: first.clone(),
-                second: m.clone(),
-            };
+            let first = first.clone();
             let forward = !view.forwarded;
             view.forwarded = true;
-            self.convict(evidence);
             if forward {
-                // Let everyone see the second version too.
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: m.clone(),
-                });
+                // Let everyone see both versions, so every honest node holds the proof.
+                for msg in [first.clone(), m.clone()] {
+                    self.out.push(Action::Send {
+                        to: OperatorAddress::ZERO,
+                        message: msg,
+                    });
+                }
             }
+            self.convict(FraudEvidence::Equivocation {
+                first,
+                second: m.clone(),
+            });
             return Ok(());
         }
         *slot = Some((m.clone(), parsed.clone()));
@@ -590,12 +592,9 @@ impl Engine {
             self.check_share_against_commitment(&dealer);
             return Ok(());
         }
-        // A share addressed to someone else is public: a reveal answering a complaint,
-        // a forwarded invalid share (proof), or a reconstruction share. None of these
-        // exist before the deal phase ends.
-        if self.phases_done <= self.offset() {
-            return Err(ProtocolError::Rejected("share addressed to another player"));
-        }
+        // A share addressed to someone else is public: a forwarded invalid share (the
+        // proof of a complaint), a reveal answering a complaint, or a reconstruction
+        // share. Only the first can occur before the deal phase ends.
         let Some((cmsg, commitment)) = view.commitment.clone() else {
             if self.pending.len() < 4 * self.params.players.len() * self.params.dealers.len() {
                 self.pending.push(m.clone());
@@ -608,6 +607,9 @@ impl Engine {
                 share: m.clone(),
             });
             return Ok(());
+        }
+        if self.phases_done <= self.offset() {
+            return Err(ProtocolError::Rejected("share addressed to another player"));
         }
         self.check_public_share_phase2(&dealer, m, &x, &value);
         let view = self.views.get_mut(&dealer).expect("checked above");
@@ -670,7 +672,17 @@ impl Engine {
                 commitment: cmsg.clone(),
                 share: smsg.clone(),
             };
-            self.views.get_mut(dealer).expect("exists").share_verified = Some(false);
+            let m = cmsg.clone();
+            let view = self.views.get_mut(dealer).expect("exists");
+            view.share_verified = Some(false);
+            if !view.forwarded {
+                // Others may have been shown another commitment: let them compare.
+                view.forwarded = true;
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: m,
+                });
+            }
             self.convict(ev);
             return;
         }

@@ -140,3 +140,162 @@ pub fn dkg(n: usize, mode: VssMode, seed: u64) -> (Vec<SimOperator>, SessionPara
     assert_eq!(params.kind, SessionKind::Dkg);
     (ops, params)
 }
+
+pub mod byzantine {
+    use std::sync::Arc;
+
+    use kms_crypto::signer::OperatorSigner;
+    use kms_crypto::vss::feldman::FeldmanDealing;
+    use kms_crypto::{OperatorAddress, Scalar};
+    use kms_protocol::messages::{Payload, SignedMessage, encode_commitment};
+    use kms_protocol::sim::Behaviour;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn resign(p: &Payload, me: OperatorAddress, signer: &Arc<dyn OperatorSigner>) -> SignedMessage {
+        SignedMessage::sign(p, me, signer.as_ref())
+    }
+
+    /// Sends a corrupted (but correctly signed) share to every player in `victims`.
+    pub struct InvalidShares {
+        pub me: OperatorAddress,
+        pub signer: Arc<dyn OperatorSigner>,
+        pub victims: Vec<OperatorAddress>,
+    }
+
+    impl Behaviour for InvalidShares {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            if let Ok(Payload::Share(mut s)) = m.peek()
+                && m.signer == self.me
+                && self.victims.contains(&to)
+            {
+                let v = Scalar::from_bytes_be(&s.share.0).unwrap();
+                s.share = (&v + &Scalar::one()).to_bytes_be().into();
+                return vec![(to, resign(&Payload::Share(s), self.me, &self.signer), 0)];
+            }
+            vec![(to, m, 0)]
+        }
+    }
+
+    /// Shows a different commitment to the players in `fooled` than to everyone else.
+    pub struct Equivocator {
+        pub me: OperatorAddress,
+        pub signer: Arc<dyn OperatorSigner>,
+        pub everyone: Vec<OperatorAddress>,
+        pub fooled: Vec<OperatorAddress>,
+    }
+
+    impl Behaviour for Equivocator {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            match m.peek() {
+                Ok(Payload::Commitment(c))
+                    if to.is_zero() && m.signer == self.me && c.phase == 1 =>
+                {
+                    let mut rng = ChaCha20Rng::seed_from_u64(99);
+                    let t = c.commitment.len();
+                    let other = FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap();
+                    let mut c2 = c.clone();
+                    c2.commitment = encode_commitment(other.commitment());
+                    let forged = resign(&Payload::Commitment(c2), self.me, &self.signer);
+                    self.everyone
+                        .iter()
+                        .filter(|a| **a != self.me)
+                        .map(|a| {
+                            (
+                                *a,
+                                if self.fooled.contains(a) {
+                                    forged.clone()
+                                } else {
+                                    m.clone()
+                                },
+                                0,
+                            )
+                        })
+                        .collect()
+                }
+                _ => vec![(to, m, 0)],
+            }
+        }
+    }
+
+    /// Sends nothing at all.
+    pub struct Silent;
+
+    impl Behaviour for Silent {
+        fn outgoing(
+            &mut self,
+            _: OperatorAddress,
+            _: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            vec![]
+        }
+    }
+
+    /// Delays everything it sends.
+    pub struct Late(pub u64);
+
+    impl Behaviour for Late {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            vec![(to, m, self.0)]
+        }
+    }
+
+    /// Takes part in Pedersen phase 1, then withholds its phase-2 commitment.
+    pub struct AbortsPhase2;
+
+    impl Behaviour for AbortsPhase2 {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            match m.peek() {
+                Ok(Payload::Commitment(c)) if c.phase == 2 => vec![],
+                _ => vec![(to, m, 0)],
+            }
+        }
+    }
+
+    /// Pedersen phase 2: publishes a Feldman commitment of another polynomial.
+    pub struct BadPhase2 {
+        pub me: OperatorAddress,
+        pub signer: Arc<dyn OperatorSigner>,
+    }
+
+    impl Behaviour for BadPhase2 {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            match m.peek() {
+                Ok(Payload::Commitment(c)) if c.phase == 2 && m.signer == self.me => {
+                    let mut rng = ChaCha20Rng::seed_from_u64(5);
+                    let other =
+                        FeldmanDealing::new(Scalar::random(&mut rng), c.commitment.len(), &mut rng)
+                            .unwrap();
+                    let mut c2 = c.clone();
+                    c2.commitment = encode_commitment(other.commitment());
+                    vec![(
+                        to,
+                        resign(&Payload::Commitment(c2), self.me, &self.signer),
+                        0,
+                    )]
+                }
+                _ => vec![(to, m, 0)],
+            }
+        }
+    }
+}
