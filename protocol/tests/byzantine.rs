@@ -184,7 +184,14 @@ fn late_dealer_still_agrees() {
     check_mpk_is_sum_of_qual(&f);
     // In the response phase: the complainers' own late acks answer their complaints.
     let (f, bad, _) = run_with(7, VssMode::Feldman, 16, |_, _| Box::new(Late(1_600)), 1);
-    assert!(f.versions.values().next().unwrap().qualified_dealers.contains(&bad[0]));
+    assert!(
+        f.versions
+            .values()
+            .next()
+            .unwrap()
+            .qualified_dealers
+            .contains(&bad[0])
+    );
     // After the session closed: the dealer is dropped, everyone agrees without it.
     let (f, bad, _) = run_with(7, VssMode::Feldman, 16, |_, _| Box::new(Late(3_500)), 1);
     let qual = &f.versions.values().next().unwrap().qualified_dealers;

@@ -299,3 +299,91 @@ pub mod byzantine {
         }
     }
 }
+
+/// Runs a reshare of `previous` from `dealers` (with their shares) to `players`.
+pub fn reshare(
+    ts: u64,
+    mode: VssMode,
+    dealers: &[SimOperator],
+    players: &[SimOperator],
+    previous: &Commitment,
+    shares: &BTreeMap<OperatorAddress, Scalar>,
+    byzantine: Vec<(OperatorAddress, Box<dyn Behaviour>)>,
+) -> Finished {
+    let params = SessionParams::reshare(
+        SessionTimestamp(ts),
+        mode,
+        participants(dealers),
+        previous.clone(),
+        participants(players),
+        schedule(ts * 100_000),
+    )
+    .expect("reshare params");
+    let mut all: Vec<SimOperator> = dealers.to_vec();
+    for p in players {
+        if !all.iter().any(|o| o.address == p.address) {
+            all.push(p.clone());
+        }
+    }
+    let dealer_shares = dealers
+        .iter()
+        .filter_map(|d| shares.get(&d.address).map(|s| (d.address, s.clone())))
+        .collect();
+    run(
+        params,
+        &all,
+        dealer_shares,
+        byzantine,
+        NetConfig {
+            seed: ts,
+            ..NetConfig::default()
+        },
+    )
+}
+
+pub mod wrong_constant {
+    use std::sync::Arc;
+
+    use kms_crypto::signer::OperatorSigner;
+    use kms_crypto::vss::feldman::FeldmanDealing;
+    use kms_crypto::{OperatorAddress, evaluation_point};
+    use kms_protocol::messages::{Payload, SignedMessage, encode_commitment};
+    use kms_protocol::sim::Behaviour;
+
+    /// A reshare dealer that deals a consistent sharing of some *other* secret.
+    pub struct WrongConstant {
+        pub me: OperatorAddress,
+        pub signer: Arc<dyn OperatorSigner>,
+        pub dealing: FeldmanDealing,
+    }
+
+    impl Behaviour for WrongConstant {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            if m.signer != self.me {
+                return vec![(to, m, 0)];
+            }
+            let p = match m.peek() {
+                Ok(Payload::Commitment(mut c)) => {
+                    c.commitment = encode_commitment(self.dealing.commitment());
+                    Payload::Commitment(c)
+                }
+                Ok(Payload::Share(mut s)) => {
+                    let x = evaluation_point(&OperatorAddress::from_bytes(s.player.0.0)).unwrap();
+                    s.share = self.dealing.share(&x).to_bytes_be().into();
+                    s.commitmentHash = self.dealing.commitment().hash().into();
+                    Payload::Share(s)
+                }
+                _ => return vec![(to, m, 0)],
+            };
+            vec![(
+                to,
+                SignedMessage::sign(&p, self.me, self.signer.as_ref()),
+                0,
+            )]
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Messages that do not belong to a session are rejected with a reason and change
+//! nothing: replays from another session, non-members, wrong recipients, forgeries.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, OperatorSigner};
+use kms_protocol::messages::{Payload, SignedMessage};
+use kms_protocol::sim::SimOperator;
+use kms_protocol::{Action, Engine, ProtocolError, SessionParams, SessionTimestamp, VssMode};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn engine(params: &SessionParams, op: &SimOperator) -> Engine {
+    Engine::new(params.clone(), op.address, op.signer.clone(), None, [7; 32]).unwrap()
+}
+
+fn sent(actions: &[Action]) -> Vec<(kms_crypto::OperatorAddress, SignedMessage)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, message } => Some((*to, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn replay_from_an_earlier_session_is_rejected() {
+    let ops = SimOperator::generate(4, 900);
+    let old = SessionParams::dkg(
+        SessionTimestamp(100),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let new = SessionParams::dkg(
+        SessionTimestamp(200),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let mut a_old = engine(&old, &ops[0]);
+    let msgs = sent(&a_old.start(0));
+    assert!(!msgs.is_empty());
+    let mut b_new = engine(&new, &ops[1]);
+    for (_, m) in &msgs {
+        assert_eq!(
+            b_new.handle(1, m).unwrap_err(),
+            ProtocolError::Rejected("message for another session")
+        );
+    }
+    // Same timestamp, another operator set: also another session.
+    let other_set = SessionParams::dkg(
+        SessionTimestamp(100),
+        VssMode::Feldman,
+        participants(&ops[1..]),
+        schedule(0),
+    )
+    .unwrap();
+    let mut c = engine(&other_set, &ops[1]);
+    assert_eq!(
+        c.handle(1, &msgs[0].1).unwrap_err(),
+        ProtocolError::Rejected("message for another session")
+    );
+}
+
+#[test]
+fn non_member_forgery_and_misaddressed_shares_are_rejected() {
+    let ops = SimOperator::generate(5, 901);
+    let members = &ops[..4];
+    let outsider = &ops[4];
+    let params = SessionParams::dkg(
+        SessionTimestamp(1),
+        VssMode::Feldman,
+        participants(members),
+        schedule(0),
+    )
+    .unwrap();
+    let mut dealer = engine(&params, &members[0]);
+    let msgs = sent(&dealer.start(0));
+    let mut receiver = engine(&params, &members[1]);
+
+    let (_, commitment) = msgs.iter().find(|(to, _)| to.is_zero()).unwrap().clone();
+    receiver.handle(1, &commitment).unwrap();
+
+    // A share addressed to members[2], delivered to members[1] during the deal phase.
+    let (_, to_other) = msgs
+        .iter()
+        .find(|(to, _)| *to == members[2].address)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        receiver.handle(1, &to_other).unwrap_err(),
+        ProtocolError::Rejected("share addressed to another player")
+    );
+
+    // The same payload signed by a non-member claiming to be the dealer: bad signature.
+    let mut forged = commitment.clone();
+    forged.signature = outsider.signer.sign(&forged.hash);
+    assert_eq!(
+        receiver.handle(1, &forged).unwrap_err(),
+        ProtocolError::BadSignature
+    );
+
+    // A payload authored by the outsider itself: not a member.
+    let Payload::Commitment(mut c) = commitment.peek().unwrap() else {
+        panic!()
+    };
+    c.dealer = outsider.address.as_bytes().into();
+    let by_outsider = SignedMessage::sign(
+        &Payload::Commitment(c),
+        outsider.address,
+        outsider.signer.as_ref(),
+    );
+    assert_eq!(
+        receiver.handle(1, &by_outsider).unwrap_err(),
+        ProtocolError::Rejected("sender is not a member of the session in this role")
+    );
+
+    // Tampered payload bytes: the hash no longer matches.
+    let mut tampered = commitment.clone();
+    let last = tampered.payload.len() - 1;
+    tampered.payload[last] ^= 1;
+    assert!(matches!(
+        receiver.handle(1, &tampered),
+        Err(ProtocolError::Malformed(_))
+    ));
+
+    // A key that is not the registered one.
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let stranger: Arc<dyn OperatorSigner> =
+        Arc::new(Bn254Signer::new(Bn254SecretKey::random(&mut rng)));
+    let mut resigned = commitment.clone();
+    resigned.signature = stranger.sign(&resigned.hash);
+    assert_eq!(
+        receiver.handle(1, &resigned).unwrap_err(),
+        ProtocolError::BadSignature
+    );
+
+    // The genuine message is still accepted (as a duplicate): rejections changed nothing.
+    assert!(receiver.handle(1, &commitment).is_ok());
+    // After the session ends, nothing is accepted.
+    let _ = receiver.tick(params.schedule.phase_end(5));
+    assert!(receiver.outcome().is_some());
+    assert_eq!(
+        receiver
+            .handle(params.schedule.phase_end(6), &commitment)
+            .unwrap_err(),
+        ProtocolError::Rejected("session already finished")
+    );
+}
+
+#[test]
+fn reshare_dealer_with_a_corrupt_share_refuses_to_start() {
+    let ops = SimOperator::generate(4, 902);
+    let d = kms_crypto::vss::feldman::FeldmanDealing::new(
+        kms_crypto::Scalar::one(),
+        3,
+        &mut ChaCha20Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    let params = SessionParams::reshare(
+        SessionTimestamp(5),
+        VssMode::Feldman,
+        participants(&ops),
+        d.commitment().clone(),
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let r = Engine::new(
+        params,
+        ops[0].address,
+        ops[0].signer.clone(),
+        Some(kms_crypto::Scalar::from_u64(42)),
+        [0; 32],
+    );
+    assert!(matches!(r, Err(ProtocolError::InvalidSession(_))));
+}

@@ -1,0 +1,159 @@
+//! Reshare chains with joins, leaves and threshold changes; the master public key
+//! never changes and old shares become useless.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::wrong_constant::WrongConstant;
+use common::*;
+use kms_crypto::poly::interpolate_at_zero;
+use kms_crypto::vss::feldman::FeldmanDealing;
+use kms_crypto::{G2Point, Scalar, evaluation_point, threshold};
+use kms_protocol::sim::{NetConfig, SimOperator};
+use kms_protocol::{EvidenceContext, SessionOutcome, VssMode};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+#[test]
+fn five_reshares_with_rotating_membership() {
+    let pool = SimOperator::generate(14, 500);
+    let (ops, params) = (pool[..7].to_vec(), {
+        let p = participants(&pool[..7]);
+        kms_protocol::SessionParams::dkg(
+            kms_protocol::SessionTimestamp(1),
+            VssMode::Feldman,
+            p,
+            schedule(100_000),
+        )
+        .unwrap()
+    });
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
+    let (mut commitment, mut shares) = check_agreement(&f);
+    let mpk = *commitment.constant();
+    let mut current: Vec<SimOperator> = ops;
+
+    // 7 → 10 (join 3), 10 → 5 (leave 5), 5 → 5 (2 join, 2 leave), 5 → 8, 8 → 6.
+    let rounds: Vec<(Vec<usize>, VssMode)> = vec![
+        ((0..10).collect(), VssMode::Feldman),
+        (vec![0, 2, 4, 6, 8], VssMode::Pedersen),
+        (vec![0, 2, 4, 10, 11], VssMode::Feldman),
+        (vec![0, 2, 4, 10, 11, 12, 13, 1], VssMode::Feldman),
+        (vec![2, 4, 10, 11, 12, 13], VssMode::Pedersen),
+    ];
+    for (round, (members, mode)) in rounds.into_iter().enumerate() {
+        let next: Vec<SimOperator> = members.iter().map(|i| pool[*i].clone()).collect();
+        let f = reshare(
+            2 + round as u64,
+            mode,
+            &current,
+            &next,
+            &commitment,
+            &shares,
+            vec![],
+        );
+        let (new_commitment, new_shares) = check_agreement(&f);
+        assert_eq!(
+            *new_commitment.constant(),
+            mpk,
+            "round {round}: master public key changed"
+        );
+        assert_eq!(
+            new_commitment.threshold(),
+            threshold(next.len()),
+            "round {round}: threshold"
+        );
+        // Operators that left were dealers: they report departure, not a version.
+        for o in &current {
+            if !next.iter().any(|n| n.address == o.address) {
+                assert!(matches!(
+                    f.net.outcome(&o.address),
+                    Some(Ok(SessionOutcome::Departed { .. }))
+                ));
+                // Their old share is no share of the new polynomial …
+                let x = evaluation_point(&o.address).unwrap();
+                let old = &shares[&o.address];
+                assert_ne!(new_commitment.evaluate(&x), G2Point::generator().mul(old));
+                // … and does not help t − 1 new shares reconstruct the secret.
+                let t = new_commitment.threshold();
+                let mut pts: Vec<(Scalar, Scalar)> = new_shares
+                    .iter()
+                    .take(t - 1)
+                    .map(|(a, s)| (evaluation_point(a).unwrap(), s.clone()))
+                    .collect();
+                pts.push((x, old.clone()));
+                let guess = interpolate_at_zero(&pts).unwrap();
+                assert_ne!(G2Point::generator().mul(&guess), mpk);
+            }
+        }
+        commitment = new_commitment;
+        shares = new_shares;
+        current = next;
+    }
+}
+
+#[test]
+fn dealer_changing_the_secret_is_proven_and_excluded() {
+    let ops = SimOperator::generate(7, 600);
+    let params = kms_protocol::SessionParams::dkg(
+        kms_protocol::SessionTimestamp(10),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
+    let (commitment, shares) = check_agreement(&f);
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let bad = &ops[3];
+    let byz = WrongConstant {
+        me: bad.address,
+        signer: bad.signer.clone(),
+        dealing: FeldmanDealing::new(Scalar::random(&mut rng), threshold(7), &mut rng).unwrap(),
+    };
+    let f = reshare(
+        11,
+        VssMode::Feldman,
+        &ops,
+        &ops,
+        &commitment,
+        &shares,
+        vec![(bad.address, Box::new(byz))],
+    );
+    let (new_commitment, _) = check_agreement(&f);
+    assert_eq!(new_commitment.constant(), commitment.constant());
+    let v = f.versions.values().next().unwrap();
+    assert!(!v.qualified_dealers.contains(&bad.address));
+    let honest = ops.iter().find(|o| o.address != bad.address).unwrap();
+    let ev = f.net.evidence(&honest.address);
+    let e = ev
+        .iter()
+        .find(|e| e.kind() == "wrong_reshare_constant")
+        .expect("evidence");
+    let key = bad.participant().public_key;
+    e.verify(&EvidenceContext {
+        dealer_key: &key,
+        pedersen_base: None,
+        previous: Some(&commitment),
+    })
+    .unwrap();
+    // Checked against someone else's key, the same messages prove nothing.
+    let innocent = honest.participant().public_key;
+    assert!(
+        e.verify(&EvidenceContext {
+            dealer_key: &innocent,
+            pedersen_base: None,
+            previous: Some(&commitment)
+        })
+        .is_err()
+    );
+    // Without the previous key (not a reshare) there is nothing to compare with.
+    assert!(
+        e.verify(&EvidenceContext {
+            dealer_key: &key,
+            pedersen_base: None,
+            previous: None
+        })
+        .is_err()
+    );
+}
