@@ -32,9 +32,9 @@ use rand_core::SeedableRng;
 use crate::error::ProtocolError;
 use crate::evidence::FraudEvidence;
 use crate::messages::{
-    CoinCommit, CoinReveal, ComplaintReason, DealerCommitment, DealerShare, Payload, PlayerAck,
-    PlayerComplaint, SignedMessage, b256, decode_commitment, decode_share, encode_commitment,
-    from_address, share_hash, to_address,
+    AckEntry, CoinCommit, CoinReveal, ComplaintReason, DealerCommitment, DealerShare, Payload,
+    PlayerAcks, PlayerComplaint, SignedMessage, b256, decode_commitment, decode_share,
+    encode_commitment, from_address, share_hash, to_address,
 };
 use crate::outcome::{KeyShareVersion, SessionFailure, SessionOutcome};
 use crate::session::{SessionKind, SessionParams, VssMode};
@@ -63,6 +63,7 @@ enum Dealing {
 #[derive(Default)]
 struct DealerView {
     commitment: Option<(SignedMessage, Commitment)>,
+    commitment_hash: Option<[u8; 32]>,
     phase2: Option<(SignedMessage, Commitment)>,
     my_share: Option<(SignedMessage, PedersenShare)>,
     share_verified: Option<bool>,
@@ -552,6 +553,7 @@ impl Engine {
         } else {
             let h = parsed.hash();
             let view = self.views.get_mut(&dealer).expect("exists");
+            view.commitment_hash = Some(h);
             if !view.forwarded && view.acks.values().any(|a| *a != h) {
                 view.forwarded = true;
                 self.out.push(Action::Send {
@@ -658,7 +660,7 @@ impl Engine {
         let Some(view) = self.views.get(dealer) else {
             return;
         };
-        let (Some((cmsg, commitment)), Some((smsg, _))) = (&view.commitment, &view.my_share) else {
+        let (Some((cmsg, _)), Some((smsg, _))) = (&view.commitment, &view.my_share) else {
             return;
         };
         if view.share_verified.is_some() {
@@ -667,7 +669,7 @@ impl Engine {
         let Payload::Share(s) = smsg.peek().expect("stored messages decode") else {
             return;
         };
-        if s.commitmentHash.0 != commitment.hash() {
+        if Some(s.commitmentHash.0) != view.commitment_hash {
             let ev = FraudEvidence::CommitmentInconsistency {
                 commitment: cmsg.clone(),
                 share: smsg.clone(),
@@ -726,6 +728,7 @@ impl Engine {
                 Err(f) => f.invalid.into_iter().collect(),
             };
         drop(items);
+        let mut acks = Vec::new();
         for (i, (dealer, _, _)) in todo.iter().enumerate() {
             let ok = !invalid.contains(&i);
             let view = self.views.get_mut(dealer).expect("exists");
@@ -736,15 +739,11 @@ impl Engine {
                 let Payload::Share(s) = smsg.peek().expect("stored messages decode") else {
                     continue;
                 };
-                let ack = self.sign(&Payload::Ack(PlayerAck {
-                    sessionTimestamp: self.params.timestamp.0,
-                    sessionHash: b256(self.session_hash),
+                acks.push(AckEntry {
                     dealer: to_address(dealer),
-                    player: to_address(&self.me),
                     shareHash: b256(share_hash(&s)),
                     commitmentHash: s.commitmentHash,
-                }));
-                self.broadcast(ack);
+                });
             } else {
                 self.convict(FraudEvidence::InvalidShare {
                     commitment: cmsg,
@@ -757,6 +756,17 @@ impl Engine {
                     message: smsg,
                 });
             }
+        }
+        if !acks.is_empty() {
+            // One signature for the whole batch: n signatures per node to verify
+            // instead of n², which is what keeps large sessions affordable.
+            let msg = self.sign(&Payload::Ack(PlayerAcks {
+                sessionTimestamp: self.params.timestamp.0,
+                sessionHash: b256(self.session_hash),
+                player: to_address(&self.me),
+                acks,
+            }));
+            self.broadcast(msg);
         }
     }
 
@@ -771,29 +781,38 @@ impl Engine {
         self.broadcast(msg);
     }
 
-    fn on_ack(&mut self, a: PlayerAck) -> Result<(), ProtocolError> {
-        let dealer = from_address(&a.dealer);
+    fn on_ack(&mut self, a: PlayerAcks) -> Result<(), ProtocolError> {
         let player = from_address(&a.player);
-        let view = self
-            .views
-            .get_mut(&dealer)
-            .ok_or(ProtocolError::Rejected("ack for a non-dealer"))?;
-        if view.acks.contains_key(&player) {
-            return Ok(());
+        if a.acks.len() > self.params.dealers.len() {
+            return Err(ProtocolError::Malformed("more acks than dealers"));
         }
-        view.acks.insert(player, a.commitmentHash.0);
-        // Another player saw another commitment: show ours to everyone so that the
-        // two signed versions meet and the equivocation is proven.
-        if let Some((cmsg, c)) = &view.commitment
-            && c.hash() != a.commitmentHash.0
-            && !view.forwarded
+        if a.acks
+            .iter()
+            .any(|e| !self.views.contains_key(&from_address(&e.dealer)))
         {
-            view.forwarded = true;
-            let m = cmsg.clone();
-            self.out.push(Action::Send {
-                to: OperatorAddress::ZERO,
-                message: m,
-            });
+            return Err(ProtocolError::Rejected("ack for a non-dealer"));
+        }
+        for entry in &a.acks {
+            let dealer = from_address(&entry.dealer);
+            let view = self.views.get_mut(&dealer).expect("checked above");
+            if view.acks.contains_key(&player) {
+                continue;
+            }
+            view.acks.insert(player, entry.commitmentHash.0);
+            // Another player saw another commitment: show ours to everyone so that the
+            // two signed versions meet and the equivocation is proven.
+            if let Some(h) = view.commitment_hash
+                && h != entry.commitmentHash.0
+                && !view.forwarded
+                && let Some((cmsg, _)) = &view.commitment
+            {
+                view.forwarded = true;
+                let m = cmsg.clone();
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: m,
+                });
+            }
         }
         Ok(())
     }
@@ -916,10 +935,9 @@ impl Engine {
             .iter()
             .filter(|(_, v)| !v.fraud)
             .filter(|(_, v)| {
-                let Some((_, c)) = &v.commitment else {
+                let Some(h) = v.commitment_hash else {
                     return false;
                 };
-                let h = c.hash();
                 let acks = v.acks.values().filter(|a| **a == h).count();
                 acks >= t
                     && v.missing_complaints

@@ -40,14 +40,22 @@ sol! {
         bytes32 blinding;
     }
 
-    /// A player's acknowledgement of a dealer's valid share.
-    struct PlayerAck {
-        uint64 sessionTimestamp;
-        bytes32 sessionHash;
+    /// One acknowledgement: the player verified `shareHash` against `commitmentHash`
+    /// from `dealer`.
+    struct AckEntry {
         address dealer;
-        address player;
         bytes32 shareHash;
         bytes32 commitmentHash;
+    }
+
+    /// A player's signed acknowledgements of valid shares, all dealers it verified in
+    /// one batch under one signature: each entry is the statement
+    /// `(dealer, player, session, hash(share), hash(commitment))`.
+    struct PlayerAcks {
+        uint64 sessionTimestamp;
+        bytes32 sessionHash;
+        address player;
+        AckEntry[] acks;
     }
 
     /// A player's complaint about a dealer (evidence travels as forwarded signed
@@ -85,7 +93,7 @@ pub enum MessageKind {
     Commitment = 1,
     /// [`DealerShare`].
     Share = 2,
-    /// [`PlayerAck`].
+    /// [`PlayerAcks`].
     Ack = 3,
     /// [`PlayerComplaint`].
     Complaint = 4,
@@ -149,8 +157,8 @@ pub enum Payload {
     Commitment(DealerCommitment),
     /// A dealer's share for a player.
     Share(DealerShare),
-    /// A player's ack.
-    Ack(PlayerAck),
+    /// A player's acks.
+    Ack(PlayerAcks),
     /// A player's complaint.
     Complaint(PlayerComplaint),
     /// Coin flip commitment.
@@ -243,7 +251,7 @@ impl Payload {
                 Self::Commitment(DealerCommitment::abi_decode(body).map_err(bad)?)
             }
             MessageKind::Share => Self::Share(DealerShare::abi_decode(body).map_err(bad)?),
-            MessageKind::Ack => Self::Ack(PlayerAck::abi_decode(body).map_err(bad)?),
+            MessageKind::Ack => Self::Ack(PlayerAcks::abi_decode(body).map_err(bad)?),
             MessageKind::Complaint => {
                 Self::Complaint(PlayerComplaint::abi_decode(body).map_err(bad)?)
             }
