@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help deps run test fmt clippy bench vectors fuzz-build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+deps: ## Install what is missing (idempotent)
+	@scripts/install-deps.sh
+
+run: deps ## Build in release mode and run the main job (today: the crypto walk-through)
+	$(CARGO) run --release --locked -p kms-crypto --example demo
+
+test: deps ## The whole suite: formatting, lints, all tests (what CI runs)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) nextest run --workspace --locked
+	$(CARGO) test --workspace --doc --locked
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clippy: ## Lints, warnings as errors
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: ## Criterion benchmarks of the primitives and the session benchmark table
+	$(CARGO) bench -p kms-crypto
+	$(CARGO) run --release --locked -p kms-protocol --example session-bench
+
+vectors: ## Regenerate the known-answer vectors (only for an intended format change)
+	KMS_REGENERATE_VECTORS=1 $(CARGO) test -p kms-crypto --test vectors
+
+fuzz-build: ## Build the fuzz targets (needs cargo-fuzz and a nightly toolchain)
+	@if $(CARGO) fuzz --version >/dev/null 2>&1; then cd crypto/fuzz && $(CARGO) +nightly fuzz build; \
+	else echo "cargo-fuzz missing: cargo install --locked cargo-fuzz"; fi
+
+clean: ## Remove build outputs
+	$(CARGO) clean

@@ -1,0 +1,41 @@
+//! Large sessions (n = 64 and n = 100). They run in the normal suite: the test profile
+//! is optimised, and nextest runs this file's tests in their own test group (see
+//! `.config/nextest.toml`) so they do not compete with each other for the 2 cores.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use kms_protocol::VssMode;
+use kms_protocol::sim::NetConfig;
+
+fn honest_large(n: usize, mode: VssMode) {
+    let (ops, params) = dkg(n, mode, 1_000 + n as u64);
+    let t0 = std::time::Instant::now();
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig { seed: n as u64, ..NetConfig::default() });
+    eprintln!("n = {n} {mode:?}: {:?}", t0.elapsed());
+    assert_eq!(f.versions.len(), n);
+    check_agreement(&f);
+    check_mpk_is_sum_of_qual(&f);
+}
+
+#[test]
+fn feldman_64() {
+    honest_large(64, VssMode::Feldman);
+}
+
+#[test]
+fn pedersen_64() {
+    honest_large(64, VssMode::Pedersen);
+}
+
+#[test]
+fn feldman_100() {
+    honest_large(100, VssMode::Feldman);
+}
+
+#[test]
+fn pedersen_100() {
+    honest_large(100, VssMode::Pedersen);
+}
