@@ -1084,8 +1084,12 @@ impl Engine {
             }
         };
         let refs: Vec<&Commitment> = commitments.iter().collect();
-        let public = Commitment::linear_combination(&refs, &weights)
-            .map_err(|_| SessionFailure::Internal("combine"))?;
+        let public = match self.params.kind {
+            // Plain sums: weights of one would cost t multi-scalar multiplications.
+            SessionKind::Dkg => Commitment::sum(refs.iter().copied()),
+            SessionKind::Reshare => Commitment::linear_combination(&refs, &weights),
+        }
+        .map_err(|_| SessionFailure::Internal("combine"))?;
         if let Some(prev) = &self.params.previous
             && public.constant() != prev.constant()
         {

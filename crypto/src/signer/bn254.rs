@@ -198,7 +198,14 @@ impl Bn254PublicKey {
     /// Checks a signature: `e(σ, −G2) · e(H(m), pk) == 1`.
     pub fn verify(&self, msg_hash: &[u8; 32], sig: &Bn254Signature) -> Result<(), SignatureError> {
         let h = hash_to_g1(msg_hash);
-        if Bn254::multi_pairing([sig.0, h], [-G2Affine::generator(), self.g2]).is_zero() {
+        // −G2 is prepared once (its line coefficients are a third of a pairing).
+        static NEG_G2: std::sync::OnceLock<<Bn254 as Pairing>::G2Prepared> =
+            std::sync::OnceLock::new();
+        let neg_g2 = NEG_G2
+            .get_or_init(|| (-G2Affine::generator()).into())
+            .clone();
+        let ml = Bn254::multi_miller_loop([sig.0, h], [neg_g2, self.g2.into()]);
+        if Bn254::final_exponentiation(ml).is_some_and(|r| r.is_zero()) {
             Ok(())
         } else {
             Err(SignatureError::Invalid)
