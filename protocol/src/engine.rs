@@ -297,7 +297,7 @@ impl Engine {
             Payload::Commitment(c) => self.on_commitment(m, c),
             Payload::Share(s) => self.on_share(m, s),
             Payload::Ack(a) => self.on_ack(a),
-            Payload::Complaint(c) => self.on_complaint(c),
+            Payload::Complaint(c) => self.on_complaint(m, c),
             Payload::CoinCommit(c) => self.on_coin_commit(c),
             Payload::CoinReveal(r) => self.on_coin_reveal(r),
         }
@@ -615,9 +615,20 @@ impl Engine {
         }
         self.check_public_share_phase2(&dealer, m, &x, &value);
         let view = self.views.get_mut(&dealer).expect("checked above");
-        view.public_shares
-            .entry(player)
-            .or_insert((m.clone(), value));
+        let answers_complaint = view.missing_complaints.contains(&player);
+        if view
+            .public_shares
+            .insert(player, (m.clone(), value))
+            .is_none()
+            && answers_complaint
+        {
+            // Echo reveals once: a dealer revealing to only some nodes must not split
+            // the honest nodes' view of who answered their complaints.
+            self.out.push(Action::Send {
+                to: OperatorAddress::ZERO,
+                message: m.clone(),
+            });
+        }
         Ok(())
     }
 
@@ -817,7 +828,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_complaint(&mut self, c: PlayerComplaint) -> Result<(), ProtocolError> {
+    fn on_complaint(&mut self, m: &SignedMessage, c: PlayerComplaint) -> Result<(), ProtocolError> {
         let dealer = from_address(&c.dealer);
         let player = from_address(&c.player);
         let view = self
@@ -825,7 +836,14 @@ impl Engine {
             .get_mut(&dealer)
             .ok_or(ProtocolError::Rejected("complaint about a non-dealer"))?;
         if c.reason == ComplaintReason::Missing as u8 {
-            view.missing_complaints.insert(player);
+            if view.missing_complaints.insert(player) && player != self.me {
+                // Echo once, so that a complaint shown to only some nodes still binds
+                // every honest node's decision about the dealer.
+                self.out.push(Action::Send {
+                    to: OperatorAddress::ZERO,
+                    message: m.clone(),
+                });
+            }
             if dealer == self.me
                 && let (Some(cm), Some(sm)) = (
                     self.my_commitment.clone(),
