@@ -163,6 +163,32 @@ fn ibe_bench(c: &mut Criterion) {
     g.finish();
 }
 
+fn operator_signatures(c: &mut Criterion) {
+    use kms_crypto::signer::{
+        Bn254SecretKey, Bn254Signer, EcdsaSigner, OperatorSigner, OperatorVerifier,
+    };
+    let mut rng = rng();
+    let hash = [0x5au8; 32];
+    let bn = Bn254Signer::new(Bn254SecretKey::random(&mut rng));
+    let bn_pk = bn.public_key();
+    let bn_sig = bn.sign(&hash);
+    let mut g = c.benchmark_group("bn254");
+    g.bench_function("sign", |b| b.iter(|| bn.sign(black_box(&hash))));
+    g.bench_function("verify", |b| {
+        b.iter(|| bn_pk.verify(black_box(&hash), &bn_sig).unwrap())
+    });
+    g.finish();
+    let ec = EcdsaSigner::random(&mut rng);
+    let ec_pk = ec.public_key();
+    let ec_sig = ec.sign(&hash);
+    let mut g = c.benchmark_group("ecdsa");
+    g.bench_function("sign", |b| b.iter(|| ec.sign(black_box(&hash))));
+    g.bench_function("verify", |b| {
+        b.iter(|| ec_pk.verify(black_box(&hash), &ec_sig).unwrap())
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     primitives,
@@ -170,6 +196,7 @@ criterion_group!(
     deal,
     batch_verify,
     combine,
-    ibe_bench
+    ibe_bench,
+    operator_signatures
 );
 criterion_main!(benches);
