@@ -11,5 +11,8 @@ fuzz_target!(|data: &[u8]| {
     // Reach past the header checks into point decoding and the AEAD.
     let mut framed = b"EKMS\x01".to_vec();
     framed.extend_from_slice(data);
-    assert!(ibe::decrypt(&key, b"fuzz", &framed).is_err(), "forged an AEAD tag");
+    assert!(
+        ibe::decrypt(&key, b"fuzz", &framed).is_err(),
+        "forged an AEAD tag"
+    );
 });

@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = serde_json::from_slice::<G2Point>(data);
     if let Ok(k) = serde_json::from_slice::<OperatorPublicKey>(data) {
-        let again: OperatorPublicKey = serde_json::from_str(&serde_json::to_string(&k).unwrap()).unwrap();
+        let again: OperatorPublicKey =
+            serde_json::from_str(&serde_json::to_string(&k).unwrap()).unwrap();
         assert_eq!(again, k);
     }
     if let Ok(text) = std::str::from_utf8(data)
