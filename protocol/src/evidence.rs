@@ -3,9 +3,10 @@
 //! parameters). This is what a node submits to the slashing contract.
 
 use kms_crypto::signer::OperatorPublicKey;
+use kms_crypto::vss::pedersen::PedersenShare;
 use kms_crypto::vss::pedersen::{self, PedersenBase};
 use kms_crypto::vss::{Commitment, feldman};
-use kms_crypto::{OperatorAddress, evaluation_point};
+use kms_crypto::{OperatorAddress, Scalar, evaluation_point};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -121,6 +122,33 @@ fn same_session(a: (u64, [u8; 32]), b: (u64, [u8; 32])) -> Result<(), EvidenceEr
     Ok(())
 }
 
+/// Opens a dealer's signed commitment and signed share, which must belong to the same
+/// session and dealer.
+fn open_pair(
+    commitment: &SignedMessage,
+    share: &SignedMessage,
+    key: &OperatorPublicKey,
+) -> Result<(DealerCommitment, Commitment, DealerShare), EvidenceError> {
+    let (c, parsed) = open_commitment(commitment, key)?;
+    let s = open_share(share, key)?;
+    same_session(
+        (c.sessionTimestamp, c.sessionHash.0),
+        (s.sessionTimestamp, s.sessionHash.0),
+    )?;
+    if s.dealer != c.dealer {
+        return Err(EvidenceError::NoFraud("messages of different dealers"));
+    }
+    Ok((c, parsed, s))
+}
+
+/// The player's evaluation point and the share values of a share message.
+fn share_at(s: &DealerShare) -> Result<(Scalar, PedersenShare), EvidenceError> {
+    let x = evaluation_point(&from_address(&s.player))
+        .map_err(|_| EvidenceError::NoFraud("player has no evaluation point"))?;
+    let v = decode_share(s).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+    Ok((x, v))
+}
+
 impl FraudEvidence {
     /// The accused dealer.
     pub fn dealer(&self) -> OperatorAddress {
@@ -150,20 +178,11 @@ impl FraudEvidence {
         let key = ctx.dealer_key;
         match self {
             Self::InvalidShare { commitment, share } => {
-                let (c, parsed) = open_commitment(commitment, key)?;
-                let s = open_share(share, key)?;
-                same_session(
-                    (c.sessionTimestamp, c.sessionHash.0),
-                    (s.sessionTimestamp, s.sessionHash.0),
-                )?;
-                if c.phase != 1 || s.dealer != c.dealer {
-                    return Err(EvidenceError::NoFraud(
-                        "not a phase-1 commitment of the same dealer",
-                    ));
+                let (c, parsed, s) = open_pair(commitment, share, key)?;
+                if c.phase != 1 {
+                    return Err(EvidenceError::NoFraud("not a phase-1 commitment"));
                 }
-                let x = evaluation_point(&from_address(&s.player))
-                    .map_err(|_| EvidenceError::NoFraud("player has no evaluation point"))?;
-                let v = decode_share(&s).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+                let (x, v) = share_at(&s)?;
                 let valid = match ctx.pedersen_base {
                     Some(base) => pedersen::verify_share(&x, &v, &parsed, base),
                     None => feldman::verify_share(&x, &v.value, &parsed),
@@ -189,12 +208,7 @@ impl FraudEvidence {
                 Ok(())
             }
             Self::CommitmentInconsistency { commitment, share } => {
-                let (c, parsed) = open_commitment(commitment, key)?;
-                let s = open_share(share, key)?;
-                same_session(
-                    (c.sessionTimestamp, c.sessionHash.0),
-                    (s.sessionTimestamp, s.sessionHash.0),
-                )?;
+                let (c, parsed, s) = open_pair(commitment, share, key)?;
                 if c.phase != 1 {
                     return Err(EvidenceError::NoFraud("not a phase-1 commitment"));
                 }
@@ -231,23 +245,12 @@ impl FraudEvidence {
                 let base = ctx
                     .pedersen_base
                     .ok_or(EvidenceError::NoFraud("not a Pedersen session"))?;
-                let (p, pc) = open_commitment(ped, key)?;
-                let (f, fc) = open_commitment(fel, key)?;
-                let s = open_share(share, key)?;
-                same_session(
-                    (p.sessionTimestamp, p.sessionHash.0),
-                    (f.sessionTimestamp, f.sessionHash.0),
-                )?;
-                same_session(
-                    (p.sessionTimestamp, p.sessionHash.0),
-                    (s.sessionTimestamp, s.sessionHash.0),
-                )?;
+                let (p, pc, s) = open_pair(ped, share, key)?;
+                let (f, fc, _) = open_pair(fel, share, key)?;
                 if p.phase != 1 || f.phase != 2 {
                     return Err(EvidenceError::NoFraud("wrong phases"));
                 }
-                let x = evaluation_point(&from_address(&s.player))
-                    .map_err(|_| EvidenceError::NoFraud("player has no evaluation point"))?;
-                let v = decode_share(&s).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+                let (x, v) = share_at(&s)?;
                 if !pedersen::verify_share(&x, &v, &pc, base) {
                     return Err(EvidenceError::NoFraud(
                         "share is invalid in phase 1 already",

@@ -9,30 +9,7 @@ use kms_protocol::VssMode;
 use kms_protocol::sim::NetConfig;
 
 fn honest(n: usize, mode: VssMode) {
-    let (ops, params) = dkg(n, mode, n as u64);
-    let f = run(
-        params,
-        &ops,
-        BTreeMap::new(),
-        vec![],
-        NetConfig {
-            seed: n as u64,
-            ..NetConfig::default()
-        },
-    );
-    assert_eq!(f.versions.len(), n);
-    check_agreement(&f);
-    check_mpk_is_sum_of_qual(&f);
-    let qual = &f.versions.values().next().unwrap().qualified_dealers;
-    assert_eq!(qual.len(), n, "every honest dealer qualifies");
-    for o in &ops {
-        assert!(f.net.evidence(&o.address).is_empty());
-        let rejected = &f.net.stats(&o.address).unwrap().rejected;
-        assert!(
-            rejected.is_empty(),
-            "honest run rejected messages: {rejected:?}"
-        );
-    }
+    honest_dkg(n, mode, n as u64);
 }
 
 #[test]

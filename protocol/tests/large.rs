@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
 use kms_protocol::VssMode;
-use kms_protocol::sim::NetConfig;
 
 fn honest_large(n: usize, mode: VssMode) {
-    let (ops, params) = dkg(n, mode, 1_000 + n as u64);
-    let t0 = std::time::Instant::now();
-    let f = run(
-        params,
-        &ops,
-        BTreeMap::new(),
-        vec![],
-        NetConfig {
-            seed: n as u64,
-            ..NetConfig::default()
-        },
-    );
-    eprintln!("n = {n} {mode:?}: {:?}", t0.elapsed());
-    assert_eq!(f.versions.len(), n);
-    check_agreement(&f);
-    check_mpk_is_sum_of_qual(&f);
+    honest_dkg(n, mode, 1_000 + n as u64);
 }
 
 #[test]

@@ -387,3 +387,27 @@ pub mod wrong_constant {
         }
     }
 }
+
+/// An all-honest DKG of `n` operators: everyone finishes, agrees, every dealer
+/// qualifies, nothing is rejected and no evidence is produced.
+pub fn honest_dkg(n: usize, mode: VssMode, seed: u64) {
+    let (ops, params) = dkg(n, mode, seed);
+    let config = kms_protocol::sim::NetConfig {
+        seed,
+        ..Default::default()
+    };
+    let f = run(params, &ops, BTreeMap::new(), vec![], config);
+    assert_eq!(f.versions.len(), n);
+    check_agreement(&f);
+    check_mpk_is_sum_of_qual(&f);
+    let qual = &f.versions.values().next().unwrap().qualified_dealers;
+    assert_eq!(qual.len(), n, "every honest dealer qualifies");
+    for o in &ops {
+        assert!(f.net.evidence(&o.address).is_empty());
+        let rejected = &f.net.stats(&o.address).unwrap().rejected;
+        assert!(
+            rejected.is_empty(),
+            "honest run rejected messages: {rejected:?}"
+        );
+    }
+}
