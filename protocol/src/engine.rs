@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero};
+use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero, powers};
 use kms_crypto::signer::OperatorSigner;
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::coin::{self, CoinContribution};
@@ -480,11 +480,6 @@ impl Engine {
         if parsed.threshold() != self.params.players.threshold() {
             return Err(ProtocolError::Rejected("commitment has the wrong degree"));
         }
-        let feldman_phase = if self.params.mode == VssMode::Pedersen {
-            2
-        } else {
-            1
-        };
         if c.phase != 1 && !(c.phase == 2 && self.params.mode == VssMode::Pedersen) {
             return Err(ProtocolError::Rejected("unknown commitment phase"));
         }
@@ -524,20 +519,6 @@ impl Engine {
             return Ok(());
         }
         *slot = Some((m.clone(), parsed.clone()));
-        if c.phase == feldman_phase && self.params.kind == SessionKind::Reshare {
-            let x = self
-                .params
-                .dealers
-                .evaluation_point(&dealer)
-                .cloned()
-                .unwrap_or_default();
-            let expected = self.params.previous.as_ref().map(|p| p.evaluate(&x));
-            if expected.as_ref() != Some(parsed.constant()) {
-                self.convict(FraudEvidence::WrongReshareConstant {
-                    commitment: m.clone(),
-                });
-            }
-        }
         if c.phase == 2 {
             self.check_phase2(&dealer);
             let public: Vec<(SignedMessage, OperatorAddress, PedersenShare)> = self.views[&dealer]
@@ -885,6 +866,7 @@ impl Engine {
             (_, p) if p == off => self.end_of_deal_phase(),
             (_, p) if p == off + 1 => {}
             (VssMode::Feldman, p) if p == off + 2 => {
+                self.check_reshare_constants();
                 let qual = self.compute_qualified();
                 let r = self.finalize(qual);
                 self.finish(r);
@@ -896,7 +878,10 @@ impl Engine {
                     self.publish_phase2();
                 }
             }
-            (VssMode::Pedersen, p) if p == off + 3 => self.start_reconstruction(),
+            (VssMode::Pedersen, p) if p == off + 3 => {
+                self.check_reshare_constants();
+                self.start_reconstruction();
+            }
             (VssMode::Pedersen, p) if p == off + 4 => {
                 let qual = self.qualified.clone().unwrap_or_default();
                 let r = self.finalize(qual);
@@ -944,6 +929,57 @@ impl Engine {
             .collect();
         for d in missing {
             self.complain(&d, ComplaintReason::Missing);
+        }
+    }
+
+    /// Reshare: every dealer's Feldman commitment must start at its public share of
+    /// the current key, `C_D,0 = P(x_D)`, or it is trying to change the master secret.
+    /// All dealers are checked with one MSM over `n + t` points,
+    /// `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D x_D^k)·P_k = 0`, and one by one only if that fails.
+    fn check_reshare_constants(&mut self) {
+        let Some(previous) = self.params.previous.clone() else {
+            return;
+        };
+        let pedersen = self.params.mode == VssMode::Pedersen;
+        let todo: Vec<(OperatorAddress, Scalar, SignedMessage, G2Point)> = self
+            .views
+            .iter()
+            .filter(|(_, v)| !v.fraud)
+            .filter_map(|(d, v)| {
+                let (m, c) = if pedersen {
+                    v.phase2.as_ref()?
+                } else {
+                    v.commitment.as_ref()?
+                };
+                let x = self.params.dealers.evaluation_point(d)?.clone();
+                Some((*d, x, m.clone(), *c.constant()))
+            })
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let t = previous.threshold();
+        let weights: Vec<Scalar> = todo
+            .iter()
+            .map(|_| Scalar::random_u128(&mut self.rng))
+            .collect();
+        let mut points: Vec<G2Point> = todo.iter().map(|(_, _, _, c0)| *c0).collect();
+        let mut scalars = weights.clone();
+        let mut poly_weights = vec![Scalar::zero(); t];
+        for ((_, x, _, _), rho) in todo.iter().zip(&weights) {
+            for (acc, xk) in poly_weights.iter_mut().zip(powers(x, t)) {
+                *acc += &(rho * &xk);
+            }
+        }
+        points.extend_from_slice(previous.coefficients());
+        scalars.extend(poly_weights.into_iter().map(|w| -w));
+        if G2Point::msm(&points, &scalars).is_ok_and(|p| p.is_identity()) {
+            return;
+        }
+        for (_, x, m, c0) in todo {
+            if previous.evaluate(&x) != c0 {
+                self.convict(FraudEvidence::WrongReshareConstant { commitment: m });
+            }
         }
     }
 
@@ -1017,12 +1053,20 @@ impl Engine {
     /// it cannot bias the key by choosing whether to take part.
     fn start_reconstruction(&mut self) {
         let qual = self.qualified.clone().unwrap_or_default();
+        let failed = |v: &DealerView| v.phase2.is_none() || v.fraud;
+        if self.params.kind == SessionKind::Reshare {
+            // The secret of a reshare is fixed, so dropping a dealer cannot bias it;
+            // reconstructing one that cheated in phase 1 would bring back its wrong
+            // constant. Drop, and let the Lagrange combination use the others.
+            let kept = qual
+                .into_iter()
+                .filter(|d| !self.views.get(d).is_some_and(failed))
+                .collect();
+            self.qualified = Some(kept);
+            return;
+        }
         for d in qual {
-            let failed = self
-                .views
-                .get(&d)
-                .is_some_and(|v| v.phase2.is_none() || v.fraud);
-            if !failed {
+            if !self.views.get(&d).is_some_and(failed) {
                 continue;
             }
             if let Some((smsg, share)) = self.views.get(&d).and_then(|v| v.my_share.clone()) {

@@ -157,3 +157,77 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
         .is_err()
     );
 }
+
+#[test]
+fn pedersen_reshare_drops_a_dealer_that_changes_the_secret() {
+    use kms_protocol::messages::{Payload, SignedMessage, encode_commitment};
+    use kms_protocol::sim::Behaviour;
+
+    /// Pedersen phase 2: publishes the Feldman commitment of another polynomial,
+    /// which can only fail the constant check against the old key.
+    struct Phase2Swap(
+        kms_crypto::OperatorAddress,
+        std::sync::Arc<dyn kms_crypto::signer::OperatorSigner>,
+        FeldmanDealing,
+    );
+    impl Behaviour for Phase2Swap {
+        fn outgoing(
+            &mut self,
+            to: kms_crypto::OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(kms_crypto::OperatorAddress, SignedMessage, u64)> {
+            match m.peek() {
+                Ok(Payload::Commitment(mut c)) if c.phase == 2 && m.signer == self.0 => {
+                    c.commitment = encode_commitment(self.2.commitment());
+                    vec![(
+                        to,
+                        SignedMessage::sign(&Payload::Commitment(c), self.0, self.1.as_ref()),
+                        0,
+                    )]
+                }
+                _ => vec![(to, m, 0)],
+            }
+        }
+    }
+
+    let ops = SimOperator::generate(7, 700);
+    let params = kms_protocol::SessionParams::dkg(
+        kms_protocol::SessionTimestamp(20),
+        VssMode::Pedersen,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
+    let (commitment, shares) = check_agreement(&f);
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let bad = &ops[1];
+    let swap = Phase2Swap(
+        bad.address,
+        bad.signer.clone(),
+        FeldmanDealing::new(Scalar::random(&mut rng), 5, &mut rng).unwrap(),
+    );
+    let f = reshare(
+        21,
+        VssMode::Pedersen,
+        &ops,
+        &ops,
+        &commitment,
+        &shares,
+        vec![(bad.address, Box::new(swap))],
+    );
+    let (new_commitment, _) = check_agreement(&f);
+    assert_eq!(
+        new_commitment.constant(),
+        commitment.constant(),
+        "master key must not change"
+    );
+    assert!(
+        !f.versions
+            .values()
+            .next()
+            .unwrap()
+            .qualified_dealers
+            .contains(&bad.address)
+    );
+}
