@@ -116,10 +116,13 @@ impl Engine {
                 "this node is not in the session",
             ));
         }
-        if params.kind == SessionKind::Reshare && params.dealers.contains(&me) {
-            let share = current_share.as_ref().ok_or(ProtocolError::InvalidSession(
-                "reshare dealer without a current share",
-            ))?;
+        // A reshare dealer that lost its share (it missed the last session, or its
+        // store was wiped) sits out dealing: the others see it as a silent dealer and
+        // disqualify it, and it still receives its share of the new version.
+        if params.kind == SessionKind::Reshare
+            && params.dealers.contains(&me)
+            && let Some(share) = current_share.as_ref()
+        {
             let prev = params
                 .previous
                 .as_ref()
@@ -208,6 +211,7 @@ impl Engine {
 
     fn is_dealer(&self) -> bool {
         self.params.dealers.contains(&self.me)
+            && (self.params.kind == SessionKind::Dkg || self.current_share.is_some())
     }
 
     fn is_player(&self) -> bool {

@@ -4,6 +4,7 @@
 //! over a deterministic simulated network.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod engine;
 pub mod error;
 pub mod evidence;

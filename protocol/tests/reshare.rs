@@ -231,3 +231,41 @@ fn pedersen_reshare_drops_a_dealer_that_changes_the_secret() {
             .contains(&bad.address)
     );
 }
+
+#[test]
+fn a_dealer_that_lost_its_share_sits_out_dealing_and_still_gets_a_new_share() {
+    let ops = SimOperator::generate(7, 610);
+    let params = kms_protocol::SessionParams::dkg(
+        kms_protocol::SessionTimestamp(1),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(100_000),
+    )
+    .unwrap();
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
+    let (commitment, mut shares) = check_agreement(&f);
+    // Operator 2 lost its store: it is still a dealer of the session on paper.
+    let lost = ops[2].address;
+    shares.remove(&lost);
+    let f = reshare(
+        2,
+        VssMode::Feldman,
+        &ops,
+        &ops,
+        &commitment,
+        &shares,
+        vec![],
+    );
+    let (new_commitment, new_shares) = check_agreement(&f);
+    assert_eq!(new_commitment.constant(), commitment.constant());
+    assert!(
+        new_shares.contains_key(&lost),
+        "the node got its share back"
+    );
+    for v in f.versions.values() {
+        assert!(
+            !v.qualified_dealers.contains(&lost),
+            "a dealer without a share cannot qualify"
+        );
+    }
+}

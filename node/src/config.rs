@@ -1,0 +1,490 @@
+//! Node configuration: one typed struct loaded from TOML, every field overridable by an
+//! environment variable `KMS_<SECTION>_<FIELD>` and by `--set section.field=value`
+//! flags (flags win over the environment, which wins over the file), validated at
+//! start with errors that name the field. `node/config.example.toml` documents it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kms_protocol::VssMode;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use url::Url;
+
+/// A configuration that cannot be used, naming the field.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field of the wrong type / unknown field.
+    #[error("config: {0}")]
+    Parse(String),
+    /// A value out of range.
+    #[error("config field `{field}`: {reason}")]
+    Invalid {
+        /// `section.field`.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The operator's identity.
+    pub operator: OperatorConfig,
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// Where the operator set comes from.
+    pub peering: PeeringConfig,
+    /// Session scheduling.
+    pub schedule: ScheduleConfig,
+    /// The key store.
+    pub store: StoreConfig,
+    /// Request limits of the public endpoints.
+    pub limits: LimitsConfig,
+    /// Outgoing protocol messages.
+    pub transport: TransportConfig,
+    /// Attestation (TDX); a placeholder until the TEE work lands.
+    pub attestation: AttestationConfig,
+    /// Development modes. Each one is announced in the log and in `/health`.
+    pub insecure: InsecureConfig,
+}
+
+/// `[operator]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// The operator key file written by `kms-node keygen`. Its passphrase comes from the
+    /// environment variable `KMS_OPERATOR_KEY_PASSPHRASE`, never from the file.
+    pub key_file: PathBuf,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::from("operator.key"),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8001".parse().expect("valid"),
+        }
+    }
+}
+
+/// `[peering]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeeringConfig {
+    /// `local` (a file); `contract` arrives with the chain work.
+    pub source: PeeringSource,
+    /// The peering file for `source = "local"` (TOML, see `peering.rs`).
+    pub file: PathBuf,
+}
+
+impl Default for PeeringConfig {
+    fn default() -> Self {
+        Self {
+            source: PeeringSource::Local,
+            file: PathBuf::from("peers.toml"),
+        }
+    }
+}
+
+/// Where operators are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeeringSource {
+    /// A local file.
+    Local,
+}
+
+/// `[schedule]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Seconds between session boundaries (DKG first, then reshares).
+    pub interval_secs: u64,
+    /// Length of one protocol phase in milliseconds.
+    pub phase_ms: u64,
+    /// VSS mode of the sessions this node starts.
+    pub mode: VssMode,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 600,
+            phase_ms: 10_000,
+            mode: VssMode::Feldman,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// Phases of one session in this mode.
+    pub fn phases(&self) -> u64 {
+        match self.mode {
+            VssMode::Feldman => 3,
+            VssMode::Pedersen => 7,
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The redb file of key versions.
+    pub path: PathBuf,
+    /// Versions that stopped being active longer ago than this are pruned.
+    pub retention_days: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/keys.redb"),
+            retention_days: 30,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body (protocol messages included).
+    pub max_body_bytes: usize,
+    /// Sustained `/app/sign` requests per second (whole node).
+    pub sign_rate_per_sec: u32,
+    /// Burst above the sustained rate.
+    pub sign_burst: u32,
+    /// `/app/sign` requests computed at the same time; more are refused with 503.
+    pub sign_concurrency: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            sign_rate_per_sec: 2_000,
+            sign_burst: 4_000,
+            sign_concurrency: 256,
+        }
+    }
+}
+
+/// `[transport]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportConfig {
+    /// Timeout of one HTTP attempt.
+    pub request_timeout_ms: u64,
+    /// Attempts per message (first try included).
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with full jitter.
+    pub backoff_initial_ms: u64,
+    /// Largest retry delay.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 5_000,
+            max_attempts: 6,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 3_000,
+        }
+    }
+}
+
+/// `[attestation]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// `none` until the TEE work lands; `insecure-dev` marks a development node.
+    pub mode: AttestationMode,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        Self {
+            mode: AttestationMode::None,
+        }
+    }
+}
+
+/// How this node attests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttestationMode {
+    /// No attestation (the TEE integration is not built yet).
+    None,
+    /// Simulated attestation for development (insecure).
+    InsecureDev,
+}
+
+/// `[insecure]`: development switches, all off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InsecureConfig {
+    /// Accept an unencrypted operator key file.
+    pub plaintext_keys: bool,
+    /// Talk to peers over plain HTTP (loopback development clusters).
+    pub plain_http: bool,
+}
+
+impl NodeConfig {
+    /// Loads `path` (if given), applies `KMS_*` environment variables from `env`, then
+    /// `overrides` (`section.field=value`), and validates. Relative paths in the file
+    /// are relative to the file's directory.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let known = toml::Table::try_from(NodeConfig::default()).expect("serializable");
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KMS_"))
+            .collect();
+        env.sort();
+        for (section, fields) in &known {
+            let Some(fields) = fields.as_table() else {
+                continue;
+            };
+            for field in fields.keys() {
+                let var = format!("KMS_{}_{}", section, field).to_uppercase();
+                if let Some((_, v)) = env.iter().find(|(k, _)| *k == var) {
+                    set(&mut table, section, field, v);
+                }
+            }
+        }
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| {
+                ConfigError::Parse(format!("--set {o}: expected section.field=value"))
+            })?;
+            let (section, field) = key.split_once('.').ok_or_else(|| {
+                ConfigError::Parse(format!("--set {o}: expected section.field=value"))
+            })?;
+            let exists = known
+                .get(section)
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key(field));
+            if !exists {
+                return Err(ConfigError::Parse(format!(
+                    "--set {o}: unknown field `{key}`"
+                )));
+            }
+            set(&mut table, section, field, value);
+        }
+        let mut cfg: NodeConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        if let Some(dir) = path.and_then(Path::parent) {
+            for p in [
+                &mut cfg.operator.key_file,
+                &mut cfg.peering.file,
+                &mut cfg.store.path,
+            ] {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Range checks, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        let s = &self.schedule;
+        if s.interval_secs == 0 {
+            return invalid("schedule.interval_secs", "must be at least 1");
+        }
+        if s.phase_ms < 100 {
+            return invalid("schedule.phase_ms", "must be at least 100 ms");
+        }
+        if s.phase_ms.saturating_mul(s.phases()) >= s.interval_secs.saturating_mul(1000) {
+            return invalid(
+                "schedule.phase_ms",
+                &format!(
+                    "{} phases of {} ms do not fit in an interval of {} s",
+                    s.phases(),
+                    s.phase_ms,
+                    s.interval_secs
+                ),
+            );
+        }
+        if self.store.retention_days == 0 {
+            return invalid("store.retention_days", "must be at least 1");
+        }
+        let l = &self.limits;
+        if l.max_body_bytes < 1024 || l.max_body_bytes > 64 * 1024 * 1024 {
+            return invalid("limits.max_body_bytes", "must be between 1 KiB and 64 MiB");
+        }
+        if l.sign_rate_per_sec == 0 || l.sign_burst == 0 || l.sign_concurrency == 0 {
+            return invalid(
+                "limits.sign_rate_per_sec",
+                "sign rate, burst and concurrency must be positive",
+            );
+        }
+        let t = &self.transport;
+        if t.max_attempts == 0 || t.max_attempts > 20 {
+            return invalid("transport.max_attempts", "must be between 1 and 20");
+        }
+        if t.request_timeout_ms == 0 {
+            return invalid("transport.request_timeout_ms", "must be positive");
+        }
+        if t.backoff_initial_ms == 0 || t.backoff_max_ms < t.backoff_initial_ms {
+            return invalid(
+                "transport.backoff_max_ms",
+                "backoff_initial_ms must be positive and at most backoff_max_ms",
+            );
+        }
+        Ok(())
+    }
+
+    /// The insecure modes that are on, for the log and `/health`.
+    pub fn insecure_modes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.insecure.plaintext_keys {
+            v.push("plaintext-keys".to_string());
+        }
+        if self.insecure.plain_http {
+            v.push("plain-http".to_string());
+        }
+        if self.attestation.mode == AttestationMode::InsecureDev {
+            v.push("attestation-insecure-dev".to_string());
+        }
+        v
+    }
+}
+
+/// Sets `section.field` from a string: a TOML literal if it parses as one (numbers,
+/// booleans, quoted strings), the raw text as a string otherwise.
+fn set(table: &mut toml::Table, section: &str, field: &str, value: &str) {
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let s = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(s) = s.as_table_mut() {
+        s.insert(field.to_string(), parsed);
+    }
+}
+
+/// A peer's base URL, checked to be `http` or `https` with a host.
+pub fn parse_peer_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("{s}: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(format!("{s}: expected an http(s) URL with a host"));
+    }
+    Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_config_loads_and_validates() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let c = NodeConfig::load(Some(&p), env(&[]), &[]).unwrap();
+        assert_eq!(c.schedule.mode, VssMode::Feldman);
+        assert!(c.insecure_modes().is_empty());
+    }
+
+    #[test]
+    fn env_and_flags_override_the_file_in_that_order() {
+        let c = NodeConfig::load(
+            None,
+            env(&[
+                ("KMS_SCHEDULE_INTERVAL_SECS", "60"),
+                ("KMS_SERVER_LISTEN", "127.0.0.1:9000"),
+                ("KMS_SCHEDULE_MODE", "pedersen"),
+                ("OTHER", "x"),
+            ]),
+            &["schedule.interval_secs=120".into()],
+        )
+        .unwrap();
+        assert_eq!(c.schedule.interval_secs, 120);
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.schedule.mode, VssMode::Pedersen);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = NodeConfig::load(None, env(&[("KMS_SCHEDULE_PHASE_MS", "50")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule.phase_ms"), "{e}");
+        let e = NodeConfig::load(None, env(&[]), &["schedule.interval_secs=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule.phase_ms"), "{e}");
+        let e = NodeConfig::load(None, env(&[]), &["schedule.nope=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule.nope"), "{e}");
+        let e = NodeConfig::load(None, env(&[("KMS_SERVER_LISTEN", "nowhere")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[store]\nretention = 3\n").unwrap();
+        let e = NodeConfig::load(Some(&p), env(&[]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retention"), "{e}");
+    }
+}

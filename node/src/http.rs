@@ -1,0 +1,389 @@
+//! The HTTP API. Every error is `{"error": {"code", "message"}}` with one status per
+//! error kind, mapped here and nowhere else; bad input is a 4xx, never a 500 or a panic.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kms_crypto::tbls;
+use kms_protocol::api::{
+    ErrorDetail, ErrorResponse, HealthResponse, MAX_APP_ID_BYTES, PubkeyResponse, SessionStatus,
+    SignRequest, SignResponse,
+};
+use kms_protocol::messages::{MessageKind, SignedMessage};
+use kms_protocol::{ProtocolError, SessionKind};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::metrics::{KindLabel, ResultLabel};
+use crate::node::{Delivery, NodeShared, Refusal, response_for};
+use crate::transport::kind_name;
+
+/// An API error: status, stable code, reason.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn from_protocol(e: &ProtocolError) -> Self {
+        match e {
+            ProtocolError::Malformed(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "malformed", e.to_string())
+            }
+            ProtocolError::BadSignature => {
+                Self::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string())
+            }
+            ProtocolError::Rejected(r) if r.contains("member") || r.contains("signer") => {
+                Self::new(StatusCode::FORBIDDEN, "unknown_sender", e.to_string())
+            }
+            ProtocolError::Rejected(_) => {
+                Self::new(StatusCode::CONFLICT, "rejected", e.to_string())
+            }
+            _ => Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body, size-limited, whose every rejection is an [`ApiError`].
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body too large",
+                    )
+                } else {
+                    ApiError::bad_request("could not read the request body")
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+type Shared = State<Arc<NodeShared>>;
+
+/// The node's routes.
+pub fn router(shared: Arc<NodeShared>) -> Router {
+    let limit = shared.cfg.limits.max_body_bytes;
+    Router::new()
+        .route("/dkg/commitment", post(dkg_commitment))
+        .route("/dkg/share", post(dkg_share))
+        .route("/dkg/ack", post(dkg_ack))
+        .route("/reshare/commitment", post(reshare_commitment))
+        .route("/reshare/share", post(reshare_share))
+        .route("/reshare/ack", post(reshare_ack))
+        .route("/reshare/complete", post(reshare_complete))
+        .route("/pubkey", get(pubkey))
+        .route("/app/sign", post(app_sign))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/attestation", get(attestation))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// Which message kinds an endpoint takes.
+#[derive(Clone, Copy)]
+enum Leaf {
+    Commitment,
+    Share,
+    Ack,
+}
+
+impl Leaf {
+    fn accepts(self, k: MessageKind) -> bool {
+        matches!(
+            (self, k),
+            (
+                Leaf::Commitment,
+                MessageKind::Commitment | MessageKind::CoinCommit | MessageKind::CoinReveal
+            ) | (Leaf::Share, MessageKind::Share)
+                | (Leaf::Ack, MessageKind::Ack | MessageKind::Complaint)
+        )
+    }
+}
+
+async fn protocol(
+    shared: Arc<NodeShared>,
+    session: SessionKind,
+    leaf: Leaf,
+    message: SignedMessage,
+) -> Result<Response, ApiError> {
+    let reject = |e: ApiError| {
+        shared.metrics.reject(e.code);
+        e
+    };
+    let payload = message
+        .peek()
+        .map_err(|e| reject(ApiError::from_protocol(&e)))?;
+    let kind = payload.kind();
+    if !leaf.accepts(kind) {
+        return Err(reject(ApiError::bad_request(format!(
+            "a {} message does not belong on this endpoint",
+            kind_name(kind)
+        ))));
+    }
+    match shared.deliver(session, message).await {
+        Ok(d) => {
+            shared
+                .metrics
+                .messages_in
+                .get_or_create(&KindLabel {
+                    kind: kind_name(kind).to_string(),
+                })
+                .inc();
+            let (status, state) = match d {
+                Delivery::Accepted => (StatusCode::OK, "accepted"),
+                Delivery::Buffered => (StatusCode::ACCEPTED, "buffered"),
+            };
+            Ok((status, Json(json!({ "status": state }))).into_response())
+        }
+        Err(Refusal::Protocol(e)) => Err(reject(ApiError::from_protocol(&e))),
+        Err(Refusal::Other(r)) => {
+            let e = if r.contains("operator") {
+                ApiError::new(StatusCode::FORBIDDEN, "unknown_sender", r)
+            } else if r.contains("wrong session kind") {
+                ApiError::bad_request(r)
+            } else if r.contains("too many") {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", r)
+            } else {
+                ApiError::new(StatusCode::CONFLICT, "rejected", r)
+            };
+            Err(reject(e))
+        }
+    }
+}
+
+macro_rules! protocol_endpoint {
+    ($name:ident, $session:expr, $leaf:expr) => {
+        async fn $name(
+            State(s): Shared,
+            ApiJson(m): ApiJson<SignedMessage>,
+        ) -> Result<Response, ApiError> {
+            protocol(s, $session, $leaf, m).await
+        }
+    };
+}
+
+protocol_endpoint!(dkg_commitment, SessionKind::Dkg, Leaf::Commitment);
+protocol_endpoint!(dkg_share, SessionKind::Dkg, Leaf::Share);
+protocol_endpoint!(dkg_ack, SessionKind::Dkg, Leaf::Ack);
+protocol_endpoint!(reshare_commitment, SessionKind::Reshare, Leaf::Commitment);
+protocol_endpoint!(reshare_share, SessionKind::Reshare, Leaf::Share);
+protocol_endpoint!(reshare_ack, SessionKind::Reshare, Leaf::Ack);
+
+async fn reshare_complete(
+    State(s): Shared,
+    ApiJson(m): ApiJson<SignedMessage>,
+) -> Result<Response, ApiError> {
+    match s.record_completion(&m) {
+        Ok(()) => Ok(Json(json!({ "status": "recorded" })).into_response()),
+        Err(r) => {
+            let e = if r.contains("operator") {
+                ApiError::new(StatusCode::FORBIDDEN, "unknown_sender", r)
+            } else if r.contains("signature") {
+                ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", r)
+            } else {
+                ApiError::bad_request(r)
+            };
+            s.metrics.reject(e.code);
+            Err(e)
+        }
+    }
+}
+
+async fn pubkey(State(s): Shared) -> Result<Json<PubkeyResponse>, ApiError> {
+    let v = s.active_version().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_key",
+            "this node holds no key version yet (DKG has not completed)",
+        )
+    })?;
+    Ok(Json(response_for(s.address, &v)))
+}
+
+async fn app_sign(
+    State(s): Shared,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> Result<Json<SignResponse>, ApiError> {
+    let started = Instant::now();
+    let count = |result: &str| {
+        s.metrics
+            .sign_requests
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    };
+    if s.sign_limiter.check().is_err() {
+        count("rate_limited");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many sign requests; retry later",
+        ));
+    }
+    let Ok(_slot) = s.sign_slots.try_acquire() else {
+        count("busy");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many sign requests in flight; retry later",
+        ));
+    };
+    if req.app_id.is_empty() || req.app_id.len() > MAX_APP_ID_BYTES {
+        count("bad_request");
+        return Err(ApiError::bad_request(format!(
+            "appID must be 1 to {MAX_APP_ID_BYTES} bytes"
+        )));
+    }
+    let now = s.clock.now_ms() / 1000;
+    let at = req.attestation_time.unwrap_or(now);
+    if at > now + 300 {
+        count("bad_request");
+        return Err(ApiError::bad_request("attestationTime is in the future"));
+    }
+    let retention = s.cfg.store.retention_days * 24 * 3600;
+    if at + retention < now {
+        count("not_found");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "version_expired",
+            format!(
+                "attestationTime {at} is older than the key retention ({} days)",
+                s.cfg.store.retention_days
+            ),
+        ));
+    }
+    let Some(v) = s.version_at(at) else {
+        count("not_found");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_version",
+            format!("no key version was active at {at} (before genesis or pruned)"),
+        ));
+    };
+    let version = v.session_timestamp.0;
+    let app_id = req.app_id.clone();
+    let partial =
+        tokio::task::spawn_blocking(move || tbls::sign_partial(&v.share, app_id.as_bytes()))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "signing was interrupted",
+                )
+            })?;
+    count("ok");
+    s.metrics
+        .sign_latency
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Json(SignResponse {
+        operator_address: s.address,
+        partial_signature: partial,
+        version,
+    }))
+}
+
+async fn health(State(s): Shared) -> Json<HealthResponse> {
+    let active = s.active_version().map(|v| v.session_timestamp.0);
+    Json(HealthResponse {
+        status: "ok".into(),
+        operator_address: s.address,
+        ready: active.is_some(),
+        active_version: active,
+        session_in_progress: s.current_session().map(|x| SessionStatus {
+            timestamp: x.timestamp(),
+            kind: x.kind(),
+        }),
+        insecure_modes: s.cfg.insecure_modes(),
+    })
+}
+
+async fn metrics(State(s): Shared) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Until the TEE work lands: this node's identity, and no quote.
+async fn attestation(State(s): Shared) -> Json<serde_json::Value> {
+    Json(json!({
+        "operatorAddress": s.address,
+        "publicKey": s.signer.public_key(),
+        "mode": s.cfg.attestation.mode,
+        "quote": null,
+    }))
+}

@@ -1,0 +1,232 @@
+//! `kms-node`: run an operator, a local devnet, generate keys, check a configuration.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use kms_crypto::signer::SignatureScheme;
+use kms_node::devnet::{self, DevnetSpec};
+use kms_node::{Node, NodeConfig, OperatorKeys};
+use kms_protocol::VssMode;
+use tracing_subscriber::EnvFilter;
+
+const PASSPHRASE_ENV: &str = "KMS_OPERATOR_KEY_PASSPHRASE";
+
+#[derive(Parser)]
+#[command(name = "kms-node", version, about = "EigenKMS operator node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one operator.
+    Run {
+        /// The TOML configuration (see node/config.example.toml).
+        #[arg(long, env = "KMS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Override a field: `section.field=value` (repeatable; wins over env and file).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Run a local cluster of N operators on 127.0.0.1 (development only).
+    Devnet {
+        /// Number of operators.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Port of the first node.
+        #[arg(long, default_value_t = 18_000)]
+        base_port: u16,
+        /// Keys, configs, stores and logs.
+        #[arg(long, default_value = "devnet-data")]
+        data_dir: PathBuf,
+        /// Seconds between sessions (DKG, then a reshare at every boundary).
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+        /// Phase length in milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        phase_ms: u64,
+        /// Operator key scheme.
+        #[arg(long, value_enum, default_value_t = Scheme::Bn254)]
+        scheme: Scheme,
+        /// VSS mode.
+        #[arg(long, value_enum, default_value_t = Mode::Feldman)]
+        mode: Mode,
+    },
+    /// Generate an operator key file (sealed with $KMS_OPERATOR_KEY_PASSPHRASE).
+    Keygen {
+        /// Where to write it (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Signature scheme of protocol messages.
+        #[arg(long, value_enum, default_value_t = Scheme::Bn254)]
+        scheme: Scheme,
+        /// Write the secrets unencrypted (development only).
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration (file, env, flags) and print the effective one.
+    Check {
+        /// The TOML configuration.
+        #[arg(long, env = "KMS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Override a field: `section.field=value`.
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scheme {
+    Bn254,
+    Ecdsa,
+}
+
+impl From<Scheme> for SignatureScheme {
+    fn from(s: Scheme) -> Self {
+        match s {
+            Scheme::Bn254 => SignatureScheme::Bn254,
+            Scheme::Ecdsa => SignatureScheme::Ecdsa,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Feldman,
+    Pedersen,
+}
+
+impl From<Mode> for VssMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Feldman => VssMode::Feldman,
+            Mode::Pedersen => VssMode::Pedersen,
+        }
+    }
+}
+
+fn load_config(config: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<NodeConfig> {
+    Ok(NodeConfig::load(
+        config.as_deref(),
+        std::env::vars(),
+        overrides,
+    )?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, overrides } => {
+            let cfg = load_config(config, &overrides)?;
+            let passphrase = std::env::var(PASSPHRASE_ENV).ok();
+            let keys = OperatorKeys::read(
+                &cfg.operator.key_file,
+                passphrase.as_deref(),
+                cfg.insecure.plaintext_keys,
+            )?;
+            let node = Node::start(cfg, keys).await?;
+            shutdown_signal().await;
+            node.shutdown().await;
+            Ok(())
+        }
+        Command::Devnet {
+            nodes,
+            base_port,
+            data_dir,
+            interval,
+            phase_ms,
+            scheme,
+            mode,
+        } => {
+            if !(1..=64).contains(&nodes) {
+                bail!("--nodes must be between 1 and 64");
+            }
+            devnet::run(DevnetSpec {
+                nodes,
+                base_port,
+                data_dir,
+                interval_secs: interval,
+                phase_ms,
+                scheme: scheme.into(),
+                mode: mode.into(),
+            })
+            .await
+        }
+        Command::Keygen {
+            out,
+            scheme,
+            insecure_plaintext,
+        } => {
+            let keys = OperatorKeys::generate(scheme.into());
+            let passphrase = if insecure_plaintext {
+                eprintln!("WARNING: writing an UNENCRYPTED key file (development only)");
+                None
+            } else {
+                let p = std::env::var(PASSPHRASE_ENV).with_context(|| {
+                    format!(
+                        "set {PASSPHRASE_ENV} to seal the key file (or pass --insecure-plaintext)"
+                    )
+                })?;
+                if p.len() < 12 {
+                    bail!("{PASSPHRASE_ENV} must be at least 12 characters");
+                }
+                Some(p)
+            };
+            keys.write(&out, passphrase.as_deref())?;
+            // The peering entry for this operator.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "address": keys.address(),
+                    "public_key": keys.public_key(),
+                    "key_file": out,
+                }))?
+            );
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config, overrides },
+        } => {
+            let cfg = load_config(config, &overrides)?;
+            println!("{}", toml::to_string_pretty(&cfg)?);
+            for m in cfg.insecure_modes() {
+                eprintln!("warning: insecure mode on: {m}");
+            }
+            eprintln!("configuration OK");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Prometheus metrics of one node. Each node owns its registry (several nodes can run
+//! in one process, as in the devnet and the tests).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels `kind` (dkg / reshare) and `result` (ok / failed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    /// dkg / reshare.
+    pub kind: String,
+    /// ok / failed.
+    pub result: String,
+}
+
+/// Labels `kind` and `phase`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// dkg / reshare.
+    pub kind: String,
+    /// 0-based phase index.
+    pub phase: String,
+}
+
+/// Label `kind` (message kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// commitment, share, ack, …
+    pub kind: String,
+}
+
+/// Label `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: String,
+}
+
+/// Label `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// ok, not_found, rate_limited, …
+    pub result: String,
+}
+
+/// All metrics of a node.
+pub struct Metrics {
+    registry: Registry,
+    /// Sessions run, by kind and result.
+    pub sessions: Family<SessionLabels, Counter>,
+    /// Engine computation per phase, by kind and phase.
+    pub phase_seconds: Family<PhaseLabels, Histogram>,
+    /// Protocol messages accepted, by kind.
+    pub messages_in: Family<KindLabel, Counter>,
+    /// Protocol messages sent (per recipient), by kind.
+    pub messages_out: Family<KindLabel, Counter>,
+    /// Protocol messages or requests rejected, by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Deliveries that failed after all retries.
+    pub delivery_failures: Counter,
+    /// `/app/sign` requests by result.
+    pub sign_requests: Family<ResultLabel, Counter>,
+    /// `/app/sign` latency.
+    pub sign_latency: Histogram,
+    /// The active key version (session timestamp), 0 before genesis.
+    pub key_version: Gauge,
+    /// Fraud evidence produced.
+    pub fraud_evidence: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("kms");
+        let sessions = Family::<SessionLabels, Counter>::default();
+        registry.register(
+            "sessions",
+            "Sessions run, by kind and result",
+            sessions.clone(),
+        );
+        let phase_seconds = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "session_phase_seconds",
+            "Engine computation time per session phase",
+            phase_seconds.clone(),
+        );
+        let messages_in = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "messages_in",
+            "Protocol messages accepted",
+            messages_in.clone(),
+        );
+        let messages_out = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "messages_out",
+            "Protocol messages sent, per recipient",
+            messages_out.clone(),
+        );
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "rejected",
+            "Messages and requests rejected, by reason",
+            rejected.clone(),
+        );
+        let delivery_failures = Counter::default();
+        registry.register(
+            "delivery_failures",
+            "Protocol messages not delivered after all retries",
+            delivery_failures.clone(),
+        );
+        let sign_requests = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sign_requests",
+            "Partial signature requests, by result",
+            sign_requests.clone(),
+        );
+        let sign_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "sign_latency_seconds",
+            "Partial signature request latency",
+            sign_latency.clone(),
+        );
+        let key_version = Gauge::default();
+        registry.register(
+            "key_version",
+            "Active key version (session timestamp), 0 before genesis",
+            key_version.clone(),
+        );
+        let fraud_evidence = Counter::default();
+        registry.register(
+            "fraud_evidence",
+            "Fraud evidence produced by this node",
+            fraud_evidence.clone(),
+        );
+        Self {
+            registry,
+            sessions,
+            phase_seconds,
+            messages_in,
+            messages_out,
+            rejected,
+            delivery_failures,
+            sign_requests,
+            sign_latency,
+            key_version,
+            fraud_evidence,
+        }
+    }
+
+    /// Counts a rejection.
+    pub fn reject(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,720 @@
+//! The node: shared state, the scheduler that starts a session at every interval
+//! boundary, and what happens when a session ends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use kms_crypto::OperatorAddress;
+use kms_crypto::signer::OperatorSigner;
+use kms_protocol::api::PubkeyResponse;
+use kms_protocol::messages::SignedMessage;
+use kms_protocol::{
+    Engine, FraudEvidence, KeyShareVersion, Participant, Schedule, SessionFailure, SessionKind,
+    SessionOutcome, SessionParams, SessionTimestamp,
+};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use url::Url;
+
+use crate::complete::Completion;
+use crate::config::NodeConfig;
+use crate::keys::OperatorKeys;
+use crate::metrics::{Metrics, SessionLabels};
+use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
+use crate::session::{RunningSession, kind_label};
+use crate::store::{KeyStore, SealingKey};
+use crate::transport::Transport;
+
+/// Wall-clock time, injected so that tests can control it.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Most bytes of early messages (for a session this node has not started yet) kept.
+const EARLY_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
+/// State shared by the server, the scheduler and the sessions.
+pub struct NodeShared {
+    /// This operator.
+    pub address: OperatorAddress,
+    /// The configuration.
+    pub cfg: NodeConfig,
+    /// Signs protocol messages.
+    pub signer: Arc<dyn OperatorSigner>,
+    store: Arc<KeyStore>,
+    versions: RwLock<BTreeMap<u64, Arc<KeyShareVersion>>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Outgoing messages.
+    pub transport: Transport,
+    peering: Arc<dyn PeeringDataFetcher>,
+    peers: RwLock<Vec<Peer>>,
+    session: Mutex<Option<Arc<RunningSession>>>,
+    last_started: Mutex<u64>,
+    early: Mutex<(usize, BTreeMap<u64, Vec<SignedMessage>>)>,
+    completions: Mutex<BTreeMap<u64, BTreeMap<OperatorAddress, [u8; 32]>>>,
+    /// Fraud evidence this node produced, by session.
+    pub evidence: Mutex<Vec<(u64, FraudEvidence)>>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// `/app/sign` rate limit.
+    pub sign_limiter: DefaultDirectRateLimiter,
+    /// `/app/sign` concurrency limit.
+    pub sign_slots: Semaphore,
+}
+
+/// Where an incoming protocol message went.
+pub enum Delivery {
+    /// The engine accepted it.
+    Accepted,
+    /// Kept for a session that starts soon.
+    Buffered,
+}
+
+/// Why an incoming protocol message was refused.
+pub enum Refusal {
+    /// Refused by the engine.
+    Protocol(kms_protocol::ProtocolError),
+    /// Refused before reaching an engine.
+    Other(&'static str),
+}
+
+impl NodeShared {
+    /// The versions this node holds, newest last.
+    pub fn versions(&self) -> Vec<Arc<KeyShareVersion>> {
+        self.versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The active (newest) version.
+    pub fn active_version(&self) -> Option<Arc<KeyShareVersion>> {
+        self.versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .next_back()
+            .cloned()
+    }
+
+    /// The version active at `unix_secs`: the newest one that started at or before it.
+    pub fn version_at(&self, unix_secs: u64) -> Option<Arc<KeyShareVersion>> {
+        self.versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(..=unix_secs)
+            .next_back()
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The session in progress.
+    pub fn current_session(&self) -> Option<Arc<RunningSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The operators as last read from the peering source.
+    pub fn peers(&self) -> Vec<Peer> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Operators that announced completing session `ts`, with the commitment hash.
+    pub fn completions(&self, ts: u64) -> BTreeMap<OperatorAddress, [u8; 32]> {
+        self.completions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ts)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Routes an incoming protocol message of a `kind` session to its engine, or keeps
+    /// it for a session about to start.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        kind: SessionKind,
+        message: SignedMessage,
+    ) -> Result<Delivery, Refusal> {
+        let payload = message.peek().map_err(Refusal::Protocol)?;
+        let (ts, _) = payload.session();
+        if let Some(s) = self.current_session()
+            && s.timestamp() == ts.0
+        {
+            if s.kind() != kind {
+                return Err(Refusal::Other(
+                    "message sent to the wrong session kind endpoint",
+                ));
+            }
+            s.handle(self, message).await.map_err(Refusal::Protocol)?;
+            return Ok(Delivery::Accepted);
+        }
+        let last = *self.last_started.lock().unwrap_or_else(|p| p.into_inner());
+        let now_secs = self.clock.now_ms() / 1000;
+        if ts.0 <= last {
+            return Err(Refusal::Other("message for another session"));
+        }
+        if ts.0 > now_secs + self.cfg.schedule.interval_secs {
+            return Err(Refusal::Other(
+                "message for a session too far in the future",
+            ));
+        }
+        // Only operators of the current set may fill the buffer, with messages they
+        // signed; the engine checks everything else when the session starts.
+        let Some(peer) = self
+            .peers()
+            .into_iter()
+            .find(|p| p.address == message.signer)
+        else {
+            return Err(Refusal::Other(
+                "sender is not an operator of the current set",
+            ));
+        };
+        message.open(&peer.public_key).map_err(Refusal::Protocol)?;
+        let size = message.payload.len() + 256;
+        let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+        if early.0 + size > EARLY_BUFFER_BYTES {
+            return Err(Refusal::Other("too many early messages"));
+        }
+        early.0 += size;
+        early.1.entry(ts.0).or_default().push(message);
+        Ok(Delivery::Buffered)
+    }
+
+    /// Records a peer's signed completion statement.
+    pub fn record_completion(&self, m: &SignedMessage) -> Result<(), &'static str> {
+        let peer = self
+            .peers()
+            .into_iter()
+            .find(|p| p.address == m.signer)
+            .ok_or("sender is not an operator of the current set")?;
+        let c = Completion::verify(m, &peer.public_key)?;
+        let now_secs = self.clock.now_ms() / 1000;
+        if c.session_timestamp > now_secs + 60 {
+            return Err("completion for a future session");
+        }
+        let mut all = self.completions.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(c.session_timestamp)
+            .or_default()
+            .insert(c.operator, c.commitment_hash);
+        while all.len() > 16 {
+            all.pop_first();
+        }
+        Ok(())
+    }
+
+    /// Called by the session when its engine reports the end.
+    pub async fn finish_session(
+        self: Arc<Self>,
+        session: Arc<RunningSession>,
+        result: Result<SessionOutcome, SessionFailure>,
+    ) {
+        {
+            let mut cur = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            if cur.as_ref().is_some_and(|s| Arc::ptr_eq(s, &session)) {
+                *cur = None;
+            }
+        }
+        let kind = kind_label(session.kind());
+        let ts = session.timestamp();
+        let label = |ok: bool| SessionLabels {
+            kind: kind.to_string(),
+            result: if ok { "ok" } else { "failed" }.to_string(),
+        };
+        match result {
+            Ok(SessionOutcome::NewVersion(v)) => {
+                let v: KeyShareVersion = *v;
+                let store = self.store.clone();
+                let to_store = v.clone();
+                let stored = tokio::task::spawn_blocking(move || store.store(&to_store))
+                    .await
+                    .expect("store does not panic");
+                if let Err(e) = stored {
+                    warn!(session = ts, error = %e, "could not store the new key version; keeping the old one");
+                    self.metrics.sessions.get_or_create(&label(false)).inc();
+                    return;
+                }
+                let commitment_hash = v.commitment.hash();
+                info!(
+                    session = ts,
+                    kind,
+                    qualified = v.qualified_dealers.len(),
+                    threshold = v.threshold,
+                    master_public_key = %hex::encode(v.commitment.constant().to_compressed()),
+                    "new key version active"
+                );
+                self.versions
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ts, Arc::new(v));
+                self.metrics.key_version.set(ts as i64);
+                self.metrics.sessions.get_or_create(&label(true)).inc();
+                self.prune().await;
+                if session.kind() == SessionKind::Reshare {
+                    let statement = Completion {
+                        session_timestamp: ts,
+                        session_hash: session.params.session_hash(),
+                        operator: self.address,
+                        commitment_hash,
+                    };
+                    let m = statement.sign(self.signer.as_ref());
+                    let _ = self.record_completion(&m);
+                    let body = Arc::new(serde_json::to_vec(&m).expect("serializable"));
+                    for p in self.peers().iter().filter(|p| p.address != self.address) {
+                        self.transport.post_json(
+                            &p.url,
+                            "/reshare/complete",
+                            body.clone(),
+                            "complete",
+                            session.deadline + Duration::from_secs(5),
+                        );
+                    }
+                }
+            }
+            Ok(SessionOutcome::Departed { qualified_dealers }) => {
+                info!(
+                    session = ts,
+                    qualified = qualified_dealers.len(),
+                    "dealt in a reshare and left the operator set"
+                );
+                self.metrics.sessions.get_or_create(&label(true)).inc();
+            }
+            Err(f) => {
+                warn!(session = ts, kind, reason = %f, "session failed; the previous version stays active");
+                self.metrics.sessions.get_or_create(&label(false)).inc();
+            }
+        }
+    }
+
+    async fn prune(&self) {
+        let now = self.clock.now_ms() / 1000;
+        let retention = self.cfg.store.retention_days * 24 * 3600;
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
+            Ok(Ok(n)) if n > 0 => {
+                info!(pruned = n, "expired key versions removed");
+                self.reload_versions().await;
+            }
+            Ok(Err(e)) => warn!(error = %e, "pruning failed"),
+            _ => {}
+        }
+    }
+
+    async fn reload_versions(&self) {
+        let store = self.store.clone();
+        let loaded = tokio::task::spawn_blocking(
+            move || -> Result<Vec<KeyShareVersion>, crate::store::StoreError> {
+                let mut out = Vec::new();
+                for ts in store.list_versions()? {
+                    if let Some(v) = store.load_at_time(ts)? {
+                        out.push(v);
+                    }
+                }
+                Ok(out)
+            },
+        )
+        .await
+        .expect("store does not panic");
+        match loaded {
+            Ok(vs) => {
+                let map = vs
+                    .into_iter()
+                    .map(|v| (v.session_timestamp.0, Arc::new(v)))
+                    .collect::<BTreeMap<_, _>>();
+                if let Some(ts) = map.keys().next_back() {
+                    self.metrics.key_version.set(*ts as i64);
+                }
+                *self.versions.write().unwrap_or_else(|p| p.into_inner()) = map;
+            }
+            Err(e) => warn!(error = %e, "could not read the key store"),
+        }
+    }
+
+    /// Asks every peer for its active version. Answers whose operator is not the peer
+    /// are dropped.
+    async fn peer_versions(&self, peers: &[Peer]) -> Vec<PubkeyResponse> {
+        let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
+        let mut tasks = Vec::new();
+        for p in peers.iter().filter(|p| p.address != self.address) {
+            let http = self.transport.http().clone();
+            let url = p.url.join("/pubkey");
+            let who = p.address;
+            tasks.push(tokio::spawn(async move {
+                let url = url.ok()?;
+                let r = tokio::time::timeout(timeout, http.get(url).send())
+                    .await
+                    .ok()?
+                    .ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                let bytes = tokio::time::timeout(timeout, r.bytes()).await.ok()?.ok()?;
+                let v: PubkeyResponse = serde_json::from_slice(&bytes).ok()?;
+                (v.operator_address == who).then_some(v)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(Some(v)) = t.await {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// What to run at boundary `ts`.
+    async fn plan(
+        self: &Arc<Self>,
+        ts: u64,
+        peers: &[Peer],
+    ) -> Option<(SessionParams, Option<kms_crypto::Scalar>)> {
+        let schedule = Schedule {
+            start_ms: ts * 1000,
+            phase_ms: self.cfg.schedule.phase_ms,
+        };
+        let mode = self.cfg.schedule.mode;
+        let players: Vec<Participant> = peers.iter().map(Peer::participant).collect();
+        let mut views = self.peer_versions(peers).await;
+        if let Some(v) = self.active_version() {
+            views.push(response_for(self.address, &v));
+        }
+        let agreed = kms_protocol::api::agreed_version(&views);
+        match agreed {
+            None if views.is_empty() => {
+                info!(
+                    session = ts,
+                    operators = players.len(),
+                    "no operator holds a key: starting DKG"
+                );
+                match SessionParams::dkg(SessionTimestamp(ts), mode, players, schedule) {
+                    Ok(p) => Some((p, None)),
+                    Err(e) => {
+                        warn!(session = ts, error = %e, "cannot run DKG with this operator set");
+                        None
+                    }
+                }
+            }
+            None => {
+                warn!(
+                    session = ts,
+                    answers = views.len(),
+                    "operators hold keys but no version is reported by its threshold; skipping this boundary"
+                );
+                None
+            }
+            Some(vote) => {
+                let (version, previous, holders) =
+                    (&vote.version, &vote.commitment, &vote.operators);
+                let dealers: Vec<Participant> = peers
+                    .iter()
+                    .filter(|p| holders.contains(&p.address))
+                    .map(Peer::participant)
+                    .collect();
+                let my_share = self
+                    .versions
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(version)
+                    .filter(|v| v.commitment == *previous)
+                    .map(|v| v.share.clone());
+                info!(
+                    session = ts,
+                    from_version = version,
+                    dealers = dealers.len(),
+                    players = players.len(),
+                    "starting reshare"
+                );
+                match SessionParams::reshare(
+                    SessionTimestamp(ts),
+                    mode,
+                    dealers,
+                    previous.clone(),
+                    players,
+                    schedule,
+                ) {
+                    Ok(p) => Some((p, my_share)),
+                    Err(e) => {
+                        warn!(session = ts, error = %e, "cannot reshare with this operator set");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the session of boundary `ts` (if this node is in the set and no other
+    /// session is running).
+    pub async fn on_boundary(self: &Arc<Self>, ts: u64) {
+        if let Some(s) = self.current_session() {
+            warn!(
+                session = ts,
+                running = s.timestamp(),
+                "previous session still running; skipping this boundary"
+            );
+            return;
+        }
+        let peers = match self.peering.operators().await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(session = ts, error = %e, "cannot read the operator set; skipping this boundary");
+                return;
+            }
+        };
+        *self.peers.write().unwrap_or_else(|p| p.into_inner()) = peers.clone();
+        if !peers.iter().any(|p| p.address == self.address) {
+            debug!(session = ts, "this operator is not in the current set");
+            return;
+        }
+        let Some((params, share)) = self.plan(ts, &peers).await else {
+            return;
+        };
+        if !params.dealers.contains(&self.address) && !params.players.contains(&self.address) {
+            return;
+        }
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        let engine = match Engine::new(
+            params.clone(),
+            self.address,
+            self.signer.clone(),
+            share,
+            seed,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(session = ts, error = %e, "cannot join the session");
+                return;
+            }
+        };
+        let phases = self.cfg.schedule.phases();
+        let end_ms = params.schedule.phase_end(phases - 1);
+        let urls = peers.iter().map(|p| (p.address, p.url.clone())).collect();
+        let now = self.clock.now_ms();
+        let session = Arc::new(RunningSession::new(params, engine, urls, end_ms, now));
+        {
+            *self.last_started.lock().unwrap_or_else(|p| p.into_inner()) = ts;
+            *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
+        }
+        session.start(self).await;
+        let early = {
+            let mut e = self.early.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = e.1.remove(&ts).unwrap_or_default();
+            // Anything older can never be used.
+            e.1.retain(|k, _| *k > ts);
+            e.0 = e.1.values().flatten().map(|m| m.payload.len() + 256).sum();
+            mine
+        };
+        for m in early {
+            if let Err(kms_protocol::ProtocolError::Rejected(r)) = session.handle(self, m).await {
+                debug!(session = ts, reason = r, "early message rejected");
+            }
+        }
+    }
+
+    /// Ticks the running session; ends one that is past its last deadline.
+    async fn tick(self: &Arc<Self>) {
+        if let Some(s) = self.current_session() {
+            s.tick(self).await;
+        }
+    }
+}
+
+/// This node's view of a version as `/pubkey` reports it.
+pub fn response_for(address: OperatorAddress, v: &KeyShareVersion) -> PubkeyResponse {
+    PubkeyResponse {
+        operator_address: address,
+        commitments: v.commitment.coefficients().to_vec(),
+        version: v.session_timestamp.0,
+        is_active: true,
+        threshold: v.threshold,
+        operators: v.operator_set.clone(),
+        mode: v.mode,
+    }
+}
+
+/// A running node: its HTTP server, scheduler and ticker.
+pub struct Node {
+    shared: Arc<NodeShared>,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the store, binds the listener and starts serving and scheduling.
+    pub async fn start(cfg: NodeConfig, keys: OperatorKeys) -> anyhow::Result<Node> {
+        Self::start_with(cfg, keys, Arc::new(SystemClock), None).await
+    }
+
+    /// As [`Node::start`], with a clock and optionally a peering source other than the
+    /// configured file.
+    pub async fn start_with(
+        cfg: NodeConfig,
+        keys: OperatorKeys,
+        clock: Arc<dyn Clock>,
+        peering: Option<Arc<dyn PeeringDataFetcher>>,
+    ) -> anyhow::Result<Node> {
+        crate::install_crypto_provider();
+        let insecure = cfg.insecure_modes();
+        if !insecure.is_empty() {
+            warn!(modes = ?insecure, "INSECURE development modes are on: never run this configuration with real keys");
+        }
+        let address = keys.address();
+        let sealing = SealingKey::derive(
+            keys.sealing_secret(),
+            &[b"kms-node-v1:".as_slice(), address.as_bytes()].concat(),
+        );
+        if let Some(dir) = cfg.store.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let store = Arc::new(KeyStore::open(&cfg.store.path, sealing)?);
+        let metrics = Arc::new(Metrics::new());
+        let transport = Transport::new(cfg.transport.clone(), metrics.clone())?;
+        let peering = peering
+            .unwrap_or_else(|| Arc::new(LocalPeeringDataFetcher::new(cfg.peering.file.clone())));
+        let quota =
+            Quota::per_second(NonZeroU32::new(cfg.limits.sign_rate_per_sec).expect("validated"))
+                .allow_burst(NonZeroU32::new(cfg.limits.sign_burst).expect("validated"));
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(NodeShared {
+            address,
+            signer: keys.signer(),
+            store,
+            versions: RwLock::new(BTreeMap::new()),
+            metrics,
+            transport,
+            peering,
+            peers: RwLock::new(Vec::new()),
+            session: Mutex::new(None),
+            last_started: Mutex::new(0),
+            early: Mutex::new((0, BTreeMap::new())),
+            completions: Mutex::new(BTreeMap::new()),
+            evidence: Mutex::new(Vec::new()),
+            clock,
+            sign_limiter: RateLimiter::direct(quota),
+            sign_slots: Semaphore::new(cfg.limits.sign_concurrency),
+            cfg,
+        });
+        shared.reload_versions().await;
+        if let Some(v) = shared.active_version() {
+            *shared
+                .last_started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = v.session_timestamp.0;
+            info!(
+                version = v.session_timestamp.0,
+                "serving the stored key version"
+            );
+        }
+        if let Ok(p) = shared.peering.operators().await {
+            *shared.peers.write().unwrap_or_else(|p| p.into_inner()) = p;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let app = crate::http::router(shared.clone());
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                warn!(error = %e, "HTTP server stopped");
+            }
+        }));
+        // Scheduler: one session per interval boundary on the wall clock.
+        let s = shared.clone();
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let interval_ms = s.cfg.schedule.interval_secs * 1000;
+            loop {
+                let now = s.clock.now_ms();
+                let next = (now / interval_ms + 1) * interval_ms;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(next - now)) => {}
+                    _ = rx.wait_for(|s| *s) => return,
+                }
+                let s2 = s.clone();
+                tokio::spawn(async move { s2.on_boundary(next / 1000).await });
+            }
+        }));
+        // Ticker: deadlines inside the running session.
+        let s = shared.clone();
+        let mut rx = stop_rx;
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = rx.wait_for(|s| *s) => return,
+                }
+                s.tick().await;
+            }
+        }));
+        info!(%address, listen = %local_addr, "node started");
+        Ok(Node {
+            shared,
+            local_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<local address>`.
+    pub fn url(&self) -> Url {
+        format!("http://{}", self.local_addr)
+            .parse()
+            .expect("valid URL")
+    }
+
+    /// The operator address.
+    pub fn address(&self) -> OperatorAddress {
+        self.shared.address
+    }
+
+    /// Shared state (for tests and the devnet).
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Stops serving and scheduling; the key store is closed when the last reference
+    /// goes.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! JSON shapes of the node's HTTP API, shared by the node and the client so both sides
+//! agree on one definition. Points travel as `0x`-hex of their compressed form;
+//! field names follow the protocol specification (camelCase).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kms_crypto::{Commitment, G1Point, G2Point, OperatorAddress};
+use serde::{Deserialize, Serialize};
+
+use crate::session::VssMode;
+
+/// `GET /pubkey`: this operator's view of the active key version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PubkeyResponse {
+    /// The operator answering.
+    pub operator_address: OperatorAddress,
+    /// The public polynomial of the version: `commitments[0]` is the master public key.
+    pub commitments: Vec<G2Point>,
+    /// The version: the timestamp of the session that produced it.
+    pub version: u64,
+    /// Whether this is the node's active version.
+    pub is_active: bool,
+    /// Shares needed to reconstruct (the number of commitments).
+    pub threshold: usize,
+    /// The operators holding shares of this version.
+    pub operators: Vec<OperatorAddress>,
+    /// The VSS mode of the session that produced it.
+    pub mode: VssMode,
+}
+
+/// `POST /app/sign` request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The application identity.
+    #[serde(rename = "appID")]
+    pub app_id: String,
+    /// Unix seconds: sign with the version active then (default: now).
+    #[serde(
+        rename = "attestationTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attestation_time: Option<u64>,
+}
+
+/// `POST /app/sign` response: this operator's partial signature `s_i·H1(appID)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignResponse {
+    /// The operator answering.
+    pub operator_address: OperatorAddress,
+    /// `s_i·H1(appID)`.
+    pub partial_signature: G1Point,
+    /// The key version used.
+    pub version: u64,
+}
+
+/// Longest application identity accepted (bytes of UTF-8).
+pub const MAX_APP_ID_BYTES: usize = 256;
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthResponse {
+    /// `"ok"` when the node serves requests.
+    pub status: String,
+    /// The operator.
+    pub operator_address: OperatorAddress,
+    /// A key version is active and `/app/sign` can answer.
+    pub ready: bool,
+    /// The active key version, if any.
+    pub active_version: Option<u64>,
+    /// The session in progress, if any.
+    pub session_in_progress: Option<SessionStatus>,
+    /// Insecure development modes that are on (empty in production).
+    pub insecure_modes: Vec<String>,
+}
+
+/// A session in progress, as `/health` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatus {
+    /// The session timestamp.
+    pub timestamp: u64,
+    /// `dkg` or `reshare`.
+    pub kind: crate::session::SessionKind,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human-readable reason (never secret material).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `bad_request`, `not_found`, `rate_limited`.
+    pub code: String,
+    /// Why.
+    pub message: String,
+}
+
+/// One key version as a group of operators reports it.
+#[derive(Clone, Debug)]
+pub struct VersionVote {
+    /// The version.
+    pub version: u64,
+    /// Its public polynomial.
+    pub commitment: Commitment,
+    /// The operators holding shares of it (as reported).
+    pub operators: Vec<OperatorAddress>,
+    /// The operators of the version that reported exactly this version.
+    pub holders: BTreeSet<OperatorAddress>,
+}
+
+impl VersionVote {
+    /// Whether at least the version's threshold of its own operators report it, so
+    /// that fewer than `t` liars cannot make it up.
+    pub fn is_agreed(&self) -> bool {
+        self.holders.len() >= self.commitment.threshold()
+    }
+}
+
+/// Groups `/pubkey` answers by (version, public polynomial). An answer counts once per
+/// operator and only if the operator belongs to the version it reports. Oldest first.
+pub fn tally(answers: &[PubkeyResponse]) -> Vec<VersionVote> {
+    let mut groups: BTreeMap<(u64, [u8; 32]), VersionVote> = BTreeMap::new();
+    for a in answers {
+        let Ok(c) = Commitment::new(a.commitments.clone()) else {
+            continue;
+        };
+        if c.threshold() != a.threshold {
+            continue;
+        }
+        let vote = groups
+            .entry((a.version, c.hash()))
+            .or_insert_with(|| VersionVote {
+                version: a.version,
+                commitment: c,
+                operators: a.operators.clone(),
+                holders: BTreeSet::new(),
+            });
+        if vote.operators == a.operators && vote.operators.contains(&a.operator_address) {
+            vote.holders.insert(a.operator_address);
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// The newest version reported by its threshold of operators.
+pub fn agreed_version(answers: &[PubkeyResponse]) -> Option<VersionVote> {
+    tally(answers)
+        .into_iter()
+        .rev()
+        .find(VersionVote::is_agreed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_request_uses_spec_field_names_and_rejects_unknown_fields() {
+        let r: SignRequest = serde_json::from_str(r#"{"appID":"a","attestationTime":5}"#).unwrap();
+        assert_eq!(r.app_id, "a");
+        assert_eq!(r.attestation_time, Some(5));
+        let r: SignRequest = serde_json::from_str(r#"{"appID":"a"}"#).unwrap();
+        assert_eq!(r.attestation_time, None);
+        assert!(serde_json::from_str::<SignRequest>(r#"{"appID":"a","x":1}"#).is_err());
+        assert!(serde_json::from_str::<SignRequest>(r#"{"appID":7}"#).is_err());
+    }
+
+    #[test]
+    fn a_version_needs_its_threshold_of_its_own_operators() {
+        let ops: Vec<OperatorAddress> = (1..=4u8)
+            .map(|i| OperatorAddress::from_bytes([i; 20]))
+            .collect();
+        let g = G2Point::generator();
+        let c = vec![g, g.add(&g), g.add(&g).add(&g)];
+        let answer = |who: usize, version: u64, commitments: Vec<G2Point>| PubkeyResponse {
+            operator_address: ops[who],
+            threshold: commitments.len(),
+            commitments,
+            version,
+            is_active: true,
+            operators: ops.clone(),
+            mode: VssMode::Feldman,
+        };
+        let mut answers = vec![answer(0, 10, c.clone()), answer(1, 10, c.clone())];
+        assert!(agreed_version(&answers).is_none(), "2 of t = 3");
+        // A duplicate answer does not count twice.
+        answers.push(answer(1, 10, c.clone()));
+        assert!(agreed_version(&answers).is_none());
+        // A liar with a newer version does not win.
+        answers.push(answer(3, 20, vec![g, g, g]));
+        answers.push(answer(2, 10, c.clone()));
+        let v = agreed_version(&answers).unwrap();
+        assert_eq!(v.version, 10);
+        assert_eq!(v.holders.len(), 3);
+        // A stranger cannot vote.
+        let mut stranger = answer(0, 30, c.clone());
+        stranger.operator_address = OperatorAddress::from_bytes([9; 20]);
+        assert!(tally(&[stranger]).iter().all(|v| v.holders.is_empty()));
+    }
+}

@@ -1,0 +1,216 @@
+//! Clusters of real nodes on 127.0.0.1: DKG on the wall clock, the client CLI against
+//! them (pubkey, app-key, encrypt/decrypt), a reshare that adds two operators and
+//! removes one, a node stopped and restarted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, cli};
+
+const INTERVAL: u64 = 4;
+const PHASE_MS: u64 = 500;
+
+fn timeout(sessions: u64) -> Duration {
+    Duration::from_secs(INTERVAL * sessions + 10)
+}
+
+async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
+    let mut c = Cluster::start(n, INTERVAL, PHASE_MS).await;
+    let all: Vec<usize> = (0..n).collect();
+    let v1 = c.wait_for_version(&all, 0, timeout(3)).await;
+    let urls = c.urls(&all);
+
+    let pk: serde_json::Value =
+        serde_json::from_slice(&cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
+    let mpk = pk["masterPublicKey"].as_str().unwrap().to_string();
+    assert_eq!(mpk.len(), 2 + 2 * 96);
+    let key1 =
+        String::from_utf8(cli(&urls, &["app-key", "--app-id", "app-1"]).await.unwrap()).unwrap();
+    assert_eq!(key1.trim().len(), 2 + 2 * 48);
+
+    // Encrypt and decrypt through files, as an application would.
+    let dir = tempfile::tempdir().unwrap();
+    let (pt, ct, back) = (
+        dir.path().join("pt"),
+        dir.path().join("ct"),
+        dir.path().join("back"),
+    );
+    std::fs::write(&pt, b"attack at dawn").unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    cli(
+        &urls,
+        &[
+            "encrypt",
+            "--app-id",
+            "app-1",
+            "--in",
+            &s(&pt),
+            "--out",
+            &s(&ct),
+        ],
+    )
+    .await
+    .unwrap();
+    cli(
+        &urls,
+        &[
+            "decrypt",
+            "--app-id",
+            "app-1",
+            "--in",
+            &s(&ct),
+            "--out",
+            &s(&back),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"attack at dawn");
+    // Another app cannot decrypt it.
+    assert!(
+        cli(
+            &urls,
+            &[
+                "decrypt",
+                "--app-id",
+                "app-2",
+                "--in",
+                &s(&ct),
+                "--out",
+                &s(&back)
+            ]
+        )
+        .await
+        .is_err()
+    );
+
+    // Reshare: two operators join, operator 0 leaves.
+    let a = c.add_member(PHASE_MS).await;
+    let b = c.add_member(PHASE_MS).await;
+    let new_set: Vec<usize> = (1..n).chain([a, b]).collect();
+    c.set_operators(&new_set);
+    let v2 = c.wait_for_version(&new_set, v1, timeout(4)).await;
+    assert!(v2 > v1);
+    let new_urls = c.urls(&new_set);
+    let pk2: serde_json::Value =
+        serde_json::from_slice(&cli(&new_urls, &["pubkey"]).await.unwrap()).unwrap();
+    assert_eq!(
+        pk2["masterPublicKey"], pk["masterPublicKey"],
+        "the master public key never changes"
+    );
+    assert_eq!(pk2["operators"].as_array().unwrap().len(), new_set.len());
+    let key2 = String::from_utf8(
+        cli(&new_urls, &["app-key", "--app-id", "app-1"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(key1, key2, "the same app key before and after the reshare");
+    cli(
+        &new_urls,
+        &[
+            "decrypt",
+            "--app-id",
+            "app-1",
+            "--in",
+            &s(&ct),
+            "--out",
+            &s(&back),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"attack at dawn");
+    // The removed operator is not in the new version.
+    let removed = c.members[0].address;
+    assert!(!pk2["operators"].as_array().unwrap().iter().any(|o| {
+        o.as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&removed.to_checksum())
+    }));
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_nodes_dkg_client_and_reshare() {
+    dkg_then_reshare_with_joins_and_leaves(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seven_nodes_dkg_client_and_reshare() {
+    dkg_then_reshare_with_joins_and_leaves(7).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_after_restart() {
+    let n = 7;
+    let mut c = Cluster::start(n, INTERVAL, PHASE_MS).await;
+    let all: Vec<usize> = (0..n).collect();
+    c.wait_for_version(&all, 0, timeout(3)).await;
+    let urls = c.urls(&all);
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let pt = dir.path().join("pt");
+    std::fs::write(&pt, b"still here").unwrap();
+    cli(
+        &urls,
+        &[
+            "encrypt",
+            "--app-id",
+            "svc",
+            "--in",
+            &s(&pt),
+            "--out",
+            &s(&ct),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let before = c.pubkey(3).await.expect("node 3 has a key");
+    c.stop(3).await;
+    let back = dir.path().join("back");
+    cli(
+        &urls,
+        &[
+            "decrypt",
+            "--app-id",
+            "svc",
+            "--in",
+            &s(&ct),
+            "--out",
+            &s(&back),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"still here");
+
+    c.restart(3).await;
+    let after = c.pubkey(3).await.expect("restarted node answers");
+    assert_eq!(
+        after.version, before.version,
+        "the restarted node serves its stored version"
+    );
+    assert_eq!(after.commitments, before.commitments);
+    // And it takes part in the next session again.
+    let v = c.wait_for_version(&all, before.version, timeout(4)).await;
+    assert!(v > before.version);
+    cli(
+        &urls,
+        &[
+            "decrypt",
+            "--app-id",
+            "svc",
+            "--in",
+            &s(&ct),
+            "--out",
+            &s(&back),
+        ],
+    )
+    .await
+    .unwrap();
+    c.shutdown().await;
+}

@@ -1,0 +1,213 @@
+//! A cluster of real nodes on 127.0.0.1 (HTTP servers, redb files, the wall clock) in
+//! this test process. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kms_crypto::signer::SignatureScheme;
+use kms_node::peering::{LocalPeeringDataFetcher, Peer};
+use kms_node::{Node, NodeConfig, OperatorKeys};
+use kms_protocol::api::{HealthResponse, PubkeyResponse};
+use tempfile::TempDir;
+use url::Url;
+
+/// One operator of the cluster: its config (with the port it bound) and, while it
+/// runs, the node.
+pub struct Member {
+    pub cfg: NodeConfig,
+    pub key_file: PathBuf,
+    pub node: Option<Node>,
+    pub url: Url,
+    pub address: kms_crypto::OperatorAddress,
+    pub public_key: kms_crypto::signer::OperatorPublicKey,
+}
+
+pub struct Cluster {
+    pub dir: TempDir,
+    pub members: Vec<Member>,
+    pub interval_secs: u64,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts `n` nodes and lists all of them in the peering file.
+    pub async fn start(n: usize, interval_secs: u64, phase_ms: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            dir,
+            members: Vec::new(),
+            interval_secs,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .no_proxy()
+                .build()
+                .expect("client"),
+        };
+        for _ in 0..n {
+            c.add_member(phase_ms).await;
+        }
+        let all: Vec<usize> = (0..n).collect();
+        c.set_operators(&all);
+        c
+    }
+
+    pub fn peers_file(&self) -> PathBuf {
+        self.dir.path().join("peers.toml")
+    }
+
+    /// Starts one more node (not yet in the peering file). Returns its index.
+    pub async fn add_member(&mut self, phase_ms: u64) -> usize {
+        kms_node::install_crypto_provider();
+        let i = self.members.len();
+        let home = self.dir.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let key_file = home.join("operator.key");
+        let keys = OperatorKeys::generate(SignatureScheme::Bn254);
+        keys.write(&key_file, None).unwrap();
+        let mut cfg = NodeConfig::default();
+        cfg.operator.key_file = key_file.clone();
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.peering.file = self.peers_file();
+        cfg.schedule.interval_secs = self.interval_secs;
+        cfg.schedule.phase_ms = phase_ms;
+        cfg.store.path = home.join("keys.redb");
+        cfg.insecure.plaintext_keys = true;
+        cfg.insecure.plain_http = true;
+        cfg.transport.request_timeout_ms = 2_000;
+        cfg.validate().unwrap();
+        let address = keys.address();
+        let public_key = keys.public_key();
+        let node = Node::start(cfg.clone(), keys).await.expect("node starts");
+        // Restarts bind the same port.
+        cfg.server.listen = node.local_addr();
+        let url = node.url();
+        self.members.push(Member {
+            cfg,
+            key_file,
+            node: Some(node),
+            url,
+            address,
+            public_key,
+        });
+        i
+    }
+
+    /// Writes the peering file with the members at `idx`.
+    pub fn set_operators(&self, idx: &[usize]) {
+        let peers: Vec<Peer> = idx
+            .iter()
+            .map(|&i| {
+                let m = &self.members[i];
+                Peer {
+                    address: m.address,
+                    public_key: m.public_key.clone(),
+                    url: m.url.clone(),
+                }
+            })
+            .collect();
+        LocalPeeringDataFetcher::write(&self.peers_file(), &peers).unwrap();
+    }
+
+    pub fn urls(&self, idx: &[usize]) -> Vec<Url> {
+        idx.iter().map(|&i| self.members[i].url.clone()).collect()
+    }
+
+    /// Stops node `i` (its store stays on disk).
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(n) = self.members[i].node.take() {
+            n.shutdown().await;
+        }
+    }
+
+    /// Restarts node `i` on the same port with the same store.
+    pub async fn restart(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let keys = OperatorKeys::read(&m.key_file, None, true).unwrap();
+        let started = Instant::now();
+        loop {
+            match Node::start(m.cfg.clone(), keys_clone(&m.key_file)).await {
+                Ok(n) => {
+                    m.node = Some(n);
+                    break;
+                }
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("restart of node {i} failed ({e}), retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("node {i} does not restart: {e}"),
+            }
+        }
+        drop(keys);
+    }
+
+    pub async fn health(&self, i: usize) -> Option<HealthResponse> {
+        let r = self
+            .http
+            .get(self.members[i].url.join("/health").unwrap())
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    pub async fn pubkey(&self, i: usize) -> Option<PubkeyResponse> {
+        let r = self
+            .http
+            .get(self.members[i].url.join("/pubkey").unwrap())
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    /// Waits until every node at `idx` has an active version newer than `after`, and
+    /// all report the same one. Returns it.
+    pub async fn wait_for_version(&self, idx: &[usize], after: u64, timeout: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            let mut versions = Vec::new();
+            for &i in idx {
+                versions.push(self.pubkey(i).await.map(|p| p.version));
+            }
+            if let Some(Some(v)) = versions.first()
+                && *v > after
+                && versions.iter().all(|x| *x == Some(*v))
+            {
+                return *v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "nodes {idx:?} did not agree on a version newer than {after} within {timeout:?}: {versions:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        for i in 0..self.members.len() {
+            self.stop(i).await;
+        }
+    }
+}
+
+fn keys_clone(path: &std::path::Path) -> OperatorKeys {
+    OperatorKeys::read(path, None, true).unwrap()
+}
+
+/// Runs the client CLI in-process and returns its stdout.
+pub async fn cli(urls: &[Url], args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let nodes = urls
+        .iter()
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut argv = vec!["kms-client".to_string(), "--nodes".to_string(), nodes];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let mut out = Vec::new();
+    kms_client::cli::run(argv, &mut out).await?;
+    Ok(out)
+}
