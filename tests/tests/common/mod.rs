@@ -33,6 +33,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes and lists all of them in the peering file.
     pub async fn start(n: usize, interval_secs: u64, phase_ms: u64) -> Cluster {
+        kms_node::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             dir,
