@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps run test fmt clippy bench vectors fuzz-build clean
+.PHONY: help deps run demo test fmt clippy bench vectors fuzz-build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -10,7 +10,10 @@ help: ## List the targets
 deps: ## Install what is missing (idempotent)
 	@scripts/install-deps.sh
 
-run: deps ## Build in release mode and run the main job (today: the crypto walk-through)
+run: deps ## A local 4-node cluster: DKG, then encrypt/decrypt through the client; Ctrl-C stops
+	scripts/devnet-demo.sh
+
+demo: deps ## The cryptography walk-through (no network)
 	$(CARGO) run --release --locked -p kms-crypto --example demo
 
 test: deps ## The whole suite: formatting, lints, all tests (what CI runs)

@@ -1,0 +1,233 @@
+//! `kms-bench sign`: load one node's `/app/sign` with a distinct app ID per request
+//! and print a table: saturated throughput and latency, latency at half that load, and
+//! the floor measured in the same run (the bare `s_i·H1(id)` cost: hash-to-G1 plus a
+//! G1 multiplication, and cores ÷ that cost).
+//!
+//! ```text
+//! KMS_LIMITS_SIGN_RATE_PER_SEC=1000000 KMS_LIMITS_SIGN_BURST=1000000 make run   # terminal 1
+//! target/release/kms-bench sign --url http://127.0.0.1:18000 --duration 10       # terminal 2
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use kms_crypto::{Scalar, tbls};
+use kms_protocol::api::{SignRequest, SignResponse};
+use rand_core::OsRng;
+use url::Url;
+
+#[derive(Parser)]
+#[command(name = "kms-bench", about = "Load benchmarks against a running node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Partial signatures per second and latency of one node.
+    Sign {
+        /// The node under load.
+        #[arg(long, default_value = "http://127.0.0.1:18000")]
+        url: Url,
+        /// Seconds per measurement phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Requests in flight while saturating.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// The bare cost of one partial signature on this machine (median of single-thread
+/// runs), each with a fresh app ID.
+fn floor_cost() -> Duration {
+    let share = Scalar::random(&mut OsRng);
+    let mut runs: Vec<Duration> = (0..7)
+        .map(|r| {
+            let t = Instant::now();
+            for i in 0..300 {
+                let id = format!("floor-{r}-{i}");
+                std::hint::black_box(tbls::sign_partial(&share, id.as_bytes()));
+            }
+            t.elapsed() / 300
+        })
+        .collect();
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+struct Phase {
+    ok: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+async fn one(http: &reqwest::Client, url: &Url, id: String) -> Result<Duration, ()> {
+    let t = Instant::now();
+    let req = SignRequest {
+        app_id: id,
+        attestation_time: None,
+    };
+    let r = http
+        .post(url.clone())
+        .json(&req)
+        .send()
+        .await
+        .map_err(|_| ())?;
+    if !r.status().is_success() {
+        return Err(());
+    }
+    r.json::<SignResponse>().await.map_err(|_| ())?;
+    Ok(t.elapsed())
+}
+
+/// Closed loop: `concurrency` workers, each sending the next request when the last
+/// answered.
+async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usize) -> Phase {
+    let counter = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (http, url, counter) = (http.clone(), url.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < end {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                match one(&http, &url, format!("bench-sat-{w}-{n}")).await {
+                    Ok(d) => lat.push(d),
+                    Err(()) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort();
+    Phase {
+        ok: latencies.len() as u64,
+        errors,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Open loop: requests started at a fixed rate, whatever the answers do.
+async fn fixed_rate(http: &reqwest::Client, url: &Url, secs: u64, rate: f64) -> Phase {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        ticker.tick().await;
+        let (http, url) = (http.clone(), url.clone());
+        n += 1;
+        tasks.push(tokio::spawn(async move {
+            one(&http, &url, format!("bench-half-{n}")).await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        match t.await.expect("request task") {
+            Ok(d) => latencies.push(d),
+            Err(()) => errors += 1,
+        }
+    }
+    latencies.sort();
+    Phase {
+        ok: latencies.len() as u64,
+        errors,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kms_node::install_crypto_provider();
+    let Command::Sign {
+        url,
+        duration,
+        concurrency,
+    } = Cli::parse().command;
+    let sign_url = url.join("/app/sign")?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    one(&http, &sign_url, "bench-warmup".into())
+        .await
+        .map_err(|_| anyhow::anyhow!("{sign_url} does not sign (no key yet, or rate limited?)"))
+        .context("warm-up request")?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cost = floor_cost();
+    let floor = cores as f64 / cost.as_secs_f64();
+    eprintln!(
+        "floor: {} per partial signature, {cores} cores → {floor:.0}/s; saturating for {duration} s …",
+        ms(cost)
+    );
+    let sat = saturate(&http, &sign_url, duration, concurrency).await;
+    if sat.ok == 0 {
+        bail!(
+            "no successful request while saturating ({} errors)",
+            sat.errors
+        );
+    }
+    let max_rate = sat.ok as f64 / sat.elapsed.as_secs_f64();
+    eprintln!(
+        "saturated at {max_rate:.0}/s; now {:.0}/s for {duration} s …",
+        max_rate / 2.0
+    );
+    let half = fixed_rate(&http, &sign_url, duration, max_rate / 2.0).await;
+    let half_rate = half.ok as f64 / half.elapsed.as_secs_f64();
+    println!(
+        "| load | requests ok | errors | throughput | p50 | p99 | floor (cores ÷ bare cost) | throughput / floor |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| saturated ({concurrency} in flight) | {} | {} | {max_rate:.0}/s | {} | {} | {floor:.0}/s ({cores} × 1/{}) | {:.0}% |",
+        sat.ok,
+        sat.errors,
+        ms(percentile(&sat.latencies, 0.5)),
+        ms(percentile(&sat.latencies, 0.99)),
+        ms(cost),
+        100.0 * max_rate / floor
+    );
+    println!(
+        "| half of saturated, open loop | {} | {} | {half_rate:.0}/s | {} | {} | | |",
+        half.ok,
+        half.errors,
+        ms(percentile(&half.latencies, 0.5)),
+        ms(percentile(&half.latencies, 0.99)),
+    );
+    Ok(())
+}
