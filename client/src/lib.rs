@@ -246,9 +246,11 @@ impl KmsClient {
         app_id: &str,
     ) -> Result<AppPrivateKey, ClientError> {
         check_app_id(app_id)?;
+        // Ask for the agreed version by name (the version active at its own start), so
+        // that a reshare finishing meanwhile does not split the answers.
         let req = SignRequest {
             app_id: app_id.to_string(),
-            attestation_time: None,
+            attestation_time: Some(mk.version),
         };
         let answers = join_all(
             self.nodes

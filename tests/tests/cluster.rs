@@ -214,3 +214,100 @@ async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_a
     .unwrap();
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
+    use axum::routing::{get, post};
+    use kms_crypto::{G1Point, G2Point, Scalar};
+    use kms_protocol::api::{PubkeyResponse, SignRequest, SignResponse};
+
+    let c = Cluster::start(4, INTERVAL, PHASE_MS).await;
+    let all: Vec<usize> = (0..4).collect();
+    c.wait_for_version(&all, 0, timeout(3)).await;
+    let honest = c.pubkey(0).await.unwrap();
+    // The liar impersonates operator 0: a newer version with another polynomial, and
+    // partial signatures that do not verify.
+    let mut rng = rand_core::OsRng;
+    let fake: Vec<G2Point> = (0..honest.threshold)
+        .map(|_| G2Point::generator().mul(&Scalar::random(&mut rng)))
+        .collect();
+    let lie = PubkeyResponse {
+        commitments: fake,
+        version: honest.version + 1_000,
+        ..honest.clone()
+    };
+    let bad_partial = SignResponse {
+        operator_address: honest.operator_address,
+        partial_signature: G1Point::generator().mul(&Scalar::random(&mut rng)),
+        version: honest.version,
+    };
+    let app = axum::Router::new()
+        .route("/pubkey", get(move || async move { axum::Json(lie) }))
+        .route(
+            "/app/sign",
+            post(move |axum::Json(req): axum::Json<SignRequest>| {
+                let mut r = bad_partial.clone();
+                async move {
+                    // Claims whatever version is asked for.
+                    r.version = req.attestation_time.unwrap_or_default();
+                    axum::Json(r)
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar: url::Url = format!("http://{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut urls = vec![liar];
+    urls.extend(c.urls(&all));
+    let pk: serde_json::Value =
+        serde_json::from_slice(&cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
+    assert_eq!(
+        pk["masterPublicKey"],
+        serde_json::to_value(honest.commitments[0]).unwrap()
+    );
+    assert!(
+        pk["version"].as_u64().unwrap() < honest.version + 1_000,
+        "the lie is not agreed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (pt, ct, back) = (
+        dir.path().join("pt"),
+        dir.path().join("ct"),
+        dir.path().join("back"),
+    );
+    std::fs::write(&pt, b"not fooled").unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    cli(
+        &urls,
+        &[
+            "encrypt",
+            "--app-id",
+            "a",
+            "--in",
+            &s(&pt),
+            "--out",
+            &s(&ct),
+        ],
+    )
+    .await
+    .unwrap();
+    cli(
+        &urls,
+        &[
+            "decrypt",
+            "--app-id",
+            "a",
+            "--in",
+            &s(&ct),
+            "--out",
+            &s(&back),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"not fooled");
+    c.shutdown().await;
+}
