@@ -578,6 +578,13 @@ impl Node {
         peering: Option<Arc<dyn PeeringDataFetcher>>,
     ) -> anyhow::Result<Node> {
         crate::install_crypto_provider();
+        if !cfg.insecure.plain_http {
+            // TLS between operators is not built yet: refuse to pretend otherwise.
+            anyhow::bail!(
+                "config field `insecure.plain_http`: TLS between operators is not available in this build; \
+                 set insecure.plain_http = true to run over plain HTTP (development only)"
+            );
+        }
         let insecure = cfg.insecure_modes();
         if !insecure.is_empty() {
             warn!(modes = ?insecure, "INSECURE development modes are on: never run this configuration with real keys");
