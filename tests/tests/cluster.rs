@@ -12,7 +12,7 @@ const INTERVAL: u64 = 4;
 const PHASE_MS: u64 = 500;
 
 fn timeout(sessions: u64) -> Duration {
-    Duration::from_secs(INTERVAL * sessions + 10)
+    Duration::from_secs(INTERVAL * (sessions + 3) + 20)
 }
 
 async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {

@@ -119,7 +119,7 @@ async fn metrics(c: &Cluster) -> BTreeMap<String, f64> {
 async fn hostile_input_is_refused_with_4xx_and_changes_nothing() {
     let c = Cluster::start(4, 4, 500).await;
     let all = [0, 1, 2, 3];
-    let version = c.wait_for_version(&all, 0, Duration::from_secs(30)).await;
+    let version = c.wait_for_version(&all, 0, Duration::from_secs(60)).await;
     let before = metrics(&c).await;
 
     // /app/sign works, then every kind of bad request.
