@@ -538,6 +538,22 @@ impl NodeShared {
     async fn tick(self: &Arc<Self>) {
         if let Some(s) = self.current_session() {
             s.tick(self).await;
+            // Watchdog: a session still running well past its last deadline is given up,
+            // so that the next boundary is not skipped forever.
+            let overdue = self.clock.now_ms() > s.end_ms + 2 * s.params.schedule.phase_ms;
+            let still_current = self.current_session().is_some_and(|c| Arc::ptr_eq(&c, &s));
+            if overdue && still_current {
+                warn!(
+                    session = s.timestamp(),
+                    "session overran its deadline; giving it up"
+                );
+                self.clone()
+                    .finish_session(
+                        s,
+                        Err(SessionFailure::Internal("session overran its deadline")),
+                    )
+                    .await;
+            }
         }
     }
 }
