@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, env = "KMS_NODES", value_delimiter = ',', required = true)]
     nodes: Vec<Url>,
     /// Per-request timeout in milliseconds.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
     #[command(subcommand)]
     command: Command,
@@ -100,19 +100,31 @@ pub async fn run(
     match cli.command {
         Command::Pubkey => {
             let mk = client.master_public_key().await?;
+            let dissenting: Vec<_> = mk
+                .dissenting
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "node": d.node.as_str(),
+                        "operator": d.operator,
+                        "version": d.version,
+                    })
+                })
+                .collect();
             let out = serde_json::json!({
                 "masterPublicKey": mk.public_key(),
                 "version": mk.version,
                 "threshold": mk.threshold,
                 "operators": mk.operators,
-                "agreeing": mk.agreeing.len(),
-                "dissenting": mk.dissenting,
+                "agreeing": mk.agreeing,
+                "dissenting": dissenting,
             });
             writeln!(stdout, "{}", serde_json::to_string_pretty(&out)?)?;
         }
         Command::AppKey { app_id } => {
             let key = client.app_key(&app_id).await?;
-            writeln!(stdout, "0x{}", hex::encode(key.to_bytes()))?;
+            let encoded = zeroize::Zeroizing::new(hex::encode(key.to_bytes()));
+            writeln!(stdout, "0x{}", encoded.as_str())?;
         }
         Command::Encrypt {
             app_id,

@@ -3,18 +3,21 @@
 //! - [`KmsClient::master_public_key`]: the public polynomial that at least `t`
 //!   operators report for the newest version (so fewer than `t` liars cannot fool it).
 //! - [`KmsClient::app_key`]: partial signatures from every node, each verified against
-//!   the public share derived from that polynomial, any `t` valid ones combined, and
-//!   the result checked with `e(sk, G2) = e(H1(appID), MPK)`.
+//!   the public share derived from that polynomial, `t` valid ones combined, and the
+//!   result checked with `e(sk, G2) = e(H1(appID), MPK)`.
 //! - [`KmsClient::encrypt`] / [`KmsClient::decrypt`]: Boneh–Franklin IBE to an app ID
 //!   (format in `docs/wire-format.md`).
 //!
-//! Up to `n − t` nodes may be down, slow or lying.
+//! Up to `n − t` nodes may be down, slow (each request is bounded by the client's
+//! timeout) or lying (wrong keys, wrong versions, invalid partials).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kms_client::ClientError> {
 //! let client = kms_client::KmsClient::new(vec![
 //!     "http://127.0.0.1:18000".parse().unwrap(),
 //!     "http://127.0.0.1:18001".parse().unwrap(),
+//!     "http://127.0.0.1:18002".parse().unwrap(),
+//!     "http://127.0.0.1:18003".parse().unwrap(),
 //! ])?;
 //! let ct = client.encrypt("my-app", b"secret").await?;
 //! let pt = client.decrypt("my-app", &ct).await?;
@@ -24,302 +27,258 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod error;
+mod master_key;
+mod partials;
+mod transport;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
-use kms_crypto::tbls::{self, AppPrivateKey, PartialSignature};
-use kms_crypto::{Commitment, G2Point, OperatorAddress, evaluation_point, ibe};
-use kms_protocol::api::{
-    ErrorResponse, MAX_APP_ID_BYTES, PubkeyResponse, SignRequest, SignResponse,
-};
+use kms_crypto::tbls::AppPrivateKey;
+use kms_crypto::{CryptoError, G2Point, ibe};
+use kms_protocol::api::{MAX_APP_ID_BYTES, SignRequest};
 use rand_core::OsRng;
-use serde::de::DeserializeOwned;
-use thiserror::Error;
 use url::Url;
 use zeroize::Zeroizing;
 
-/// Largest response body read from a node.
-pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+pub use error::{ClientError, NodeError, NodeFailure};
+pub use master_key::{Dissent, MasterKey};
+pub use transport::MAX_RESPONSE_BYTES;
 
-/// What went wrong. Never carries secret material.
-#[derive(Debug, Error)]
-pub enum ClientError {
-    /// No node URLs, or an invalid one.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The app ID is empty or too long.
-    #[error("app ID must be 1 to {MAX_APP_ID_BYTES} bytes")]
-    InvalidAppId,
-    /// No version is reported by enough operators.
-    #[error(
-        "no key version is reported by its threshold of operators ({answered} of {nodes} nodes answered; best agreement {agreeing} of {needed} needed)"
-    )]
-    NoAgreement {
-        /// Nodes queried.
-        nodes: usize,
-        /// Nodes that answered.
-        answered: usize,
-        /// Largest group agreeing on one version.
-        agreeing: usize,
-        /// The threshold of that version.
-        needed: usize,
-    },
-    /// Too few valid partial signatures.
-    #[error(
-        "only {valid} valid partial signatures of {needed} needed ({invalid} invalid, {failed} nodes failed)"
-    )]
-    NotEnoughPartials {
-        /// Valid partials.
-        valid: usize,
-        /// Threshold.
-        needed: usize,
-        /// Partials that did not verify.
-        invalid: usize,
-        /// Nodes that did not answer usefully.
-        failed: usize,
-    },
-    /// The combined key does not verify against the master public key (cannot happen
-    /// with verified partials; reported rather than trusted).
-    #[error("the combined app key does not verify against the master public key")]
-    KeyMismatch,
-    /// Encryption or decryption failed (wrong app, modified ciphertext, …).
-    #[error("{0}")]
-    Crypto(#[from] kms_crypto::CryptoError),
-    /// One node's answer, when only one node was asked.
-    #[error("{node}: {reason}")]
-    Node {
-        /// The node.
-        node: String,
-        /// Why.
-        reason: String,
-    },
-}
+use partials::PartialCollector;
+use transport::Transport;
 
-/// The master key as the operators agree on it.
+/// Per-request timeout of [`KmsClient::new`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client of one set of operator nodes.
 #[derive(Clone, Debug)]
-pub struct MasterKey {
-    /// The version (session timestamp).
-    pub version: u64,
-    /// The public polynomial.
-    pub commitments: Commitment,
-    /// The operators holding shares of it.
-    pub operators: Vec<OperatorAddress>,
-    /// Shares needed.
-    pub threshold: usize,
-    /// Operators that reported this version.
-    pub agreeing: Vec<OperatorAddress>,
-    /// Operators that answered with something else.
-    pub dissenting: Vec<OperatorAddress>,
-}
-
-impl MasterKey {
-    /// The master public key (the polynomial's constant term).
-    pub fn public_key(&self) -> G2Point {
-        *self.commitments.constant()
-    }
-}
-
-/// A client of a set of nodes.
-#[derive(Clone)]
 pub struct KmsClient {
     nodes: Vec<Url>,
-    http: reqwest::Client,
+    transport: Transport,
 }
 
 impl KmsClient {
-    /// A client with a 5 s request timeout.
+    /// A client of `nodes` (their base URLs) with the [`DEFAULT_TIMEOUT`].
     pub fn new(nodes: Vec<Url>) -> Result<Self, ClientError> {
-        Self::with_timeout(nodes, Duration::from_secs(5))
+        Self::with_timeout(nodes, DEFAULT_TIMEOUT)
     }
 
-    /// A client with the given per-request timeout.
+    /// A client of `nodes` with the given per-request timeout (connect to last byte).
     pub fn with_timeout(nodes: Vec<Url>, timeout: Duration) -> Result<Self, ClientError> {
         if nodes.is_empty() {
-            return Err(ClientError::Config("no node URLs".into()));
+            return Err(ClientError::NoNodes);
         }
+        let mut seen = BTreeSet::new();
         for u in &nodes {
+            let refuse = |reason| {
+                Err(ClientError::InvalidNodeUrl {
+                    url: redacted(u),
+                    reason,
+                })
+            };
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(ClientError::Config(format!("{u}: not an http(s) URL")));
+                return refuse("not an http(s) URL");
+            }
+            if u.host().is_none() {
+                return refuse("no host");
+            }
+            // URLs appear in error messages; credentials must not.
+            if !u.username().is_empty() || u.password().is_some() {
+                return refuse("credentials in the URL are not supported");
+            }
+            if !seen.insert(transport::endpoint(u, "")) {
+                return refuse("listed twice");
             }
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        Ok(Self { nodes, http })
+        if timeout.is_zero() {
+            return Err(ClientError::HttpClient(
+                "the timeout must be positive".into(),
+            ));
+        }
+        Ok(Self {
+            nodes,
+            transport: Transport::new(timeout)?,
+        })
     }
 
-    /// The nodes.
+    /// The nodes' base URLs.
     pub fn nodes(&self) -> &[Url] {
         &self.nodes
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        node: &Url,
-        path: &str,
-        body: Option<&SignRequest>,
-    ) -> Result<T, String> {
-        let url = node.join(path).map_err(|e| e.to_string())?;
-        let req = match body {
-            Some(b) => self.http.post(url).json(b),
-            None => self.http.get(url),
-        };
-        let mut resp = req.send().await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        if resp
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_RESPONSE_BYTES)
-        {
-            return Err("response too large".into());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err("response too large".into());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorResponse>(&bytes) {
-                Ok(e) => format!("{status} {}: {}", e.error.code, e.error.message),
-                Err(_) => format!("{status}"),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| format!("invalid answer: {e}"))
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.transport.timeout()
     }
 
-    /// The newest key version reported by at least its threshold of its own operators.
+    /// The newest key version reported by at least its threshold of its own operators,
+    /// from every node at once. Nodes that fail or disagree are listed in the result.
     pub async fn master_public_key(&self) -> Result<MasterKey, ClientError> {
-        let answers = join_all(
-            self.nodes
-                .iter()
-                .map(|n| self.call::<PubkeyResponse>(n, "/pubkey", None)),
-        )
-        .await;
-        let answered: Vec<PubkeyResponse> = answers.into_iter().filter_map(Result::ok).collect();
-        let votes = kms_protocol::api::tally(&answered);
-        let Some(best) = votes.iter().rev().find(|v| v.is_agreed()) else {
-            let (agreeing, needed) = votes
-                .iter()
-                .map(|v| (v.holders.len(), v.commitment.threshold()))
-                .max()
-                .unwrap_or((0, 0));
-            return Err(ClientError::NoAgreement {
-                nodes: self.nodes.len(),
-                answered: answered.len(),
-                agreeing,
-                needed,
-            });
-        };
-        let who = &best.holders;
-        let dissenting = answered
-            .iter()
-            .map(|a| a.operator_address)
-            .filter(|a| !who.contains(a))
-            .collect();
-        Ok(MasterKey {
-            version: best.version,
-            threshold: best.commitment.threshold(),
-            commitments: best.commitment.clone(),
-            operators: best.operators.clone(),
-            agreeing: who.iter().copied().collect(),
-            dissenting,
-        })
+        let answers = join_all(self.nodes.iter().map(|n| self.transport.pubkey(n))).await;
+        master_key::agree(self.nodes.iter().cloned().zip(answers).collect())
     }
 
-    /// The app's private key `s·H1(appID)`, from any `t` valid partial signatures.
+    /// The app's private key `s·H1(appID)`, from `t` verified partial signatures.
     pub async fn app_key(&self, app_id: &str) -> Result<AppPrivateKey, ClientError> {
-        check_app_id(app_id)?;
-        let mk = self.master_public_key().await?;
-        self.app_key_for(&mk, app_id).await
+        validate_app_id(app_id)?;
+        let key = self.master_public_key().await?;
+        self.app_key_for(&key, app_id).await
     }
 
-    /// As [`KmsClient::app_key`] against an already agreed master key.
+    /// As [`KmsClient::app_key`], against a master key obtained before.
     pub async fn app_key_for(
         &self,
-        mk: &MasterKey,
+        key: &MasterKey,
         app_id: &str,
     ) -> Result<AppPrivateKey, ClientError> {
-        check_app_id(app_id)?;
-        // Ask for the agreed version by name (the version active at its own start), so
-        // that a reshare finishing meanwhile does not split the answers.
-        let req = SignRequest {
+        validate_app_id(app_id)?;
+        let mut collector = PartialCollector::new(key);
+        // Nodes sign with their active version.
+        let first = SignRequest {
             app_id: app_id.to_string(),
-            attestation_time: Some(mk.version),
+            attestation_time: None,
         };
-        let answers = join_all(
-            self.nodes
-                .iter()
-                .map(|n| self.call::<SignResponse>(n, "/app/sign", Some(&req))),
-        )
-        .await;
-        let members: BTreeSet<OperatorAddress> = mk.operators.iter().copied().collect();
-        let mut seen = BTreeSet::new();
-        let mut partials = Vec::new();
-        let mut failed = 0;
-        for a in answers {
-            match a {
-                Ok(r)
-                    if r.version == mk.version
-                        && members.contains(&r.operator_address)
-                        && seen.insert(r.operator_address) =>
-                {
-                    match evaluation_point(&r.operator_address) {
-                        Ok(x) => partials.push(PartialSignature {
-                            evaluation_point: x,
-                            signature: r.partial_signature,
-                        }),
-                        Err(_) => failed += 1,
-                    }
-                }
-                _ => failed += 1,
+        let answers = join_all(self.nodes.iter().map(|n| self.transport.sign(n, &first))).await;
+        for (node, answer) in self.nodes.iter().zip(answers) {
+            collector.add(node.clone(), answer, true);
+        }
+        // A reshare completing between `/pubkey` and `/app/sign` moves some nodes to
+        // the next version; if that leaves fewer than t, ask those for the agreed
+        // version by name (the version active at its own timestamp).
+        if collector.operators_answered() < key.threshold {
+            let others = collector.take_other_version();
+            let by_name = SignRequest {
+                app_id: app_id.to_string(),
+                attestation_time: Some(key.version),
+            };
+            let answers = join_all(others.iter().map(|n| self.transport.sign(n, &by_name))).await;
+            for (node, answer) in others.into_iter().zip(answers) {
+                collector.add(node, answer, false);
             }
         }
-        let combined =
-            tbls::combine_partials(&mk.commitments, app_id.as_bytes(), &partials, &mut OsRng)
-                .map_err(|e| ClientError::NotEnoughPartials {
-                    valid: e.valid,
-                    needed: e.needed,
-                    invalid: e.invalid.len(),
-                    failed,
-                })?;
-        if !tbls::verify_app_key(&mk.public_key(), app_id.as_bytes(), &combined.key) {
-            return Err(ClientError::KeyMismatch);
-        }
-        Ok(combined.key)
+        collector.finish(app_id, &mut OsRng)
     }
 
-    /// Encrypts to `app_id` under the agreed master public key.
+    /// Encrypts `plaintext` to `app_id` under the agreed master public key. Needs no
+    /// secret from the operators.
     pub async fn encrypt(&self, app_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, ClientError> {
-        check_app_id(app_id)?;
-        let mk = self.master_public_key().await?;
-        Ok(ibe::encrypt(
-            &mk.public_key(),
-            app_id.as_bytes(),
-            plaintext,
-            &mut OsRng,
-        )?)
+        validate_app_id(app_id)?;
+        let key = self.master_public_key().await?;
+        encrypt_to(&key.public_key(), app_id, plaintext)
     }
 
-    /// Decrypts a ciphertext for `app_id` (gets the app key from the operators).
+    /// Decrypts a ciphertext for `app_id`, fetching the app key from the operators.
     pub async fn decrypt(
         &self,
         app_id: &str,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        validate_app_id(app_id)?;
+        // Refuse what cannot be a ciphertext before asking the operators for the key.
+        check_ciphertext_header(ciphertext)?;
         let key = self.app_key(app_id).await?;
         Ok(ibe::decrypt(&key, app_id.as_bytes(), ciphertext)?)
     }
 }
 
-fn check_app_id(app_id: &str) -> Result<(), ClientError> {
+/// Encrypts to `app_id` under a known master public key (offline).
+pub fn encrypt_to(
+    master_public_key: &G2Point,
+    app_id: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, ClientError> {
+    validate_app_id(app_id)?;
+    Ok(ibe::encrypt(
+        master_public_key,
+        app_id.as_bytes(),
+        plaintext,
+        &mut OsRng,
+    )?)
+}
+
+/// Checks an app ID as the nodes do: 1 to [`MAX_APP_ID_BYTES`] bytes of UTF-8.
+pub fn validate_app_id(app_id: &str) -> Result<(), ClientError> {
     if app_id.is_empty() || app_id.len() > MAX_APP_ID_BYTES {
-        return Err(ClientError::InvalidAppId);
+        return Err(ClientError::InvalidAppId { len: app_id.len() });
     }
     Ok(())
+}
+
+/// The format checks of [`ibe::decrypt`] that need no key.
+fn check_ciphertext_header(ct: &[u8]) -> Result<(), CryptoError> {
+    if ct.len() < ibe::OVERHEAD {
+        return Err(CryptoError::InvalidLength {
+            expected: ibe::OVERHEAD,
+            got: ct.len(),
+        });
+    }
+    if &ct[..4] != ibe::MAGIC || ct[4] != ibe::VERSION {
+        return Err(CryptoError::InvalidEncoding(
+            "not an EigenKMS version 1 ciphertext",
+        ));
+    }
+    Ok(())
+}
+
+fn redacted(u: &Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(s: &[&str]) -> Vec<Url> {
+        s.iter().map(|u| u.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn node_lists_are_checked() {
+        assert!(matches!(KmsClient::new(vec![]), Err(ClientError::NoNodes)));
+        let e = KmsClient::new(urls(&["ftp://h"])).unwrap_err();
+        assert!(e.to_string().contains("not an http(s) URL"), "{e}");
+        let e = KmsClient::new(urls(&["http://user:hunter2@h"])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = KmsClient::new(urls(&["http://h:1", "http://h:1/"])).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        let c = KmsClient::new(urls(&["http://h:1", "http://h:2/kms"])).unwrap();
+        assert_eq!(c.timeout(), DEFAULT_TIMEOUT);
+        assert!(KmsClient::with_timeout(urls(&["http://h"]), Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn app_ids_are_bounded() {
+        assert!(validate_app_id("").is_err());
+        assert!(validate_app_id("a").is_ok());
+        assert!(validate_app_id(&"a".repeat(MAX_APP_ID_BYTES)).is_ok());
+        let e = validate_app_id(&"a".repeat(MAX_APP_ID_BYTES + 1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("app ID must be 1 to {MAX_APP_ID_BYTES} bytes, got 257")
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_is_refused_before_any_node_is_asked() {
+        // Port 9 (discard) on a reserved address: never contacted.
+        let c = KmsClient::new(urls(&["http://192.0.2.1:9"])).unwrap();
+        let e = c.decrypt("app", b"short").await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Crypto(CryptoError::InvalidLength { .. })),
+            "{e}"
+        );
+        let e = c.decrypt("app", &[0u8; 200]).await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Crypto(CryptoError::InvalidEncoding(_))),
+            "{e}"
+        );
+        let e = c.decrypt("", &[0u8; 200]).await.unwrap_err();
+        assert!(matches!(e, ClientError::InvalidAppId { len: 0 }), "{e}");
+    }
 }
