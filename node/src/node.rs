@@ -68,6 +68,8 @@ pub struct NodeShared {
     pub transport: Transport,
     peering: Arc<dyn PeeringDataFetcher>,
     peers: RwLock<Vec<Peer>>,
+    /// When `peers` was last re-read because an unknown operator wrote to us.
+    peers_refreshed: Mutex<Option<std::time::Instant>>,
     session: Mutex<Option<Arc<RunningSession>>>,
     last_started: Mutex<u64>,
     early: Mutex<(usize, BTreeMap<u64, Vec<SignedMessage>>)>,
@@ -184,11 +186,7 @@ impl NodeShared {
         }
         // Only operators of the current set may fill the buffer, with messages they
         // signed; the engine checks everything else when the session starts.
-        let Some(peer) = self
-            .peers()
-            .into_iter()
-            .find(|p| p.address == message.signer)
-        else {
+        let Some(peer) = self.known_peer(message.signer).await else {
             return Err(Refusal::Other(
                 "sender is not an operator of the current set",
             ));
@@ -202,6 +200,40 @@ impl NodeShared {
         early.0 += size;
         early.1.entry(ts.0).or_default().push(message);
         Ok(Delivery::Buffered)
+    }
+
+    /// The operator `address` of the current set. A sender this node does not know
+    /// yet makes it re-read the operator set (at most once a second): at a boundary a
+    /// peer may have read a newer set, and start writing to us, before we do.
+    async fn known_peer(&self, address: OperatorAddress) -> Option<Peer> {
+        let find = |peers: Vec<Peer>| peers.into_iter().find(|p| p.address == address);
+        if let Some(p) = find(self.peers()) {
+            return Some(p);
+        }
+        {
+            let mut last = self
+                .peers_refreshed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return None;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        match self.peering.operators().await {
+            Ok(peers) => {
+                debug!(
+                    operators = peers.len(),
+                    "operator set re-read for an unknown sender"
+                );
+                *self.peers.write().unwrap_or_else(|p| p.into_inner()) = peers.clone();
+                find(peers)
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the operator set");
+                None
+            }
+        }
     }
 
     /// Records a peer's signed completion statement.
@@ -632,6 +664,7 @@ impl Node {
             transport,
             peering,
             peers: RwLock::new(Vec::new()),
+            peers_refreshed: Mutex::new(None),
             session: Mutex::new(None),
             last_started: Mutex::new(0),
             early: Mutex::new((0, BTreeMap::new())),

@@ -342,3 +342,32 @@ async fn hostile_input_is_refused_with_4xx_and_changes_nothing() {
     assert!(get(&after, "kms_key_version") >= version as f64);
     c.shutdown().await;
 }
+
+/// A node that has not re-read the operator set since an operator was added still
+/// takes (buffers) that operator's messages for the coming session: at a boundary a
+/// peer may read the new set and start writing before this node does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newly_listed_operator_is_heard_before_the_boundary() {
+    // Hour-long interval: no boundary (which would re-read the set anyway) in the test.
+    let c = Cluster::start(2, 3600, 500).await;
+    // The nodes started before the peering file existed: neither knows the other.
+    let member = OperatorKeys::read(&c.members[1].key_file, None, true).unwrap();
+    let me = Participant {
+        address: member.address(),
+        public_key: member.public_key(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let msgs = foreign_messages(now + 5, me, member.signer());
+    let (s, v) = post(
+        &c,
+        "/dkg/commitment",
+        serde_json::to_string(&msgs[0]).unwrap(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    c.shutdown().await;
+}
