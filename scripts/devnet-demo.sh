@@ -16,8 +16,12 @@ BIN=target/release
 
 URLS=""
 for ((i = 0; i < NODES; i++)); do
-  URLS="${URLS:+$URLS,}http://127.0.0.1:$((BASE_PORT + i))"
+  URLS="${URLS:+$URLS,}https://127.0.0.1:$((BASE_PORT + i))"
 done
+
+# The devnet makes a new CA at every start; the client trusts only it.
+export KMS_CA_FILE="$DATA/ca.crt"
+rm -f "$KMS_CA_FILE"
 
 echo "== starting a devnet of $NODES operators (data in $DATA)"
 "$BIN/kms-node" devnet --nodes "$NODES" --base-port "$BASE_PORT" --data-dir "$DATA" \
@@ -57,6 +61,7 @@ if [[ "$OUT" != "$MSG" ]]; then
   exit 1
 fi
 echo "== round trip OK. The cluster keeps running (a reshare every $INTERVAL s):"
-for ((i = 0; i < NODES; i++)); do echo "   http://127.0.0.1:$((BASE_PORT + i))  (/health /pubkey /metrics)"; done
+for ((i = 0; i < NODES; i++)); do echo "   https://127.0.0.1:$((BASE_PORT + i))  (/health /pubkey /metrics)"; done
+echo "   (TLS from the devnet's own CA: curl --cacert $KMS_CA_FILE …; kms-client reads KMS_CA_FILE)"
 echo "== Ctrl-C stops it."
 wait $DEVNET

@@ -21,6 +21,10 @@ struct Cli {
     /// Node base URLs, comma separated.
     #[arg(long, env = "KMS_NODES", value_delimiter = ',', required = true)]
     nodes: Vec<Url>,
+    /// Trust only the CA certificates in this PEM file for the nodes' TLS (e.g. a
+    /// devnet's `ca.crt`); by default the system's roots.
+    #[arg(long, env = "KMS_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Per-request timeout in milliseconds.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
@@ -96,7 +100,17 @@ pub async fn run(
     stdout: &mut impl Write,
 ) -> anyhow::Result<()> {
     let cli = Cli::try_parse_from(args)?;
-    let client = KmsClient::with_timeout(cli.nodes, Duration::from_millis(cli.timeout_ms))?;
+    let ca_pem = match &cli.ca_file {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let client = KmsClient::with_options(
+        cli.nodes,
+        crate::ClientOptions {
+            timeout: Duration::from_millis(cli.timeout_ms),
+            ca_pem,
+        },
+    )?;
     match cli.command {
         Command::Pubkey => {
             let mk = client.master_public_key().await?;

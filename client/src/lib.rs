@@ -53,6 +53,25 @@ use transport::Transport;
 /// Per-request timeout of [`KmsClient::new`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a [`KmsClient`] talks to the nodes.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Per-request timeout, connect to last byte.
+    pub timeout: Duration,
+    /// Trust only these roots (a PEM bundle) for the nodes' certificates, e.g. a local
+    /// cluster's CA. `None`: the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            ca_pem: None,
+        }
+    }
+}
+
 /// A client of one set of operator nodes.
 #[derive(Clone, Debug)]
 pub struct KmsClient {
@@ -68,6 +87,18 @@ impl KmsClient {
 
     /// A client of `nodes` with the given per-request timeout (connect to last byte).
     pub fn with_timeout(nodes: Vec<Url>, timeout: Duration) -> Result<Self, ClientError> {
+        Self::with_options(
+            nodes,
+            ClientOptions {
+                timeout,
+                ..ClientOptions::default()
+            },
+        )
+    }
+
+    /// A client of `nodes` with the given options.
+    pub fn with_options(nodes: Vec<Url>, options: ClientOptions) -> Result<Self, ClientError> {
+        let timeout = options.timeout;
         if nodes.is_empty() {
             return Err(ClientError::NoNodes);
         }
@@ -100,7 +131,7 @@ impl KmsClient {
         }
         Ok(Self {
             nodes,
-            transport: Transport::new(timeout)?,
+            transport: Transport::new(timeout, options.ca_pem.as_deref())?,
         })
     }
 

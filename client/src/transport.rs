@@ -20,11 +20,22 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(timeout: Duration) -> Result<Self, ClientError> {
+    pub(crate) fn new(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
         // reqwest is built without a default crypto provider; a second install (another
         // client, or the embedding application) fails harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::HttpClient(format!("CA certificates: {e}")))?;
+            if roots.is_empty() {
+                return Err(ClientError::HttpClient(
+                    "CA certificates: no certificate in the PEM bundle".into(),
+                ));
+            }
+            builder = builder.tls_certs_only(roots);
+        }
+        let http = builder
             .timeout(timeout)
             // A node answers itself; following a redirect would let it send the client
             // to a URL the application never configured.

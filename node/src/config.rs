@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// Outgoing protocol messages.
     pub transport: TransportConfig,
+    /// TLS of the server and towards peers.
+    pub tls: TlsConfig,
     /// Attestation (TDX); a placeholder until the TEE work lands.
     pub attestation: AttestationConfig,
     /// Development modes. Each one is announced in the log and in `/health`.
@@ -220,6 +222,32 @@ impl Default for TransportConfig {
     }
 }
 
+/// `[tls]`. Empty paths mean "not set" (so that every field has a `KMS_TLS_*`
+/// variable and a `--set tls.*` flag).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// This node's certificate chain (PEM, leaf first), served to peers and apps.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// Roots (PEM bundle) that peers' certificates must chain to; empty = the
+    /// system's roots.
+    pub ca_file: PathBuf,
+}
+
+impl TlsConfig {
+    /// Whether the server speaks TLS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty()
+    }
+
+    /// The CA file, if one is set.
+    pub fn ca(&self) -> Option<&Path> {
+        (!self.ca_file.as_os_str().is_empty()).then_some(self.ca_file.as_path())
+    }
+}
+
 /// `[attestation]`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -319,8 +347,11 @@ impl NodeConfig {
                 &mut cfg.operator.key_file,
                 &mut cfg.peering.file,
                 &mut cfg.store.path,
+                &mut cfg.tls.cert_file,
+                &mut cfg.tls.key_file,
+                &mut cfg.tls.ca_file,
             ] {
-                if p.is_relative() {
+                if p.is_relative() && !p.as_os_str().is_empty() {
                     *p = dir.join(&*p);
                 }
             }
@@ -379,6 +410,20 @@ impl NodeConfig {
             return invalid(
                 "transport.backoff_max_ms",
                 "backoff_initial_ms must be positive and at most backoff_max_ms",
+            );
+        }
+        let tls = &self.tls;
+        if tls.cert_file.as_os_str().is_empty() != tls.key_file.as_os_str().is_empty() {
+            return invalid(
+                "tls.key_file",
+                "tls.cert_file and tls.key_file are set together or not at all",
+            );
+        }
+        if !tls.enabled() && !self.insecure.plain_http {
+            return invalid(
+                "tls.cert_file",
+                "required: protocol messages carry key shares and travel only over TLS \
+                 (set insecure.plain_http = true for a loopback development cluster)",
             );
         }
         Ok(())
@@ -451,6 +496,7 @@ mod tests {
                 ("KMS_SCHEDULE_INTERVAL_SECS", "60"),
                 ("KMS_SERVER_LISTEN", "127.0.0.1:9000"),
                 ("KMS_SCHEDULE_MODE", "pedersen"),
+                ("KMS_INSECURE_PLAIN_HTTP", "true"),
                 ("OTHER", "x"),
             ]),
             &["schedule.interval_secs=120".into()],
@@ -486,5 +532,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("retention"), "{e}");
+        // No TLS and no explicit plain-HTTP opt-in; half a TLS configuration.
+        let e = NodeConfig::load(None, env(&[]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls.cert_file"), "{e}");
+        let e = NodeConfig::load(None, env(&[("KMS_TLS_CERT_FILE", "/x.crt")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls.key_file"), "{e}");
+        let c = NodeConfig::load(
+            None,
+            env(&[
+                ("KMS_TLS_CERT_FILE", "/x.crt"),
+                ("KMS_TLS_KEY_FILE", "/x.key"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert!(c.tls.enabled() && c.tls.ca().is_none());
     }
 }

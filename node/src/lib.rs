@@ -14,6 +14,7 @@ pub mod node;
 pub mod peering;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 pub use config::NodeConfig;

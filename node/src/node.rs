@@ -607,6 +607,8 @@ pub fn response_for(address: OperatorAddress, v: &KeyShareVersion) -> PubkeyResp
 pub struct Node {
     shared: Arc<NodeShared>,
     local_addr: SocketAddr,
+    /// `https` or, in a plain-HTTP development node, `http`.
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -626,13 +628,6 @@ impl Node {
         peering: Option<Arc<dyn PeeringDataFetcher>>,
     ) -> anyhow::Result<Node> {
         crate::install_crypto_provider();
-        if !cfg.insecure.plain_http {
-            // TLS between operators is not built yet: refuse to pretend otherwise.
-            anyhow::bail!(
-                "config field `insecure.plain_http`: TLS between operators is not available in this build; \
-                 set insecure.plain_http = true to run over plain HTTP (development only)"
-            );
-        }
         let insecure = cfg.insecure_modes();
         if !insecure.is_empty() {
             warn!(modes = ?insecure, "INSECURE development modes are on: never run this configuration with real keys");
@@ -647,7 +642,20 @@ impl Node {
         }
         let store = Arc::new(KeyStore::open(&cfg.store.path, sealing)?);
         let metrics = Arc::new(Metrics::new());
-        let transport = Transport::new(cfg.transport.clone(), metrics.clone())?;
+        let transport = Transport::new(
+            cfg.transport.clone(),
+            &cfg.tls,
+            cfg.insecure.plain_http,
+            metrics.clone(),
+        )?;
+        let tls = if cfg.tls.enabled() {
+            Some(crate::tls::server_config(
+                &cfg.tls.cert_file,
+                &cfg.tls.key_file,
+            )?)
+        } else {
+            None
+        };
         let peering = peering
             .unwrap_or_else(|| Arc::new(LocalPeeringDataFetcher::new(cfg.peering.file.clone())));
         let quota =
@@ -693,17 +701,41 @@ impl Node {
         let mut tasks = Vec::new();
         let app = crate::http::router(shared.clone());
         let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                warn!(error = %e, "HTTP server stopped");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        match tls {
+            Some(tls) => {
+                let listener = listener.into_std()?;
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+                }));
+                let server = axum_server::from_tcp_rustls(
+                    listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
+                )?
+                .handle(handle);
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = server.serve(app.into_make_service()).await {
+                        warn!(error = %e, "HTTPS server stopped");
+                    }
+                }));
             }
-        }));
+            None => {
+                tasks.push(tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        warn!(error = %e, "HTTP server stopped");
+                    }
+                }));
+            }
+        }
         // Scheduler: one session per interval boundary on the wall clock.
         let s = shared.clone();
         let mut rx = stop_rx.clone();
@@ -734,10 +766,11 @@ impl Node {
                 s.tick().await;
             }
         }));
-        info!(%address, listen = %local_addr, "node started");
+        info!(%address, listen = %local_addr, scheme, "node started");
         Ok(Node {
             shared,
             local_addr,
+            scheme,
             stop,
             tasks,
         })
@@ -748,9 +781,9 @@ impl Node {
         self.local_addr
     }
 
-    /// `http://<local address>`.
+    /// `https://<local address>` (`http://` for a plain-HTTP development node).
     pub fn url(&self) -> Url {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
             .parse()
             .expect("valid URL")
     }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use tracing::{debug, warn};
 use url::Url;
 
-use crate::config::TransportConfig;
+use crate::config::{TlsConfig, TransportConfig};
 use crate::metrics::{KindLabel, Metrics};
 
 /// The endpoint a message goes to: `/{dkg|reshare}/{commitment|share|ack}`. Coin-flip
@@ -52,15 +52,27 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport with the given retry policy.
-    pub fn new(cfg: TransportConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// A transport with the given retry policy. Peers' certificates must chain to
+    /// `tls.ca_file` (or, when it is empty, to the system's roots); plain `http://`
+    /// peers are refused unless `plain_http` is set.
+    pub fn new(
+        cfg: TransportConfig,
+        tls: &TlsConfig,
+        plain_http: bool,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.request_timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.request_timeout_ms.min(2_000)))
             .no_proxy()
-            .pool_max_idle_per_host(4)
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!plain_http)
+            .pool_max_idle_per_host(4);
+        if let Some(ca) = tls.ca() {
+            builder = builder.tls_certs_only(crate::tls::client_roots(ca)?);
+        }
+        let http = builder.build()?;
         Ok(Self { http, cfg, metrics })
     }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, cli};
+use common::Cluster;
 
 const INTERVAL: u64 = 4;
 const PHASE_MS: u64 = 500;
@@ -22,11 +22,15 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     let urls = c.urls(&all);
 
     let pk: serde_json::Value =
-        serde_json::from_slice(&cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
+        serde_json::from_slice(&c.cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
     let mpk = pk["masterPublicKey"].as_str().unwrap().to_string();
     assert_eq!(mpk.len(), 2 + 2 * 96);
-    let key1 =
-        String::from_utf8(cli(&urls, &["app-key", "--app-id", "app-1"]).await.unwrap()).unwrap();
+    let key1 = String::from_utf8(
+        c.cli(&urls, &["app-key", "--app-id", "app-1"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(key1.trim().len(), 2 + 2 * 48);
 
     // Encrypt and decrypt through files, as an application would.
@@ -38,7 +42,7 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     );
     std::fs::write(&pt, b"attack at dawn").unwrap();
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    cli(
+    c.cli(
         &urls,
         &[
             "encrypt",
@@ -52,7 +56,7 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     )
     .await
     .unwrap();
-    cli(
+    c.cli(
         &urls,
         &[
             "decrypt",
@@ -69,7 +73,7 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     assert_eq!(std::fs::read(&back).unwrap(), b"attack at dawn");
     // Another app cannot decrypt it.
     assert!(
-        cli(
+        c.cli(
             &urls,
             &[
                 "decrypt",
@@ -94,20 +98,20 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     assert!(v2 > v1);
     let new_urls = c.urls(&new_set);
     let pk2: serde_json::Value =
-        serde_json::from_slice(&cli(&new_urls, &["pubkey"]).await.unwrap()).unwrap();
+        serde_json::from_slice(&c.cli(&new_urls, &["pubkey"]).await.unwrap()).unwrap();
     assert_eq!(
         pk2["masterPublicKey"], pk["masterPublicKey"],
         "the master public key never changes"
     );
     assert_eq!(pk2["operators"].as_array().unwrap().len(), new_set.len());
     let key2 = String::from_utf8(
-        cli(&new_urls, &["app-key", "--app-id", "app-1"])
+        c.cli(&new_urls, &["app-key", "--app-id", "app-1"])
             .await
             .unwrap(),
     )
     .unwrap();
     assert_eq!(key1, key2, "the same app key before and after the reshare");
-    cli(
+    c.cli(
         &new_urls,
         &[
             "decrypt",
@@ -154,7 +158,7 @@ async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_a
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let pt = dir.path().join("pt");
     std::fs::write(&pt, b"still here").unwrap();
-    cli(
+    c.cli(
         &urls,
         &[
             "encrypt",
@@ -172,7 +176,7 @@ async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_a
     let before = c.pubkey(3).await.expect("node 3 has a key");
     c.stop(3).await;
     let back = dir.path().join("back");
-    cli(
+    c.cli(
         &urls,
         &[
             "decrypt",
@@ -198,7 +202,7 @@ async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_a
     // And it takes part in the next session again.
     let v = c.wait_for_version(&all, before.version, timeout(4)).await;
     assert!(v > before.version);
-    cli(
+    c.cli(
         &urls,
         &[
             "decrypt",
@@ -263,7 +267,7 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
     let mut urls = vec![liar];
     urls.extend(c.urls(&all));
     let pk: serde_json::Value =
-        serde_json::from_slice(&cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
+        serde_json::from_slice(&c.cli(&urls, &["pubkey"]).await.unwrap()).unwrap();
     assert_eq!(
         pk["masterPublicKey"],
         serde_json::to_value(honest.commitments[0]).unwrap()
@@ -280,7 +284,7 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
     );
     std::fs::write(&pt, b"not fooled").unwrap();
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    cli(
+    c.cli(
         &urls,
         &[
             "encrypt",
@@ -294,7 +298,7 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
     )
     .await
     .unwrap();
-    cli(
+    c.cli(
         &urls,
         &[
             "decrypt",
@@ -309,5 +313,76 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
     .await
     .unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"not fooled");
+    c.shutdown().await;
+}
+
+/// Operators talk only TLS, and only to peers whose certificate chains to the
+/// configured CA: whoever answers at a listed operator's URL with a certificate from
+/// another CA is sent no share, while the others finish the DKG. Clients without the
+/// CA, or over plain HTTP, get nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_only_talk_tls_to_peers_certified_by_their_ca() {
+    let mut c = Cluster::start(4, INTERVAL, PHASE_MS).await;
+    let rogue_ca = kms_node::tls::DevCa::generate().unwrap();
+    let rogue = c.add_member_certified_by(PHASE_MS, Some(&rogue_ca)).await;
+    let honest = [0, 1, 2, 3];
+    let all = [0, 1, 2, 3, rogue];
+    c.set_operators(&all);
+    // The DKG of five (threshold 3) qualifies the four honest dealers.
+    let v = c.wait_for_version(&honest, 0, timeout(3)).await;
+    assert_eq!(c.pubkey(0).await.unwrap().operators.len(), 5);
+    // The cluster's CA does not vouch for the rogue node ...
+    let r = c
+        .http
+        .get(c.members[rogue].url.join("/pubkey").unwrap())
+        .send()
+        .await;
+    assert!(
+        r.is_err(),
+        "the cluster's CA does not vouch for the rogue node"
+    );
+    // ... which is up but received no share, so holds no key.
+    let rogue_ca_file = c.dir.path().join("rogue-ca.crt");
+    std::fs::write(&rogue_ca_file, rogue_ca.cert_pem()).unwrap();
+    let via_rogue_ca = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .tls_certs_only(kms_node::tls::client_roots(&rogue_ca_file).unwrap())
+        .build()
+        .unwrap();
+    let r = via_rogue_ca
+        .get(c.members[rogue].url.join("/pubkey").unwrap())
+        .send()
+        .await
+        .expect("the rogue node answers over its own TLS");
+    assert!(!r.status().is_success(), "rogue node holds a key: {r:?}");
+    // A client that trusts only the system roots cannot talk to the cluster, and
+    // plain HTTP on a TLS port gets no answer.
+    let system = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert!(
+        system
+            .get(c.members[0].url.join("/pubkey").unwrap())
+            .send()
+            .await
+            .is_err()
+    );
+    let mut plain = c.members[0].url.clone();
+    plain.set_scheme("http").unwrap();
+    let r = system.get(plain.join("/pubkey").unwrap()).send().await;
+    assert!(
+        !r.is_ok_and(|r| r.status().is_success()),
+        "no API over plain HTTP"
+    );
+    // The honest cluster still serves applications.
+    let key = c
+        .cli(&c.urls(&honest), &["app-key", "--app-id", "tls"])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(key).unwrap().trim().len(), 2 + 96);
+    assert!(v > 0);
     c.shutdown().await;
 }

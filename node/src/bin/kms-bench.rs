@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! KMS_LIMITS_SIGN_RATE_PER_SEC=1000000 KMS_LIMITS_SIGN_BURST=1000000 make run   # terminal 1
-//! target/release/kms-bench sign --url http://127.0.0.1:18000 --duration 10       # terminal 2
+//! target/release/kms-bench sign --url https://127.0.0.1:18000 --ca-file devnet-data/ca.crt   # terminal 2
 //! ```
 
 use std::sync::Arc;
@@ -31,8 +31,11 @@ enum Command {
     /// Partial signatures per second and latency of one node.
     Sign {
         /// The node under load.
-        #[arg(long, default_value = "http://127.0.0.1:18000")]
+        #[arg(long, default_value = "https://127.0.0.1:18000")]
         url: Url,
+        /// CA certificate of the node's TLS (a devnet's `ca.crt`).
+        #[arg(long, env = "KMS_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
         /// Seconds per measurement phase.
         #[arg(long, default_value_t = 10)]
         duration: u64,
@@ -173,15 +176,19 @@ async fn main() -> anyhow::Result<()> {
     kms_node::install_crypto_provider();
     let Command::Sign {
         url,
+        ca_file,
         duration,
         concurrency,
     } = Cli::parse().command;
     let sign_url = url.join("/app/sign")?;
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
+        .pool_max_idle_per_host(concurrency);
+    if let Some(ca) = ca_file {
+        http = http.tls_certs_only(kms_node::tls::client_roots(&ca)?);
+    }
+    let http = http.build()?;
     one(&http, &sign_url, "bench-warmup".into())
         .await
         .map_err(|_| anyhow::anyhow!("{sign_url} does not sign (no key yet, or rate limited?)"))

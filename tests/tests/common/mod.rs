@@ -25,6 +25,10 @@ pub struct Member {
 
 pub struct Cluster {
     pub dir: TempDir,
+    /// The cluster's CA: every node's certificate chains to it, every node and the
+    /// client trust only it.
+    pub ca: kms_node::tls::DevCa,
+    pub ca_file: PathBuf,
     pub members: Vec<Member>,
     pub interval_secs: u64,
     pub http: reqwest::Client,
@@ -35,15 +39,22 @@ impl Cluster {
     pub async fn start(n: usize, interval_secs: u64, phase_ms: u64) -> Cluster {
         kms_node::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
+        let ca = kms_node::tls::DevCa::generate().expect("CA");
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .tls_certs_only(kms_node::tls::client_roots(&ca_file).unwrap())
+            .build()
+            .expect("client");
         let mut c = Cluster {
             dir,
+            ca,
+            ca_file,
             members: Vec::new(),
             interval_secs,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .no_proxy()
-                .build()
-                .expect("client"),
+            http,
         };
         for _ in 0..n {
             c.add_member(phase_ms).await;
@@ -59,6 +70,16 @@ impl Cluster {
 
     /// Starts one more node (not yet in the peering file). Returns its index.
     pub async fn add_member(&mut self, phase_ms: u64) -> usize {
+        self.add_member_certified_by(phase_ms, None).await
+    }
+
+    /// As [`Cluster::add_member`], with a TLS certificate from `ca` instead of the
+    /// cluster's CA (a node the others must not talk to).
+    pub async fn add_member_certified_by(
+        &mut self,
+        phase_ms: u64,
+        ca: Option<&kms_node::tls::DevCa>,
+    ) -> usize {
         kms_node::install_crypto_provider();
         let i = self.members.len();
         let home = self.dir.path().join(format!("node{i}"));
@@ -73,8 +94,14 @@ impl Cluster {
         cfg.schedule.interval_secs = self.interval_secs;
         cfg.schedule.phase_ms = phase_ms;
         cfg.store.path = home.join("keys.redb");
+        let (cert, key) = ca
+            .unwrap_or(&self.ca)
+            .write_node_cert(&home, "tls")
+            .unwrap();
+        cfg.tls.cert_file = cert;
+        cfg.tls.key_file = key;
+        cfg.tls.ca_file = self.ca_file.clone();
         cfg.insecure.plaintext_keys = true;
-        cfg.insecure.plain_http = true;
         cfg.transport.request_timeout_ms = 2_000;
         cfg.validate().unwrap();
         let address = keys.address();
@@ -199,16 +226,25 @@ fn keys_clone(path: &std::path::Path) -> OperatorKeys {
     OperatorKeys::read(path, None, true).unwrap()
 }
 
-/// Runs the client CLI in-process and returns its stdout.
-pub async fn cli(urls: &[Url], args: &[&str]) -> anyhow::Result<Vec<u8>> {
-    let nodes = urls
-        .iter()
-        .map(|u| u.as_str().trim_end_matches('/').to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut argv = vec!["kms-client".to_string(), "--nodes".to_string(), nodes];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let mut out = Vec::new();
-    kms_client::cli::run(argv, &mut out).await?;
-    Ok(out)
+impl Cluster {
+    /// Runs the client CLI in-process, trusting the cluster's CA, and returns its
+    /// stdout.
+    pub async fn cli(&self, urls: &[Url], args: &[&str]) -> anyhow::Result<Vec<u8>> {
+        let nodes = urls
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut argv = vec![
+            "kms-client".to_string(),
+            "--ca-file".to_string(),
+            self.ca_file.display().to_string(),
+            "--nodes".to_string(),
+            nodes,
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let mut out = Vec::new();
+        kms_client::cli::run(argv, &mut out).await?;
+        Ok(out)
+    }
 }

@@ -1,0 +1,211 @@
+//! TLS between operators and towards applications: the server side (a rustls
+//! `ServerConfig` from PEM files), the client side (the roots peers' certificates
+//! must chain to), and a throw-away certificate authority for local clusters.
+//!
+//! Protocol messages carry key shares in the clear inside their signed payload, so
+//! their confidentiality rests on TLS: a node refuses to talk plain HTTP to peers
+//! unless `insecure.plain_http` is set.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+
+/// Why TLS material could not be loaded. Names the file, never its content.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the certificate/key pair.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+fn file_err(path: &Path, reason: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file (a chain, or a bundle of roots).
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no CERTIFICATE block in this PEM file"));
+    }
+    Ok(certs)
+}
+
+/// The server configuration for `cert_file` (PEM chain, leaf first) and `key_file`
+/// (PEM PKCS#8, SEC1 or PKCS#1 private key). Offers HTTP/1.1 only, as the server
+/// speaks nothing else.
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    crate::install_crypto_provider();
+    let chain = read_certificates(cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| file_err(key_file, e))?;
+    let mut cfg = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The roots of `ca_file` for an HTTP client.
+pub fn client_roots(ca_file: &Path) -> Result<Vec<reqwest::Certificate>, TlsError> {
+    read_certificates(ca_file)?
+        .iter()
+        .map(|c| reqwest::Certificate::from_der(c.as_ref()).map_err(|e| file_err(ca_file, e)))
+        .collect()
+}
+
+/// A certificate authority that lives only as long as a local cluster: it signs one
+/// certificate per node for `127.0.0.1`, `::1` and `localhost`. Never used with real
+/// keys; its private key is never written to disk.
+pub struct DevCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    cert_pem: String,
+}
+
+/// A node certificate issued by [`DevCa`], as PEM.
+pub struct IssuedCert {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: zeroize::Zeroizing<String>,
+}
+
+impl DevCa {
+    /// A fresh CA with an ECDSA P-256 key.
+    pub fn generate() -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "EigenKMS local cluster CA (development only)",
+        );
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// The CA certificate (what clients trust).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A server certificate for loopback names, with a new key.
+    pub fn issue(&self, common_name: &str) -> Result<IssuedCert, TlsError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        ));
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(
+            std::net::Ipv6Addr::LOCALHOST.into(),
+        ));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// Issues a certificate and writes it as `dir/{name}.crt` and `dir/{name}.key`
+    /// (the key file readable by its owner only). Returns the two paths.
+    pub fn write_node_cert(
+        &self,
+        dir: &Path,
+        name: &str,
+    ) -> Result<(std::path::PathBuf, std::path::PathBuf), TlsError> {
+        let issued = self.issue(name)?;
+        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, &issued.cert_pem).map_err(|e| file_err(&cert, e))?;
+        write_private(&key, issued.key_pem.as_bytes()).map_err(|e| file_err(&key, e))?;
+        Ok((cert, key))
+    }
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_certificates_load_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::generate().unwrap();
+        let (cert, key) = ca.write_node_cert(dir.path(), "node0").unwrap();
+        server_config(&cert, &key).expect("loads");
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        assert_eq!(client_roots(&ca_file).unwrap().len(), 1);
+
+        // A key file is not a certificate; an empty file has none; a missing file is named.
+        let e = server_config(&key, &key).unwrap_err().to_string();
+        assert!(e.contains("node0.key"), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        assert!(
+            client_roots(&empty)
+                .unwrap_err()
+                .to_string()
+                .contains("empty.pem")
+        );
+        let e = server_config(&cert, &dir.path().join("missing.key"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.key"), "{e}");
+        // A key that does not belong to the certificate.
+        let (_, other_key) = ca.write_node_cert(dir.path(), "node1").unwrap();
+        assert!(server_config(&cert, &other_key).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
