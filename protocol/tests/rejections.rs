@@ -182,3 +182,112 @@ fn reshare_dealer_with_a_corrupt_share_refuses_to_start() {
     );
     assert!(matches!(r, Err(ProtocolError::InvalidSession(_))));
 }
+
+/// A G2 point on the curve but outside the prime-order subgroup, in EIP-2537 form.
+fn off_subgroup_g2_eip2537() -> Vec<u8> {
+    use blst::*;
+    for x in 1u8..=100 {
+        let mut b = [0u8; 96];
+        b[0] = 0x80;
+        b[95] = x;
+        let mut p = blst_p2_affine::default();
+        // SAFETY: reads 96 bytes, writes one affine point.
+        if unsafe { blst_p2_uncompress(&mut p, b.as_ptr()) } != BLST_ERROR::BLST_SUCCESS {
+            continue;
+        }
+        // SAFETY: reads one affine point.
+        if unsafe { blst_p2_affine_in_g2(&p) } {
+            continue;
+        }
+        let mut raw = [0u8; 192];
+        // SAFETY: writes 192 bytes: x.c1, x.c0, y.c1, y.c0.
+        unsafe { blst_p2_affine_serialize(raw.as_mut_ptr(), &p) };
+        let mut out = vec![0u8; 256];
+        for (word, part) in [1usize, 0, 3, 2].into_iter().enumerate() {
+            out[word * 64 + 16..word * 64 + 64].copy_from_slice(&raw[part * 48..part * 48 + 48]);
+        }
+        return out;
+    }
+    panic!("no off-subgroup G2 point among small x");
+}
+
+/// A member's own, correctly signed messages with points or scalars that do not decode
+/// (off the curve, outside the subgroup, not reduced, wrong length, share ≥ r) are
+/// refused as malformed and change nothing: the genuine messages still complete the
+/// session afterwards.
+#[test]
+fn correctly_signed_malformed_points_and_scalars_are_refused() {
+    let ops = SimOperator::generate(4, 903);
+    let params = SessionParams::dkg(
+        SessionTimestamp(1),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let mut dealer = engine(&params, &ops[0]);
+    let msgs = sent(&dealer.start(0));
+    let mut receiver = engine(&params, &ops[1]);
+    let (_, commitment) = msgs.iter().find(|(to, _)| to.is_zero()).unwrap().clone();
+    let (_, share) = msgs
+        .iter()
+        .find(|(to, _)| *to == ops[1].address)
+        .unwrap()
+        .clone();
+    let Payload::Commitment(c) = commitment.peek().unwrap() else {
+        panic!()
+    };
+    let Payload::Share(s) = share.peek().unwrap() else {
+        panic!()
+    };
+    let resign = |p: Payload| SignedMessage::sign(&p, ops[0].address, ops[0].signer.as_ref());
+
+    let valid = c.commitment[1].to_vec();
+    let mut not_on_curve = valid.clone();
+    *not_on_curve.last_mut().unwrap() ^= 1;
+    let mut not_reduced = valid.clone();
+    not_reduced[16..64].fill(0xff); // x.c0 = 2^384 - 1 > p
+    let mut padded = valid.clone();
+    padded[0] = 1; // the 16 padding bytes of a word must be zero
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("outside the subgroup", off_subgroup_g2_eip2537()),
+        ("not on the curve", not_on_curve),
+        ("coordinate not reduced", not_reduced),
+        ("non-zero padding", padded),
+        ("short", valid[..255].to_vec()),
+        ("long", [valid.clone(), vec![0]].concat()),
+        ("compressed form", valid[..96].to_vec()),
+    ];
+    for (what, point) in cases {
+        let mut bad = c.clone();
+        bad.commitment[1] = point.into();
+        let m = resign(Payload::Commitment(bad));
+        assert!(
+            matches!(receiver.handle(1, &m), Err(ProtocolError::Malformed(_))),
+            "commitment point {what} accepted"
+        );
+    }
+    let r_be =
+        hex::decode("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001").unwrap();
+    for (what, scalar) in [("= r", r_be.clone()), ("all ones", vec![0xff; 32])] {
+        let mut bad = s.clone();
+        bad.share.0.copy_from_slice(&scalar);
+        let m = resign(Payload::Share(bad));
+        assert!(
+            matches!(receiver.handle(1, &m), Err(ProtocolError::Malformed(_))),
+            "share {what} accepted"
+        );
+    }
+
+    // The genuine commitment and share are still taken, and verify.
+    receiver.handle(1, &commitment).unwrap();
+    receiver.handle(1, &share).unwrap();
+    let acks = sent(&receiver.tick(params.schedule.phase_end(0)));
+    assert!(
+        acks.iter().any(|(_, m)| matches!(
+            m.peek(),
+            Ok(Payload::Ack(a)) if a.acks.iter().any(|e| e.dealer.as_slice() == ops[0].address.as_bytes())
+        )),
+        "the genuine share from dealer 0 is acknowledged"
+    );
+}
