@@ -76,6 +76,63 @@ struct Phase {
     errors: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    cpu: CpuUse,
+}
+
+/// CPU seconds spent during a phase: by this load generator, and by everything else
+/// on the machine (the node under load, mostly). Linux `/proc`, in USER_HZ ticks
+/// (100 per second by ABI); zeros where `/proc` is not readable.
+#[derive(Clone, Copy, Default)]
+struct CpuUse {
+    generator: f64,
+    rest: f64,
+}
+
+#[derive(Clone, Copy)]
+struct CpuMark {
+    machine_busy: f64,
+    me: f64,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        const HZ: f64 = 100.0;
+        let machine_busy = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let v: Vec<f64> = s
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                // user nice system idle iowait irq softirq steal …
+                (v.len() >= 5).then(|| (v.iter().take(8).sum::<f64>() - v[3] - v[4]) / HZ)
+            })
+            .unwrap_or(0.0);
+        let me = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                // Fields after the parenthesised command name; utime and stime are the
+                // 14th and 15th fields of the whole line.
+                let rest = &s[s.rfind(')')? + 2..];
+                let v: Vec<&str> = rest.split_whitespace().collect();
+                let ut: f64 = v.get(11)?.parse().ok()?;
+                let st: f64 = v.get(12)?.parse().ok()?;
+                Some((ut + st) / HZ)
+            })
+            .unwrap_or(0.0);
+        Self { machine_busy, me }
+    }
+
+    fn since(self, start: CpuMark) -> CpuUse {
+        let generator = self.me - start.me;
+        CpuUse {
+            generator,
+            rest: (self.machine_busy - start.machine_busy - generator).max(0.0),
+        }
+    }
 }
 
 async fn one(http: &reqwest::Client, url: &Url, id: String) -> Result<Duration, ()> {
@@ -103,6 +160,7 @@ async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usi
     let counter = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let mark = CpuMark::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency {
         let (http, url, counter) = (http.clone(), url.clone(), counter.clone());
@@ -125,12 +183,14 @@ async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usi
         latencies.extend(l);
         errors += e;
     }
+    let cpu = CpuMark::now().since(mark);
     latencies.sort();
     Phase {
         ok: latencies.len() as u64,
         errors,
         elapsed: start.elapsed(),
         latencies,
+        cpu,
     }
 }
 
@@ -138,6 +198,7 @@ async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usi
 async fn fixed_rate(http: &reqwest::Client, url: &Url, secs: u64, rate: f64) -> Phase {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let start = Instant::now();
+    let mark = CpuMark::now();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::new();
@@ -158,12 +219,14 @@ async fn fixed_rate(http: &reqwest::Client, url: &Url, secs: u64, rate: f64) -> 
             Err(()) => errors += 1,
         }
     }
+    let cpu = CpuMark::now().since(mark);
     latencies.sort();
     Phase {
         ok: latencies.len() as u64,
         errors,
         elapsed: start.elapsed(),
         latencies,
+        cpu,
     }
 }
 
@@ -236,5 +299,25 @@ async fn main() -> anyhow::Result<()> {
         ms(percentile(&half.latencies, 0.5)),
         ms(percentile(&half.latencies, 0.99)),
     );
+    // Where the cores went while saturating: the generator shares the machine with
+    // the node, so the node never has all `cores`.
+    let secs = sat.elapsed.as_secs_f64();
+    let gen_cores = sat.cpu.generator / secs;
+    let rest_cores = sat.cpu.rest / secs;
+    if sat.cpu.rest > 0.0 {
+        let node_cpu_per_req = Duration::from_secs_f64(sat.cpu.rest / sat.ok as f64);
+        let node_floor = (cores as f64 - gen_cores).max(0.01) / cost.as_secs_f64();
+        println!();
+        println!(
+            "| while saturated | generator CPU | rest of the machine (node) CPU | node CPU per request | bare cost ÷ node CPU per request | floor for the cores left to the node | throughput / that floor |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| {max_rate:.0}/s | {gen_cores:.2} cores | {rest_cores:.2} cores | {} | {:.0}% | {node_floor:.0}/s | {:.0}% |",
+            ms(node_cpu_per_req),
+            100.0 * cost.as_secs_f64() / node_cpu_per_req.as_secs_f64(),
+            100.0 * max_rate / node_floor
+        );
+    }
     Ok(())
 }
