@@ -1,0 +1,218 @@
+//! A connection to an Ethereum JSON-RPC endpoint, optionally with a transaction
+//! signer, with bounded waits on every request and receipt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::eips::BlockNumberOrTag;
+use alloy::network::Ethereum;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
+use alloy::transports::http::Http;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::bindings::{
+    EigenKMSCommitmentRegistry, EigenKMSRegistrar, EigenKMSSlashing, MockAllocationManager,
+    MockKeyRegistrar,
+};
+use crate::error::ChainError;
+use crate::signer::{SignerWallet, TxSigner};
+
+/// Timeouts of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// One JSON-RPC request.
+    pub request_timeout: Duration,
+    /// From sending a transaction to its receipt.
+    pub receipt_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            receipt_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A block's identity and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// Block number.
+    pub number: u64,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// Block hash.
+    pub hash: B256,
+}
+
+/// A mined, successful transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Transaction hash.
+    pub hash: B256,
+    /// Block it was mined in.
+    pub block: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// An HTTP JSON-RPC client whose requests time out.
+pub(crate) fn rpc_client(url: &Url, timeout: Duration) -> Result<RpcClient, ChainError> {
+    // reqwest's rustls needs a process-wide provider; ring is the project's choice.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ChainError::Config(format!("HTTP client: {e}")))?;
+    let is_local = url
+        .host_str()
+        .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+    Ok(RpcClient::new(
+        Http::with_client(http, url.clone()),
+        is_local,
+    ))
+}
+
+/// A provider for one endpoint; sends transactions when it has a signer.
+#[derive(Clone, Debug)]
+pub struct ChainConnection {
+    provider: DynProvider,
+    sender: Option<Address>,
+    options: ConnectionOptions,
+}
+
+impl ChainConnection {
+    /// Reads only.
+    pub fn read_only(url: &Url, options: ConnectionOptions) -> Result<Self, ChainError> {
+        let client = rpc_client(url, options.request_timeout)?;
+        let provider = ProviderBuilder::new().connect_client(client).erased();
+        Ok(Self {
+            provider,
+            sender: None,
+            options,
+        })
+    }
+
+    /// Reads and sends transactions signed by `signer` (nonce, gas and chain id are
+    /// filled in from the endpoint).
+    pub fn with_signer(
+        url: &Url,
+        signer: Arc<dyn TxSigner>,
+        options: ConnectionOptions,
+    ) -> Result<Self, ChainError> {
+        let client = rpc_client(url, options.request_timeout)?;
+        let sender = signer.address();
+        let provider = ProviderBuilder::new()
+            .wallet(SignerWallet(signer))
+            .connect_client(client)
+            .erased();
+        Ok(Self {
+            provider,
+            sender: Some(sender),
+            options,
+        })
+    }
+
+    /// The underlying provider.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The address transactions come from.
+    pub fn sender(&self) -> Result<Address, ChainError> {
+        self.sender
+            .ok_or_else(|| ChainError::Config("read-only connection cannot send".into()))
+    }
+
+    /// The connection's timeouts.
+    pub fn options(&self) -> ConnectionOptions {
+        self.options
+    }
+
+    /// A block by number, or the latest.
+    pub async fn block(&self, number: Option<u64>) -> Result<BlockInfo, ChainError> {
+        let tag = number.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
+        let block = self
+            .provider
+            .get_block_by_number(tag)
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?
+            .ok_or_else(|| ChainError::InvalidChainData(format!("no block {tag}")))?;
+        Ok(BlockInfo {
+            number: block.header.number,
+            timestamp: block.header.timestamp,
+            hash: block.header.hash,
+        })
+    }
+
+    /// Sends a contract call as a transaction and waits (bounded) for its receipt.
+    pub(crate) async fn send<P, D>(
+        &self,
+        contract: &'static str,
+        call: CallBuilder<P, D, Ethereum>,
+    ) -> Result<TxOutcome, ChainError>
+    where
+        P: Provider<Ethereum>,
+        D: CallDecoder,
+    {
+        self.sender()?;
+        let pending = call.send().await.map_err(|e| decode_revert(contract, e))?;
+        let hash = *pending.tx_hash();
+        let receipt = tokio::time::timeout(self.options.receipt_timeout, pending.get_receipt())
+            .await
+            .map_err(|_| ChainError::Timeout(self.options.receipt_timeout, "a receipt"))?
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        if !receipt.status() {
+            return Err(ChainError::TransactionFailed(hash));
+        }
+        Ok(TxOutcome {
+            hash,
+            block: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+        })
+    }
+
+    /// Bounds a read or a deployment by the receipt timeout.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &'static str,
+        f: impl std::future::Future<Output = Result<T, ChainError>>,
+    ) -> Result<T, ChainError> {
+        tokio::time::timeout(self.options.receipt_timeout, f)
+            .await
+            .map_err(|_| ChainError::Timeout(self.options.receipt_timeout, what))?
+    }
+}
+
+/// Maps a contract error to [`ChainError::Reverted`] with the custom error decoded by
+/// any of the project's ABIs (a revert may bubble up from a contract called inside).
+pub(crate) fn decode_revert(contract: &'static str, e: alloy::contract::Error) -> ChainError {
+    macro_rules! try_decode {
+        ($($errors:ty),*) => {
+            $(
+                if let Some(decoded) = e.as_decoded_interface_error::<$errors>() {
+                    return ChainError::Reverted { contract, reason: format!("{decoded:?}") };
+                }
+            )*
+        };
+    }
+    try_decode!(
+        EigenKMSSlashing::EigenKMSSlashingErrors,
+        EigenKMSCommitmentRegistry::EigenKMSCommitmentRegistryErrors,
+        EigenKMSRegistrar::EigenKMSRegistrarErrors,
+        MockAllocationManager::MockAllocationManagerErrors,
+        MockKeyRegistrar::MockKeyRegistrarErrors
+    );
+    if let Some(data) = e.as_revert_data() {
+        return ChainError::Reverted {
+            contract,
+            reason: format!("revert data {data}"),
+        };
+    }
+    ChainError::Rpc(e.to_string())
+}

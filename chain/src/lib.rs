@@ -1,0 +1,22 @@
+//! EigenKMS on Ethereum: bindings of the contracts in `contracts/`, deployment,
+//! operator-set reads, commitment and fraud-proof submission, transaction signers.
+#![warn(missing_docs)]
+
+pub mod bindings;
+pub mod connection;
+pub mod deployment;
+pub mod error;
+pub mod fraud;
+pub mod kms;
+pub mod operators;
+pub mod signer;
+
+pub use connection::{BlockInfo, ChainConnection, ConnectionOptions, TxOutcome};
+pub use deployment::{Deployment, KeyCurve, SlashingPolicy};
+pub use error::ChainError;
+pub use fraud::{FraudKind, FraudProof};
+pub use kms::{
+    CommitmentOutcome, DealerRecord, KmsContracts, ProofOutcome, ProofStatus, RecordedCommitment,
+};
+pub use operators::{ChainOperator, ChainOperatorSet, OperatorSetSnapshot};
+pub use signer::{LocalTxSigner, RemoteTxSigner, SignerWallet, TxSigner};

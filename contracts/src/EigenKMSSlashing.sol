@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.27;
+
+import {
+    IAllocationManager, IKeyRegistrar, IStrategy, OperatorSet, G1Point, G2Point
+} from "./interfaces/IEigenLayer.sol";
+import {EigenKMSCommitmentRegistry} from "./EigenKMSCommitmentRegistry.sol";
+import {BN254} from "./libraries/BN254.sol";
+import {BLS12381} from "./libraries/BLS12381.sol";
+import {KmsMessages} from "./libraries/KmsMessages.sol";
+
+/// @title EigenKMSSlashing
+/// @notice Verifies fraud proofs against EigenKMS dealers on-chain and slashes through
+/// EigenLayer's AllocationManager. A proof is the dealer's own signed protocol messages
+/// (`kind ‖ abi.encode(struct)`, signed as keccak256 of those bytes with the key the
+/// dealer registered in the KeyRegistrar, BN254 or ECDSA); the checks are those of
+/// `kms_protocol::FraudEvidence::verify`, so a proof a node accepts is accepted here
+/// and a proof a node refuses is refused here (Pedersen invalid-share proofs excepted:
+/// their base `H2` comes from an off-chain coin flip the contract cannot check).
+///
+/// Thresholds: an invalid share is punished after 3 complaints by distinct members
+/// (each with its own proof); equivocation and commitment inconsistency after 1 proof;
+/// a dealer punished in 3 sessions loses its whole allocation and is ejected. Each
+/// fraud kind is punished at most once per dealer and session, each proof counts once.
+contract EigenKMSSlashing {
+    /// @notice What a proof shows.
+    enum FraudKind {
+        None,
+        InvalidShare,
+        Equivocation,
+        CommitmentInconsistency
+    }
+
+    /// @notice A signed protocol message: the payload and the signer's signature over
+    /// keccak256(payload) (64 bytes BN254 `X ‖ Y`, or 65 bytes ECDSA `r ‖ s ‖ v`).
+    struct SignedPayload {
+        bytes payload;
+        bytes signature;
+    }
+
+    /// @notice `kms_protocol::session::SessionDescriptor`: its ABI hash is the session
+    /// hash every message carries, so it tells the contract the session's VSS mode.
+    struct SessionDescriptor {
+        uint64 timestamp;
+        uint8 kind;
+        uint8 mode;
+        address[] dealers;
+        uint256 dealerThreshold;
+        address[] players;
+        uint256 playerThreshold;
+        bytes32 previousCommitmentHash;
+    }
+
+    /// @notice Complaints by distinct members that make an invalid share punishable.
+    uint256 public constant INVALID_SHARE_COMPLAINTS = 3;
+    /// @notice Sessions with punished fraud after which a dealer is fully slashed and ejected.
+    uint256 public constant EJECTION_FRAUD_SESSIONS = 3;
+    /// @notice The whole allocation, in EigenLayer's wad units.
+    uint256 public constant FULL_SLASH_WAD = 1e18;
+
+    uint8 private constant MODE_FELDMAN = 0;
+    uint8 private constant MODE_PEDERSEN = 1;
+    uint256 private constant SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141;
+    uint256 private constant SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    // Domain tags of proof identifiers (see `proofAccepted`).
+    bytes32 private constant TAG_INVALID_SHARE = keccak256("EIGENKMS-V1-PROOF-INVALID-SHARE");
+    bytes32 private constant TAG_EQUIVOCATION = keccak256("EIGENKMS-V1-PROOF-EQUIVOCATION");
+    bytes32 private constant TAG_INCONSISTENCY = keccak256("EIGENKMS-V1-PROOF-COMMITMENT-INCONSISTENCY");
+    bytes32 private constant TAG_REGISTRY = keccak256("EIGENKMS-V1-PROOF-REGISTRY-INCONSISTENCY");
+
+    IAllocationManager public immutable allocationManager;
+    IKeyRegistrar public immutable keyRegistrar;
+    EigenKMSCommitmentRegistry public immutable commitmentRegistry;
+    address public immutable avs;
+    uint32 public immutable operatorSetId;
+    /// @notice Wads slashed for a punished invalid share.
+    uint256 public immutable invalidShareWad;
+    /// @notice Wads slashed for an equivocation.
+    uint256 public immutable equivocationWad;
+    /// @notice Wads slashed for a commitment inconsistency.
+    uint256 public immutable inconsistencyWad;
+
+    /// @notice Proofs already counted, by identifier: keccak256(abi.encode(tag, hashes
+    /// of the signed payloads)); a replay of an accepted proof reverts.
+    mapping(bytes32 proofId => bool) public proofAccepted;
+    /// @notice Whether `complainer` already complained about `dealer`'s shares in `session`.
+    mapping(address dealer => mapping(uint64 session => mapping(address complainer => bool))) public hasComplained;
+    /// @notice Invalid-share complaints counted against `dealer` in `session`.
+    mapping(address dealer => mapping(uint64 session => uint256)) public complaintCount;
+    /// @notice Sessions in which `dealer` was punished.
+    mapping(address dealer => uint256) public fraudSessions;
+    /// @notice Dealers fully slashed and ejected; no further proofs are taken.
+    mapping(address dealer => bool) public ejected;
+    mapping(address dealer => mapping(uint64 session => uint256 kinds)) private _punished;
+
+    event FraudProven(
+        address indexed dealer, uint64 indexed sessionTimestamp, FraudKind kind, address complainer, bytes32 proofId
+    );
+    event OperatorPunished(
+        address indexed dealer, uint64 indexed sessionTimestamp, FraudKind kind, uint256 wad, uint256 fraudSessions
+    );
+    event OperatorEjected(address indexed dealer);
+
+    error InvalidWad();
+    error NotMember(address complainer);
+    error SelfComplaint();
+    error DealerEjected(address dealer);
+    error ProofAlreadyAccepted(bytes32 proofId);
+    error AlreadyPunished(address dealer, uint64 sessionTimestamp, FraudKind kind);
+    error AlreadyComplained(address dealer, uint64 sessionTimestamp, address complainer);
+    error DealerMismatch();
+    error SessionMismatch();
+    error WrongPhase();
+    error SameMessage();
+    error UnknownDealerKey(address dealer);
+    error BadSignature();
+    error PedersenUnsupported();
+    error UnknownMode(uint8 mode);
+    error NoEvaluationPoint();
+    error NonCanonicalShare();
+    error ShareIsValid();
+    error CommitmentMatches();
+    error NoRegistrySubmission();
+
+    /// @dev A dealer's registered key.
+    struct DealerKey {
+        IKeyRegistrar.CurveType curve;
+        G2Point bn254;
+        address ecdsa;
+    }
+
+    constructor(
+        IAllocationManager allocationManager_,
+        IKeyRegistrar keyRegistrar_,
+        EigenKMSCommitmentRegistry commitmentRegistry_,
+        address avs_,
+        uint32 operatorSetId_,
+        uint256 invalidShareWad_,
+        uint256 equivocationWad_,
+        uint256 inconsistencyWad_
+    ) {
+        if (
+            invalidShareWad_ == 0 || invalidShareWad_ > FULL_SLASH_WAD || equivocationWad_ == 0
+                || equivocationWad_ > FULL_SLASH_WAD || inconsistencyWad_ == 0 || inconsistencyWad_ > FULL_SLASH_WAD
+        ) revert InvalidWad();
+        allocationManager = allocationManager_;
+        keyRegistrar = keyRegistrar_;
+        commitmentRegistry = commitmentRegistry_;
+        avs = avs_;
+        operatorSetId = operatorSetId_;
+        invalidShareWad = invalidShareWad_;
+        equivocationWad = equivocationWad_;
+        inconsistencyWad = inconsistencyWad_;
+    }
+
+    // ---------------------------------------------------------------- proofs
+
+    /// @notice A dealer's signed share that does not lie on its signed phase-1
+    /// commitment (`FraudEvidence::InvalidShare`), in a Feldman session. `session` is
+    /// the descriptor whose hash both messages carry.
+    function proveInvalidShare(
+        SignedPayload calldata commitment,
+        SignedPayload calldata share,
+        SessionDescriptor calldata session
+    ) external {
+        KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
+        KmsMessages.Share memory s = KmsMessages.decodeShare(share.payload);
+        _samePair(c, s);
+        bytes32 proofId = keccak256(abi.encode(TAG_INVALID_SHARE, keccak256(share.payload)));
+        _admit(c.dealer, c.sessionTimestamp, FraudKind.InvalidShare, proofId);
+        if (hasComplained[c.dealer][c.sessionTimestamp][msg.sender]) {
+            revert AlreadyComplained(c.dealer, c.sessionTimestamp, msg.sender);
+        }
+        if (session.timestamp != c.sessionTimestamp || keccak256(abi.encode(session)) != c.sessionHash) {
+            revert SessionMismatch();
+        }
+        if (session.mode == MODE_PEDERSEN) revert PedersenUnsupported();
+        if (session.mode != MODE_FELDMAN) revert UnknownMode(session.mode);
+        DealerKey memory key = _dealerKey(c.dealer);
+        _checkSignature(key, commitment);
+        _checkSignature(key, share);
+        uint256 x = uint256(keccak256(abi.encodePacked(s.player))) % BLS12381.R;
+        if (x == 0) revert NoEvaluationPoint();
+        if (s.share >= BLS12381.R || s.blinding >= BLS12381.R) revert NonCanonicalShare();
+        // Feldman: the blinding is not part of the check (as in `feldman::verify_share`).
+        if (BLS12381.feldmanShareIsValid(c.points, x, s.share)) revert ShareIsValid();
+        _accept(c.dealer, c.sessionTimestamp, FraudKind.InvalidShare, proofId);
+    }
+
+    /// @notice Two different signed commitments of one dealer for the same session and
+    /// phase (`FraudEvidence::Equivocation`).
+    function proveEquivocation(SignedPayload calldata first, SignedPayload calldata second) external {
+        KmsMessages.Commitment memory a = KmsMessages.decodeCommitment(first.payload);
+        KmsMessages.Commitment memory b = KmsMessages.decodeCommitment(second.payload);
+        if (a.dealer != b.dealer) revert DealerMismatch();
+        if (a.sessionTimestamp != b.sessionTimestamp || a.sessionHash != b.sessionHash) revert SessionMismatch();
+        if (a.phase != b.phase) revert WrongPhase();
+        bytes32 ha = keccak256(first.payload);
+        bytes32 hb = keccak256(second.payload);
+        if (ha == hb) revert SameMessage();
+        // Order-independent: (A, B) and (B, A) are one proof.
+        bytes32 proofId = ha < hb
+            ? keccak256(abi.encode(TAG_EQUIVOCATION, ha, hb))
+            : keccak256(abi.encode(TAG_EQUIVOCATION, hb, ha));
+        _admit(a.dealer, a.sessionTimestamp, FraudKind.Equivocation, proofId);
+        DealerKey memory key = _dealerKey(a.dealer);
+        _checkSignature(key, first);
+        _checkSignature(key, second);
+        BLS12381.validatePoints(bytes.concat(a.points, b.points));
+        _accept(a.dealer, a.sessionTimestamp, FraudKind.Equivocation, proofId);
+    }
+
+    /// @notice A signed share naming a commitment hash other than the hash of the
+    /// dealer's signed phase-1 commitment (`FraudEvidence::CommitmentInconsistency`).
+    function proveCommitmentInconsistency(SignedPayload calldata commitment, SignedPayload calldata share) external {
+        KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
+        KmsMessages.Share memory s = KmsMessages.decodeShare(share.payload);
+        _samePair(c, s);
+        bytes32 proofId = keccak256(abi.encode(TAG_INCONSISTENCY, keccak256(commitment.payload), keccak256(share.payload)));
+        _admit(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
+        DealerKey memory key = _dealerKey(c.dealer);
+        _checkSignature(key, commitment);
+        _checkSignature(key, share);
+        BLS12381.validatePoints(c.points);
+        if (s.commitmentHash == KmsMessages.commitmentHash(c)) revert CommitmentMatches();
+        _accept(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
+    }
+
+    /// @notice A signed phase-1 commitment whose hash differs from the one the dealer
+    /// recorded in the commitment registry for that session (epoch = session timestamp):
+    /// the dealer showed some players another commitment than the one it stands by.
+    function proveRegistryInconsistency(SignedPayload calldata commitment) external {
+        KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
+        if (c.phase != 1) revert WrongPhase();
+        bytes32 proofId = keccak256(abi.encode(TAG_REGISTRY, keccak256(commitment.payload)));
+        _admit(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
+        (bytes32 recorded,, uint64 recordedAt) = commitmentRegistry.getCommitment(c.sessionTimestamp, c.dealer);
+        if (recordedAt == 0) revert NoRegistrySubmission();
+        _checkSignature(_dealerKey(c.dealer), commitment);
+        BLS12381.validatePoints(c.points);
+        if (KmsMessages.commitmentHash(c) == recorded) revert CommitmentMatches();
+        _accept(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice Whether `dealer` was already punished for `kind` in `sessionTimestamp`.
+    function isPunished(address dealer, uint64 sessionTimestamp, FraudKind kind) public view returns (bool) {
+        return _punished[dealer][sessionTimestamp] & (uint256(1) << uint8(kind)) != 0;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// @dev A commitment and a share of the same dealer and session; a phase-1 commitment.
+    function _samePair(KmsMessages.Commitment memory c, KmsMessages.Share memory s) private pure {
+        if (c.dealer != s.dealer) revert DealerMismatch();
+        if (c.sessionTimestamp != s.sessionTimestamp || c.sessionHash != s.sessionHash) revert SessionMismatch();
+        if (c.phase != 1) revert WrongPhase();
+    }
+
+    /// @dev Cheap checks before any cryptography: who complains, and whether this proof
+    /// can still change anything.
+    function _admit(address dealer, uint64 session, FraudKind kind, bytes32 proofId) private view {
+        // Non-members cannot complain: otherwise anyone could spam proofs, and the
+        // complaint threshold would not count independent operators.
+        if (!allocationManager.isMemberOfOperatorSet(msg.sender, OperatorSet(avs, operatorSetId))) {
+            revert NotMember(msg.sender);
+        }
+        if (msg.sender == dealer) revert SelfComplaint();
+        if (ejected[dealer]) revert DealerEjected(dealer);
+        if (proofAccepted[proofId]) revert ProofAlreadyAccepted(proofId);
+        if (isPunished(dealer, session, kind)) revert AlreadyPunished(dealer, session, kind);
+    }
+
+    function _dealerKey(address dealer) private view returns (DealerKey memory key) {
+        OperatorSet memory os = OperatorSet(avs, operatorSetId);
+        key.curve = keyRegistrar.getOperatorSetCurveType(os);
+        if (key.curve == IKeyRegistrar.CurveType.BN254) {
+            (, G2Point memory g2) = keyRegistrar.getBN254Key(os, dealer);
+            if (g2.X[0] | g2.X[1] | g2.Y[0] | g2.Y[1] == 0) revert UnknownDealerKey(dealer);
+            key.bn254 = g2;
+        } else if (key.curve == IKeyRegistrar.CurveType.ECDSA) {
+            key.ecdsa = keyRegistrar.getECDSAAddress(os, dealer);
+            if (key.ecdsa == address(0)) revert UnknownDealerKey(dealer);
+        } else {
+            revert UnknownDealerKey(dealer);
+        }
+    }
+
+    /// @dev The signature over keccak256(payload) under the dealer's registered key, with
+    /// the same strictness as `OperatorSignature::from_bytes` + `verify`.
+    function _checkSignature(DealerKey memory key, SignedPayload calldata m) private view {
+        bytes32 h = keccak256(m.payload);
+        bytes calldata sig = m.signature;
+        if (key.curve == IKeyRegistrar.CurveType.BN254) {
+            if (sig.length != 64) revert BadSignature();
+            (uint256 sx, uint256 sy) = abi.decode(sig, (uint256, uint256));
+            if (!BN254.verify(h, sx, sy, key.bn254)) revert BadSignature();
+        } else {
+            if (sig.length != 65) revert BadSignature();
+            (uint256 r, uint256 s) = abi.decode(sig[:64], (uint256, uint256));
+            uint8 v = uint8(sig[64]);
+            // Refuse what k256 refuses: r, s outside [1, n), high s (malleable twin), v ∉ {27, 28}.
+            if (r == 0 || r >= SECP256K1_N || s == 0 || s > SECP256K1_HALF_N || (v != 27 && v != 28)) {
+                revert BadSignature();
+            }
+            address recovered = ecrecover(h, v, bytes32(r), bytes32(s));
+            if (recovered == address(0) || recovered != key.ecdsa) revert BadSignature();
+        }
+    }
+
+    /// @dev Counts a verified proof and punishes when its threshold is reached.
+    function _accept(address dealer, uint64 session, FraudKind kind, bytes32 proofId) private {
+        proofAccepted[proofId] = true;
+        emit FraudProven(dealer, session, kind, msg.sender, proofId);
+        if (kind == FraudKind.InvalidShare) {
+            hasComplained[dealer][session][msg.sender] = true;
+            if (++complaintCount[dealer][session] < INVALID_SHARE_COMPLAINTS) return;
+        }
+        _punished[dealer][session] |= uint256(1) << uint8(kind);
+        uint256 sessions = fraudSessions[dealer];
+        if (_punished[dealer][session] == uint256(1) << uint8(kind)) {
+            // First punishment in this session.
+            sessions += 1;
+            fraudSessions[dealer] = sessions;
+        }
+        if (sessions >= EJECTION_FRAUD_SESSIONS) {
+            ejected[dealer] = true;
+            _slash(dealer, FULL_SLASH_WAD, "EigenKMS: fraud in 3 sessions, full slash and ejection");
+            emit OperatorPunished(dealer, session, kind, FULL_SLASH_WAD, sessions);
+            _eject(dealer);
+            return;
+        }
+        uint256 wad;
+        string memory why;
+        if (kind == FraudKind.InvalidShare) {
+            (wad, why) = (invalidShareWad, "EigenKMS: invalid shares");
+        } else if (kind == FraudKind.Equivocation) {
+            (wad, why) = (equivocationWad, "EigenKMS: equivocation");
+        } else {
+            (wad, why) = (inconsistencyWad, "EigenKMS: commitment inconsistency");
+        }
+        _slash(dealer, wad, why);
+        emit OperatorPunished(dealer, session, kind, wad, sessions);
+    }
+
+    function _slash(address dealer, uint256 wad, string memory description) private {
+        IStrategy[] memory strategies =
+            allocationManager.getStrategiesInOperatorSet(OperatorSet(avs, operatorSetId));
+        uint256[] memory wads = new uint256[](strategies.length);
+        for (uint256 i = 0; i < wads.length; i++) {
+            wads[i] = wad;
+        }
+        allocationManager.slashOperator(
+            avs,
+            IAllocationManager.SlashingParams({
+                operator: dealer,
+                operatorSetId: operatorSetId,
+                strategies: strategies,
+                wadsToSlash: wads,
+                description: description
+            })
+        );
+    }
+
+    function _eject(address dealer) private {
+        uint32[] memory ids = new uint32[](1);
+        ids[0] = operatorSetId;
+        // The dealer may have left the set already; the full slash stands either way.
+        try allocationManager.deregisterFromOperatorSets(
+            IAllocationManager.DeregisterParams({operator: dealer, avs: avs, operatorSetIds: ids})
+        ) {} catch {}
+        emit OperatorEjected(dealer);
+    }
+}
