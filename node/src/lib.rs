@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod peering;
+pub mod schedule;
 pub mod session;
 pub mod store;
 pub mod tls;

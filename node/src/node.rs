@@ -27,6 +27,7 @@ use crate::config::NodeConfig;
 use crate::keys::OperatorKeys;
 use crate::metrics::{Metrics, SessionLabels};
 use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
+use crate::schedule::{Boundary, BoundarySource, WallClockBoundaries};
 use crate::session::{RunningSession, kind_label};
 use crate::store::{KeyStore, SealingKey};
 use crate::transport::Transport;
@@ -499,7 +500,8 @@ impl NodeShared {
 
     /// Runs the session of boundary `ts` (if this node is in the set and no other
     /// session is running).
-    pub async fn on_boundary(self: &Arc<Self>, ts: u64) {
+    pub async fn on_boundary(self: &Arc<Self>, boundary: Boundary) {
+        let ts = boundary.session_timestamp;
         if let Some(s) = self.current_session() {
             warn!(
                 session = ts,
@@ -508,7 +510,7 @@ impl NodeShared {
             );
             return;
         }
-        let peers = match self.peering.operators().await {
+        let peers = match self.peering.operators_at(&boundary).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(session = ts, error = %e, "cannot read the operator set; skipping this boundary");
@@ -616,16 +618,17 @@ pub struct Node {
 impl Node {
     /// Opens the store, binds the listener and starts serving and scheduling.
     pub async fn start(cfg: NodeConfig, keys: OperatorKeys) -> anyhow::Result<Node> {
-        Self::start_with(cfg, keys, Arc::new(SystemClock), None).await
+        Self::start_with(cfg, keys, Arc::new(SystemClock), None, None).await
     }
 
     /// As [`Node::start`], with a clock and optionally a peering source other than the
-    /// configured file.
+    /// configured file and a boundary source other than the wall clock.
     pub async fn start_with(
         cfg: NodeConfig,
         keys: OperatorKeys,
         clock: Arc<dyn Clock>,
         peering: Option<Arc<dyn PeeringDataFetcher>>,
+        boundaries: Option<Arc<dyn BoundarySource>>,
     ) -> anyhow::Result<Node> {
         crate::install_crypto_provider();
         let insecure = cfg.insecure_modes();
@@ -736,20 +739,29 @@ impl Node {
                 }));
             }
         }
-        // Scheduler: one session per interval boundary on the wall clock.
+        // Scheduler: one session per boundary of the source.
         let s = shared.clone();
         let mut rx = stop_rx.clone();
+        let boundaries = boundaries.unwrap_or_else(|| {
+            Arc::new(WallClockBoundaries::new(
+                shared.clock.clone(),
+                shared.cfg.schedule.interval_secs,
+            ))
+        });
         tasks.push(tokio::spawn(async move {
-            let interval_ms = s.cfg.schedule.interval_secs * 1000;
+            let mut last = 0;
             loop {
-                let now = s.clock.now_ms();
-                let next = (now / interval_ms + 1) * interval_ms;
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(next - now)) => {}
+                let next = tokio::select! {
+                    b = boundaries.next_boundary(last) => b,
                     _ = rx.wait_for(|s| *s) => return,
-                }
+                };
+                let Some(b) = next else {
+                    warn!("the boundary source ended; no more sessions are scheduled");
+                    return;
+                };
+                last = b.session_timestamp;
                 let s2 = s.clone();
-                tokio::spawn(async move { s2.on_boundary(next / 1000).await });
+                tokio::spawn(async move { s2.on_boundary(b).await });
             }
         }));
         // Ticker: deadlines inside the running session.

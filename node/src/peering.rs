@@ -62,8 +62,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Reads the current operator set.
 pub trait PeeringDataFetcher: Send + Sync {
-    /// The operators, sorted by address.
+    /// The operators now, sorted by address.
     fn operators(&self) -> BoxFuture<'_, Result<Vec<Peer>, PeeringError>>;
+
+    /// The operators of the session at `boundary`: a chain source reads the set at the
+    /// boundary's block, so that every node sees the same one. By default, the
+    /// current set.
+    fn operators_at<'a>(
+        &'a self,
+        boundary: &'a crate::schedule::Boundary,
+    ) -> BoxFuture<'a, Result<Vec<Peer>, PeeringError>> {
+        let _ = boundary;
+        self.operators()
+    }
 }
 
 /// The file format: `[[operators]]` tables.
