@@ -204,13 +204,16 @@ impl FraudProof {
         }
     }
 
-    /// The contract's identifier of this proof (`proofAccepted` key).
-    pub fn proof_id(&self) -> B256 {
+    /// The contract's identifier of this proof (`proofAccepted` key) when `complainer`
+    /// submits it (only invalid-share complaints are per complainer).
+    pub fn proof_id(&self, complainer: Address) -> B256 {
         let id = |parts: &[B256]| keccak256(parts.abi_encode_packed());
         match self {
-            Self::InvalidShare { share, .. } => {
-                id(&[tag("EIGENKMS-V1-PROOF-INVALID-SHARE"), payload_hash(share)])
-            }
+            Self::InvalidShare { share, .. } => id(&[
+                tag("EIGENKMS-V1-PROOF-INVALID-SHARE"),
+                payload_hash(share),
+                complainer.into_word(),
+            ]),
             Self::Equivocation { first, second } => {
                 let (a, b) = (payload_hash(first), payload_hash(second));
                 let (lo, hi) = if a < b { (a, b) } else { (b, a) };

@@ -293,13 +293,14 @@ impl KmsContracts {
 
     /// Whether submitting `proof` from this connection's sender would count.
     pub async fn proof_status(&self, proof: &FraudProof) -> Result<ProofStatus, ChainError> {
+        let me = self.conn.sender()?;
         let s = self.slashing();
         let dealer = proof.dealer()?;
         let (session, _) = proof.session()?;
         if s.ejected(dealer).call().await.map_err(rpc)? {
             return Ok(ProofStatus::DealerEjected);
         }
-        if s.proofAccepted(proof.proof_id())
+        if s.proofAccepted(proof.proof_id(me))
             .call()
             .await
             .map_err(rpc)?
@@ -314,7 +315,6 @@ impl KmsContracts {
             return Ok(ProofStatus::AlreadyPunished);
         }
         if proof.kind() == FraudKind::InvalidShare
-            && let Ok(me) = self.conn.sender()
             && s.hasComplained(dealer, session, me)
                 .call()
                 .await

@@ -19,7 +19,8 @@ import {KmsMessages} from "./libraries/KmsMessages.sol";
 /// their base `H2` comes from an off-chain coin flip the contract cannot check).
 ///
 /// Thresholds: an invalid share is punished after 3 complaints by distinct members
-/// (each with its own proof); equivocation and commitment inconsistency after 1 proof;
+/// (any valid invalid-share proof of the dealer in that session, their own share or one
+/// forwarded to them); equivocation and commitment inconsistency after 1 proof;
 /// a dealer punished in 3 sessions loses its whole allocation and is ejected. Each
 /// fraud kind is punished at most once per dealer and session, each proof counts once.
 contract EigenKMSSlashing {
@@ -82,7 +83,8 @@ contract EigenKMSSlashing {
     uint256 public immutable inconsistencyWad;
 
     /// @notice Proofs already counted, by identifier: keccak256(abi.encode(tag, hashes
-    /// of the signed payloads)); a replay of an accepted proof reverts.
+    /// of the signed payloads)), plus the complainer for invalid shares; a replay of an
+    /// accepted proof reverts.
     mapping(bytes32 proofId => bool) public proofAccepted;
     /// @notice Whether `complainer` already complained about `dealer`'s shares in `session`.
     mapping(address dealer => mapping(uint64 session => mapping(address complainer => bool))) public hasComplained;
@@ -167,7 +169,9 @@ contract EigenKMSSlashing {
         KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
         KmsMessages.Share memory s = KmsMessages.decodeShare(share.payload);
         _samePair(c, s);
-        bytes32 proofId = keccak256(abi.encode(TAG_INVALID_SHARE, keccak256(share.payload)));
+        // Per complainer: each member that checked the (public) share complains once;
+        // three of them make the punishment.
+        bytes32 proofId = keccak256(abi.encode(TAG_INVALID_SHARE, keccak256(share.payload), msg.sender));
         _admit(c.dealer, c.sessionTimestamp, FraudKind.InvalidShare, proofId);
         if (hasComplained[c.dealer][c.sessionTimestamp][msg.sender]) {
             revert AlreadyComplained(c.dealer, c.sessionTimestamp, msg.sender);
