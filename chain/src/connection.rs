@@ -84,6 +84,9 @@ pub struct ChainConnection {
     provider: DynProvider,
     sender: Option<Address>,
     options: ConnectionOptions,
+    /// One transaction in flight per connection, so nonces are read after the previous
+    /// transaction was mined.
+    send_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ChainConnection {
@@ -95,6 +98,7 @@ impl ChainConnection {
             provider,
             sender: None,
             options,
+            send_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -107,7 +111,14 @@ impl ChainConnection {
     ) -> Result<Self, ChainError> {
         let client = rpc_client(url, options.request_timeout)?;
         let sender = signer.address();
+        // The nonce is read from the endpoint for every transaction: alloy's default
+        // cache counts a transaction whose gas estimation reverted (a refused proof),
+        // leaving a gap that would wedge every later transaction.
         let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(SignerWallet(signer))
             .connect_client(client)
             .erased();
@@ -115,6 +126,7 @@ impl ChainConnection {
             provider,
             sender: Some(sender),
             options,
+            send_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -161,6 +173,7 @@ impl ChainConnection {
         D: CallDecoder,
     {
         self.sender()?;
+        let _one_at_a_time = self.send_lock.lock().await;
         let pending = call.send().await.map_err(|e| decode_revert(contract, e))?;
         let hash = *pending.tx_hash();
         let receipt = tokio::time::timeout(self.options.receipt_timeout, pending.get_receipt())

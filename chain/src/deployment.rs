@@ -199,3 +199,28 @@ pub async fn deploy_with_mocks(
     .await?;
     Ok(deployment)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_config_roundtrip_and_default_policy() {
+        let d = Deployment {
+            allocation_manager: Address::repeat_byte(1),
+            key_registrar: Address::repeat_byte(2),
+            commitment_registry: Address::repeat_byte(3),
+            slashing: Address::repeat_byte(4),
+            avs: Address::repeat_byte(5),
+            operator_set_id: 9,
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains("\"operatorSetId\":9"));
+        assert_eq!(serde_json::from_str::<Deployment>(&json).unwrap(), d);
+        assert!(serde_json::from_str::<Deployment>(&json.replace('}', ",\"x\":1}")).is_err());
+        let p = SlashingPolicy::default();
+        let e18 = U256::from(10u64).pow(U256::from(18));
+        assert_eq!(p.invalid_share_wad * U256::from(100), e18);
+        assert_eq!(p.equivocation_wad * U256::from(10), e18);
+    }
+}

@@ -57,3 +57,18 @@ impl ChainError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revert_names() {
+        let e = ChainError::Reverted {
+            contract: "EigenKMSSlashing",
+            reason: "NotMember(NotMember { complainer: 0x01 })".into(),
+        };
+        assert_eq!(e.revert_name(), Some("NotMember"));
+        assert_eq!(ChainError::Rpc("x".into()).revert_name(), None);
+    }
+}

@@ -231,3 +231,77 @@ impl FraudProof {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, OperatorSigner};
+    use kms_protocol::sim::SimOperator;
+    use kms_protocol::{Schedule, SessionTimestamp};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use std::sync::Arc;
+
+    fn params(mode: VssMode) -> SessionParams {
+        let ops = SimOperator::generate(5, 1);
+        SessionParams::dkg(
+            SessionTimestamp(1_700_000_000),
+            mode,
+            ops.iter().map(SimOperator::participant).collect(),
+            Schedule {
+                start_ms: 0,
+                phase_ms: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn descriptor_reproduces_the_session_hash() {
+        for mode in [VssMode::Feldman, VssMode::Pedersen] {
+            let p = params(mode);
+            let d = session_descriptor(&p).unwrap();
+            assert_eq!(keccak256(d.abi_encode()).0, p.session_hash());
+            assert_eq!(d.mode, mode as u8);
+            assert_eq!(d.players.len(), 5);
+        }
+    }
+
+    #[test]
+    fn proof_ids_are_order_free_and_per_complainer_for_invalid_shares() {
+        let signer: Arc<dyn OperatorSigner> = Arc::new(Bn254Signer::new(Bn254SecretKey::random(
+            &mut ChaCha20Rng::seed_from_u64(3),
+        )));
+        let author = kms_crypto::OperatorAddress::from_bytes([1; 20]);
+        let msg = |b: u8| {
+            let bytes = vec![1, b];
+            let hash: [u8; 32] = keccak256(&bytes).0;
+            SignedMessage {
+                payload: bytes,
+                hash,
+                signer: author,
+                signature: signer.sign(&hash),
+            }
+        };
+        let (a, b) = (msg(1), msg(2));
+        let e1 = FraudProof::Equivocation {
+            first: a.clone(),
+            second: b.clone(),
+        };
+        let e2 = FraudProof::Equivocation {
+            first: b.clone(),
+            second: a.clone(),
+        };
+        let (x, y) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        assert_eq!(e1.proof_id(x), e2.proof_id(y));
+        let s = FraudProof::InvalidShare {
+            commitment: a.clone(),
+            share: b.clone(),
+            session: session_descriptor(&params(VssMode::Feldman)).unwrap(),
+        };
+        assert_ne!(s.proof_id(x), s.proof_id(y));
+        assert_eq!(s.kind(), FraudKind::InvalidShare);
+        // The first message is not a commitment: no session to read.
+        assert!(s.session().is_err());
+    }
+}

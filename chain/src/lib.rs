@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod error;
 pub mod fraud;
 pub mod kms;
+pub mod merkle;
 pub mod operators;
 pub mod signer;
 

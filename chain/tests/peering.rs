@@ -116,7 +116,8 @@ async fn registration_rules_are_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err.revert_name(), Some("KeyNotRegistered"), "{err}");
-    // An empty socket is refused.
+    // An empty socket is refused. (The refused transaction above was never sent: the
+    // next one must not wait behind a nonce gap.)
     keyless
         .kms
         .register_key(&keyless.signer.public_key(), Default::default())
