@@ -248,18 +248,40 @@ impl TlsConfig {
     }
 }
 
-/// `[attestation]`.
+/// `[attestation]`: how this node proves what it runs, and what it accepts from
+/// peers and applications. Empty paths mean "not set".
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AttestationConfig {
-    /// `none` until the TEE work lands; `insecure-dev` marks a development node.
+    /// `tdx` (quotes from configfs-tsm, verified with DCAP collateral or Trust
+    /// Authority tokens) or `insecure-dev` (simulated quotes, development only).
     pub mode: AttestationMode,
+    /// DCAP collateral files, one per platform: `<FMSPC>[-<ca>].json` (PCCS JSON).
+    pub collateral_dir: PathBuf,
+    /// Intel Trust Authority: the JWKS file its tokens are checked against.
+    pub ita_jwks_file: PathBuf,
+    /// Intel Trust Authority: the expected `iss`.
+    pub ita_issuer: String,
+    /// The acceptance policy (JSON: TCB statuses, node images, per-app builds). Empty:
+    /// strict statuses, no image allowed (in insecure-dev: the simulated identity below).
+    pub policy_file: PathBuf,
+    /// `/secrets`: attestations older than this many seconds are refused.
+    pub max_age_secs: u64,
+    /// insecure-dev only: the name the simulated measurements are derived from
+    /// (nodes that should attest each other use the same one).
+    pub simulated_identity: String,
 }
 
 impl Default for AttestationConfig {
     fn default() -> Self {
         Self {
-            mode: AttestationMode::None,
+            mode: AttestationMode::Tdx,
+            collateral_dir: PathBuf::new(),
+            ita_jwks_file: PathBuf::new(),
+            ita_issuer: String::new(),
+            policy_file: PathBuf::new(),
+            max_age_secs: 300,
+            simulated_identity: "eigenkms-dev-image".into(),
         }
     }
 }
@@ -268,9 +290,9 @@ impl Default for AttestationConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttestationMode {
-    /// No attestation (the TEE integration is not built yet).
-    None,
-    /// Simulated attestation for development (insecure).
+    /// Intel TDX: real quotes, real verification.
+    Tdx,
+    /// Simulated quotes, accepted from peers and apps (development only; insecure).
     InsecureDev,
 }
 
@@ -350,6 +372,9 @@ impl NodeConfig {
                 &mut cfg.tls.cert_file,
                 &mut cfg.tls.key_file,
                 &mut cfg.tls.ca_file,
+                &mut cfg.attestation.collateral_dir,
+                &mut cfg.attestation.ita_jwks_file,
+                &mut cfg.attestation.policy_file,
             ] {
                 if p.is_relative() && !p.as_os_str().is_empty() {
                     *p = dir.join(&*p);
@@ -425,6 +450,22 @@ impl NodeConfig {
                 "required: protocol messages carry key shares and travel only over TLS \
                  (set insecure.plain_http = true for a loopback development cluster)",
             );
+        }
+        let a = &self.attestation;
+        if a.max_age_secs == 0 || a.max_age_secs > 24 * 3600 {
+            return invalid(
+                "attestation.max_age_secs",
+                "must be between 1 second and 1 day",
+            );
+        }
+        if a.ita_jwks_file.as_os_str().is_empty() != a.ita_issuer.is_empty() {
+            return invalid(
+                "attestation.ita_issuer",
+                "attestation.ita_jwks_file and attestation.ita_issuer are set together",
+            );
+        }
+        if a.mode == AttestationMode::InsecureDev && a.simulated_identity.is_empty() {
+            return invalid("attestation.simulated_identity", "must not be empty");
         }
         Ok(())
     }

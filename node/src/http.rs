@@ -373,12 +373,7 @@ async fn metrics(State(s): Shared) -> Response {
         .into_response()
 }
 
-/// Until the TEE work lands: this node's identity, and no quote.
-async fn attestation(State(s): Shared) -> Json<serde_json::Value> {
-    Json(json!({
-        "operatorAddress": s.address,
-        "publicKey": s.signer.public_key(),
-        "mode": s.cfg.attestation.mode,
-        "quote": null,
-    }))
+/// This node's evidence: a quote binding its operator key and TLS certificate.
+async fn attestation(State(s): Shared) -> Json<crate::attest::AttestationResponse> {
+    Json(s.attestation.response(s.address))
 }

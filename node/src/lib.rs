@@ -4,6 +4,7 @@
 //! cluster (`devnet`), generates operator keys (`keygen`) and checks configurations.
 #![warn(missing_docs)]
 
+pub mod attest;
 pub mod complete;
 pub mod config;
 pub mod devnet;

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub key_version: Gauge,
     /// Fraud evidence produced.
     pub fraud_evidence: Counter,
+    /// Peers left out of a session because their attestation failed, by reason.
+    pub peer_attestation_failures: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -144,6 +146,12 @@ impl Metrics {
             "Fraud evidence produced by this node",
             fraud_evidence.clone(),
         );
+        let peer_attestation_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "peer_attestation_failures",
+            "Peers left out of a session because their attestation failed, by reason",
+            peer_attestation_failures.clone(),
+        );
         Self {
             registry,
             sessions,
@@ -156,6 +164,7 @@ impl Metrics {
             sign_latency,
             key_version,
             fraud_evidence,
+            peer_attestation_failures,
         }
     }
 

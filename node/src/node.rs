@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use url::Url;
 
+use crate::attest::{AttestationResponse, NodeAttestation};
 use crate::complete::Completion;
 use crate::config::NodeConfig;
 use crate::keys::OperatorKeys;
@@ -83,6 +84,8 @@ pub struct NodeShared {
     pub sign_limiter: DefaultDirectRateLimiter,
     /// `/app/sign` concurrency limit.
     pub sign_slots: Semaphore,
+    /// Own evidence, verifier and policy.
+    pub attestation: Arc<NodeAttestation>,
 }
 
 /// Where an incoming protocol message went.
@@ -386,6 +389,80 @@ impl NodeShared {
         }
     }
 
+    /// The peers whose attestation passes (this node always): each one's evidence must
+    /// verify, show an allowed node image on an accepted platform, and bind the key
+    /// the peering source lists and the TLS certificate the peer presented. The others
+    /// are left out of the session, logged and counted.
+    async fn attested(&self, ts: u64, peers: Vec<Peer>) -> Vec<Peer> {
+        let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
+        let mut tasks = Vec::new();
+        for p in peers.iter().filter(|p| p.address != self.address) {
+            let http = self.transport.http().clone();
+            let url = p.url.join("/attestation");
+            tasks.push(tokio::spawn(async move {
+                let url = url.map_err(|_| "bad_url")?;
+                let r = tokio::time::timeout(timeout, http.get(url).send())
+                    .await
+                    .map_err(|_| "unreachable")?
+                    .map_err(|_| "unreachable")?;
+                if !r.status().is_success() {
+                    return Err("no_attestation");
+                }
+                let cert = r
+                    .extensions()
+                    .get::<reqwest::tls::TlsInfo>()
+                    .and_then(|i| i.peer_certificate())
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                let bytes = tokio::time::timeout(timeout, r.bytes())
+                    .await
+                    .map_err(|_| "unreachable")?
+                    .map_err(|_| "unreachable")?;
+                let a: AttestationResponse =
+                    serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
+                Ok((a, cert))
+            }));
+        }
+        let now = self.clock.now_ms() / 1000;
+        let mut answers = BTreeMap::new();
+        for (p, t) in peers
+            .iter()
+            .filter(|p| p.address != self.address)
+            .zip(tasks)
+        {
+            answers.insert(p.address, t.await.unwrap_or(Err("unreachable")));
+        }
+        let mut kept = Vec::new();
+        for p in peers {
+            if p.address == self.address {
+                kept.push(p);
+                continue;
+            }
+            let verdict = match answers.remove(&p.address) {
+                Some(Ok((a, cert))) if a.operator_address == p.address => self
+                    .attestation
+                    .check_peer(&a.evidence, &p.public_key, &cert, now)
+                    .map_err(|e| e.kind()),
+                Some(Ok(_)) => Err("wrong_operator"),
+                Some(Err(reason)) => Err(reason),
+                None => Err("unreachable"),
+            };
+            match verdict {
+                Ok(_) => kept.push(p),
+                Err(reason) => {
+                    warn!(session = ts, peer = %p.address, reason, "peer attestation failed; leaving it out of this session");
+                    self.metrics
+                        .peer_attestation_failures
+                        .get_or_create(&crate::metrics::ReasonLabel {
+                            reason: reason.to_string(),
+                        })
+                        .inc();
+                }
+            }
+        }
+        kept
+    }
+
     /// Asks every peer for its active version. Answers whose operator is not the peer
     /// are dropped.
     async fn peer_versions(&self, peers: &[Peer]) -> Vec<PubkeyResponse> {
@@ -522,6 +599,19 @@ impl NodeShared {
             debug!(session = ts, "this operator is not in the current set");
             return;
         }
+        let listed = peers.len();
+        let peers = self.attested(ts, peers).await;
+        // Leaving out more than n - t of the listed operators means this node is more
+        // likely the odd one out (another image, a broken network) than they are.
+        if peers.len() < kms_crypto::operator::threshold(listed) {
+            warn!(
+                session = ts,
+                attested = peers.len(),
+                listed,
+                "fewer than a threshold of the listed operators attested; not starting a session"
+            );
+            return;
+        }
         let Some((params, share)) = self.plan(ts, &peers).await else {
             return;
         };
@@ -636,10 +726,29 @@ impl Node {
             warn!(modes = ?insecure, "INSECURE development modes are on: never run this configuration with real keys");
         }
         let address = keys.address();
-        let sealing = SealingKey::derive(
-            keys.sealing_secret(),
-            &[b"kms-node-v1:".as_slice(), address.as_bytes()].concat(),
-        );
+        // The certificate this node serves: its quote binds it.
+        let tls_cert_der = if cfg.tls.enabled() {
+            crate::tls::read_certificates(&cfg.tls.cert_file)?
+                .remove(0)
+                .as_ref()
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let attestation = Arc::new(NodeAttestation::from_config(
+            &cfg,
+            &keys.public_key(),
+            &tls_cert_der,
+            clock.now_ms() / 1000,
+        )?);
+        if attestation.mode == crate::config::AttestationMode::InsecureDev {
+            warn!(
+                identity = %cfg.attestation.simulated_identity,
+                "INSECURE: simulated attestation (insecure-dev): this node's quote proves nothing and it accepts simulated quotes from peers and apps"
+            );
+        }
+        let sealing =
+            SealingKey::derive_measured(keys.sealing_secret(), &attestation.sealing_identity());
         if let Some(dir) = cfg.store.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -684,6 +793,7 @@ impl Node {
             clock,
             sign_limiter: RateLimiter::direct(quota),
             sign_slots: Semaphore::new(cfg.limits.sign_concurrency),
+            attestation,
             cfg,
         });
         shared.reload_versions().await;

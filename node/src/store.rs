@@ -51,8 +51,10 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     /// The sealing key does not match the one this store was created with.
     #[error(
-        "key store: the sealing key does not match the one this store was sealed with \
-         (another operator key, context or image?)"
+        "key store: the sealing key does not match the one this store was sealed with: \
+         another operator key, or another measured identity (image, firmware) than the \
+         one that wrote it. Move key shares to a new image by resharing, not by copying \
+         the store"
     )]
     WrongKey,
     /// The store was written in a format this build does not read.
@@ -100,6 +102,23 @@ impl SealingKey {
             .expand(context, k.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self(k)
+    }
+}
+
+impl SealingKey {
+    /// The key of a store sealed to a measured identity:
+    /// `HKDF-SHA256(ikm = operator secret ‖ MRTD ‖ RTMR0..3, salt =
+    /// "EIGENKMS-V1-KEYSTORE", info = "kms-keyshare-encryption")`. A node whose TD
+    /// measures differently (another image, another firmware) derives another key and
+    /// cannot open the store: move shares to a new image by resharing, never by
+    /// copying the store.
+    pub fn derive_measured(operator_secret: &[u8], measured_identity: &[u8]) -> Self {
+        let mut ikm = Zeroizing::new(Vec::with_capacity(
+            operator_secret.len() + measured_identity.len(),
+        ));
+        ikm.extend_from_slice(operator_secret);
+        ikm.extend_from_slice(measured_identity);
+        Self::derive(&ikm, b"kms-keyshare-encryption")
     }
 }
 

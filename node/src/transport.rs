@@ -68,6 +68,8 @@ impl Transport {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!plain_http)
+            // Peer attestation binds the certificate a peer presents.
+            .tls_info(true)
             .pool_max_idle_per_host(4);
         if let Some(ca) = tls.ca() {
             builder = builder.tls_certs_only(crate::tls::client_roots(ca)?);

@@ -324,13 +324,16 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
 async fn operators_only_talk_tls_to_peers_certified_by_their_ca() {
     let mut c = Cluster::start(4, INTERVAL, PHASE_MS).await;
     let rogue_ca = kms_node::tls::DevCa::generate().unwrap();
-    let rogue = c.add_member_certified_by(PHASE_MS, Some(&rogue_ca)).await;
+    let rogue = c.add_member_with(PHASE_MS, Some(&rogue_ca), None).await;
     let honest = [0, 1, 2, 3];
     let all = [0, 1, 2, 3, rogue];
     c.set_operators(&all);
-    // The DKG of five (threshold 3) qualifies the four honest dealers.
+    // The honest nodes cannot fetch the rogue's attestation over TLS, so they leave
+    // it out and run the DKG among themselves.
     let v = c.wait_for_version(&honest, 0, timeout(3)).await;
-    assert_eq!(c.pubkey(0).await.unwrap().operators.len(), 5);
+    let ops = c.pubkey(0).await.unwrap().operators;
+    assert_eq!(ops.len(), 4);
+    assert!(!ops.contains(&c.members[rogue].address));
     // The cluster's CA does not vouch for the rogue node ...
     let r = c
         .http
@@ -384,5 +387,59 @@ async fn operators_only_talk_tls_to_peers_certified_by_their_ca() {
         .unwrap();
     assert_eq!(String::from_utf8(key).unwrap().trim().len(), 2 + 96);
     assert!(v > 0);
+    c.shutdown().await;
+}
+
+/// Peers attest each other before a session: a listed operator whose (simulated)
+/// quote shows an image the policy does not allow is left out of the DKG, counted in
+/// `/metrics`, and the others finish without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_running_another_image_is_left_out_of_the_dkg() {
+    let mut c = Cluster::start(4, INTERVAL, PHASE_MS).await;
+    let rogue = c
+        .add_member_with(PHASE_MS, None, Some("modified-image"))
+        .await;
+    let honest = [0, 1, 2, 3];
+    let all = [0, 1, 2, 3, rogue];
+    c.set_operators(&all);
+    c.wait_for_version(&honest, 0, timeout(3)).await;
+    let pk = c.pubkey(0).await.unwrap();
+    assert_eq!(
+        pk.operators.len(),
+        4,
+        "the session's set leaves the rogue out"
+    );
+    assert!(!pk.operators.contains(&c.members[rogue].address));
+    assert!(
+        c.pubkey(rogue).await.is_none(),
+        "the rogue node holds no key"
+    );
+    let metrics = c
+        .http
+        .get(c.members[0].url.join("/metrics").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "kms_peer_attestation_failures_total{reason=\"measurement_not_allowed\"}"
+        )),
+        "{metrics}"
+    );
+    // /attestation serves the node's simulated quote, bound to its key.
+    let a: serde_json::Value = c
+        .http
+        .get(c.members[0].url.join("/attestation").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["simulated"], true);
+    assert_eq!(a["evidence"]["method"], "simulated");
     c.shutdown().await;
 }

@@ -70,15 +70,17 @@ impl Cluster {
 
     /// Starts one more node (not yet in the peering file). Returns its index.
     pub async fn add_member(&mut self, phase_ms: u64) -> usize {
-        self.add_member_certified_by(phase_ms, None).await
+        self.add_member_with(phase_ms, None, None).await
     }
 
     /// As [`Cluster::add_member`], with a TLS certificate from `ca` instead of the
-    /// cluster's CA (a node the others must not talk to).
-    pub async fn add_member_certified_by(
+    /// cluster's CA, and/or a simulated image `identity` other than the cluster's
+    /// (nodes the others must not talk to).
+    pub async fn add_member_with(
         &mut self,
         phase_ms: u64,
         ca: Option<&kms_node::tls::DevCa>,
+        identity: Option<&str>,
     ) -> usize {
         kms_node::install_crypto_provider();
         let i = self.members.len();
@@ -102,6 +104,10 @@ impl Cluster {
         cfg.tls.key_file = key;
         cfg.tls.ca_file = self.ca_file.clone();
         cfg.insecure.plaintext_keys = true;
+        cfg.attestation.mode = kms_node::config::AttestationMode::InsecureDev;
+        if let Some(id) = identity {
+            cfg.attestation.simulated_identity = id.to_string();
+        }
         cfg.transport.request_timeout_ms = 2_000;
         cfg.validate().unwrap();
         let address = keys.address();

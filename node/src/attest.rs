@@ -1,0 +1,279 @@
+//! The node's trusted-execution side: its own evidence (served at `/attestation`),
+//! the verifier and policy it applies to peers and applications, and the measured
+//! identity its key store is sealed to.
+//!
+//! - Own evidence: a quote whose `report_data` is
+//!   [`kms_attestation::node_report_data`] over this operator's message key and the
+//!   TLS certificate it serves, so a peer that checks the quote knows the key and the
+//!   TLS endpoint live inside the measured TD.
+//! - Peers: before a session a node fetches every peer's `/attestation`, verifies it
+//!   against the policy's node images and the binding to the key the peering source
+//!   lists and the certificate the peer presented, and leaves out peers that fail.
+//! - Sealing: the store key is HKDF-SHA256 over the operator secret and the measured
+//!   identity (MRTD, RTMR0–3), so another image cannot open the store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kms_attestation::{
+    CachingCollateralSource, CollateralDir, DcapVerifier, Error as AttestError, Evidence,
+    ItaConfig, ItaVerifier, Jwks, Policy, QuoteProvider, SimulatedProvider, Subject,
+    TdMeasurements, VerifiedTd, Verifier,
+};
+use kms_crypto::signer::OperatorPublicKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha384};
+
+use crate::config::{AttestationMode, NodeConfig};
+
+/// What `GET /attestation` returns.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestationResponse {
+    /// The operator.
+    pub operator_address: kms_crypto::OperatorAddress,
+    /// Its message key, as the peering source lists it.
+    pub public_key: OperatorPublicKey,
+    /// The quote (or token), `report_data` = `node_report_data(key, TLS certificate)`.
+    pub evidence: Evidence,
+    /// Whether the evidence is simulated (insecure-dev).
+    pub simulated: bool,
+}
+
+/// A canonical byte form of an operator key, for bindings: `0x01 ‖ g1 ‖ g2` (BN254,
+/// EVM layout) or `0x02 ‖ address` (ECDSA).
+pub fn key_bytes(pk: &OperatorPublicKey) -> Vec<u8> {
+    match pk {
+        OperatorPublicKey::Bn254(k) => [&[1u8][..], &k.to_bytes()].concat(),
+        OperatorPublicKey::Ecdsa(a) => [&[2u8][..], a.as_bytes()].concat(),
+    }
+}
+
+/// The measurements a simulated TD named `identity` claims: each register is
+/// `SHA-384("EIGENKMS-SIMULATED-<register>" ‖ identity)`.
+pub fn simulated_measurements(identity: &str) -> TdMeasurements {
+    let reg = |name: &str| -> [u8; 48] {
+        let mut h = Sha384::new();
+        h.update(format!("EIGENKMS-SIMULATED-{name}").as_bytes());
+        h.update(identity.as_bytes());
+        h.finalize().into()
+    };
+    TdMeasurements {
+        mrtd: reg("MRTD"),
+        rtmr: [reg("RTMR0"), reg("RTMR1"), reg("RTMR2"), reg("RTMR3")],
+    }
+}
+
+/// The node's attestation state.
+pub struct NodeAttestation {
+    /// `tdx` or `insecure-dev`.
+    pub mode: AttestationMode,
+    /// Verifies peers' and applications' evidence.
+    pub verifier: Verifier,
+    /// Decides what verified evidence is accepted.
+    pub policy: Policy,
+    /// `/secrets` refuses attestations older than this.
+    pub max_age_secs: u64,
+    evidence: Evidence,
+    measurements: TdMeasurements,
+    public_key: OperatorPublicKey,
+}
+
+impl NodeAttestation {
+    /// Builds the verifier and policy from the configuration and produces this node's
+    /// own evidence over its key and `tls_cert_der` (empty on a plain-HTTP node).
+    /// `now` is the verification time of the node's own quote (tdx mode).
+    pub fn from_config(
+        cfg: &NodeConfig,
+        public_key: &OperatorPublicKey,
+        tls_cert_der: &[u8],
+        now: u64,
+    ) -> anyhow::Result<Self> {
+        let a = &cfg.attestation;
+        let insecure_dev = a.mode == AttestationMode::InsecureDev;
+        let mut builder = Verifier::builder().insecure_dev(insecure_dev);
+        if !a.collateral_dir.as_os_str().is_empty() {
+            builder = builder.dcap(
+                DcapVerifier::new(CachingCollateralSource::new(CollateralDir::new(
+                    a.collateral_dir.clone(),
+                )))
+                .map_err(|e| anyhow::anyhow!("attestation.collateral_dir: {e}"))?,
+            );
+        }
+        if !a.ita_jwks_file.as_os_str().is_empty() {
+            let jwks = Jwks::from_file(&a.ita_jwks_file)
+                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_file: {e}"))?;
+            builder = builder.ita(ItaVerifier::new(
+                Arc::new(jwks),
+                ItaConfig {
+                    issuer: a.ita_issuer.clone(),
+                    ..ItaConfig::default()
+                },
+            ));
+        }
+        let verifier = builder.build();
+        let mut policy = if a.policy_file.as_os_str().is_empty() {
+            Policy::strict()
+        } else {
+            read_policy(&a.policy_file)?
+        };
+        let key = key_bytes(public_key);
+        let report_data = kms_attestation::node_report_data(&key, tls_cert_der);
+        let (evidence, measurements) = if insecure_dev {
+            let m = simulated_measurements(&a.simulated_identity);
+            policy = Policy {
+                accepted_tcb_statuses: Policy::insecure_dev().accepted_tcb_statuses,
+                ..policy
+            };
+            if a.policy_file.as_os_str().is_empty() {
+                // Development clusters: nodes of the same simulated identity accept
+                // each other.
+                policy = policy.allow_node_image(m);
+            }
+            let e = SimulatedProvider::new(m)
+                .quote(&report_data)
+                .map_err(|e| anyhow::anyhow!("simulated quote: {e}"))?;
+            (e, m)
+        } else {
+            let provider = kms_attestation::ConfigfsTsmProvider::new();
+            if !provider.is_available() {
+                anyhow::bail!(
+                    "attestation.mode = \"tdx\" but configfs-tsm ({}) is not available: \
+                     not a TDX guest? For development set attestation.mode = \"insecure-dev\"",
+                    kms_attestation::provider::CONFIGFS_TSM_REPORT
+                );
+            }
+            let e = provider
+                .quote(&report_data)
+                .map_err(|e| anyhow::anyhow!("generating this node's quote: {e}"))?;
+            // Our own quote must verify like any peer's: its measurements are what the
+            // store is sealed to.
+            let td = verifier.verify(&e, now).map_err(|e| {
+                anyhow::anyhow!(
+                    "this node's own quote does not verify ({}): {e}; is the collateral for this platform in attestation.collateral_dir?",
+                    e.kind()
+                )
+            })?;
+            (e, td.measurements())
+        };
+        Ok(Self {
+            mode: a.mode,
+            verifier,
+            policy,
+            max_age_secs: a.max_age_secs,
+            evidence,
+            measurements,
+            public_key: public_key.clone(),
+        })
+    }
+
+    /// This node's evidence.
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+
+    /// This node's measured identity (what the store is sealed to).
+    pub fn measurements(&self) -> &TdMeasurements {
+        &self.measurements
+    }
+
+    /// The `/attestation` answer.
+    pub fn response(&self, operator: kms_crypto::OperatorAddress) -> AttestationResponse {
+        AttestationResponse {
+            operator_address: operator,
+            public_key: self.public_key.clone(),
+            evidence: self.evidence.clone(),
+            simulated: matches!(self.evidence, Evidence::Simulated(_)),
+        }
+    }
+
+    /// The measured identity in the form the store's key derivation takes:
+    /// `MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 ‖ RTMR3`.
+    pub fn sealing_identity(&self) -> Vec<u8> {
+        let m = &self.measurements;
+        let mut out = m.mrtd.to_vec();
+        for r in &m.rtmr {
+            out.extend_from_slice(r);
+        }
+        out
+    }
+
+    /// Checks a peer's evidence: genuine, an allowed node image on an accepted
+    /// platform, and bound to the key the peering source lists and the TLS
+    /// certificate the peer presented.
+    pub fn check_peer(
+        &self,
+        evidence: &Evidence,
+        listed_key: &OperatorPublicKey,
+        tls_cert_der: &[u8],
+        now: u64,
+    ) -> Result<VerifiedTd, AttestError> {
+        let td = self.verifier.verify(evidence, now)?;
+        let expected = kms_attestation::node_report_data(&key_bytes(listed_key), tls_cert_der);
+        self.policy.appraise(&td, Subject::NodeImage, &expected)?;
+        Ok(td)
+    }
+}
+
+fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("attestation.policy_file {}: {e}", path.display()))?;
+    Policy::from_json(&bytes)
+        .map_err(|e| anyhow::anyhow!("attestation.policy_file {}: {e}", path.display()))
+}
+
+/// The shared handle.
+pub type SharedAttestation = Arc<NodeAttestation>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_crypto::signer::SignatureScheme;
+
+    fn dev_cfg(identity: &str) -> NodeConfig {
+        let mut cfg = NodeConfig::default();
+        cfg.attestation.mode = AttestationMode::InsecureDev;
+        cfg.attestation.simulated_identity = identity.into();
+        cfg
+    }
+
+    #[test]
+    fn dev_nodes_of_one_identity_accept_each_other_and_no_one_else() {
+        let ka = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let kb = crate::keys::OperatorKeys::generate(SignatureScheme::Ecdsa);
+        let a =
+            NodeAttestation::from_config(&dev_cfg("img"), &ka.public_key(), b"cert-a", 0).unwrap();
+        let b =
+            NodeAttestation::from_config(&dev_cfg("img"), &kb.public_key(), b"cert-b", 0).unwrap();
+        let rogue = NodeAttestation::from_config(&dev_cfg("other"), &kb.public_key(), b"cert-b", 0)
+            .unwrap();
+        a.check_peer(b.evidence(), &kb.public_key(), b"cert-b", 0)
+            .expect("same image");
+        assert_eq!(
+            a.check_peer(rogue.evidence(), &kb.public_key(), b"cert-b", 0)
+                .unwrap_err()
+                .kind(),
+            "measurement_not_allowed"
+        );
+        // Bound to the listed key and to the presented certificate.
+        let wrong_key = a.check_peer(b.evidence(), &ka.public_key(), b"cert-b", 0);
+        assert_eq!(wrong_key.unwrap_err().kind(), "binding_mismatch");
+        let wrong_cert = a.check_peer(b.evidence(), &kb.public_key(), b"cert-x", 0);
+        assert_eq!(wrong_cert.unwrap_err().kind(), "binding_mismatch");
+        assert_ne!(a.sealing_identity(), rogue.sealing_identity());
+        assert_eq!(a.sealing_identity().len(), 5 * 48);
+    }
+
+    #[test]
+    fn a_tdx_node_without_configfs_tsm_refuses_to_start() {
+        if Path::new(kms_attestation::provider::CONFIGFS_TSM_REPORT).exists() {
+            eprintln!("skipped: this machine is a TDX guest");
+            return;
+        }
+        let k = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let e = NodeAttestation::from_config(&NodeConfig::default(), &k.public_key(), b"", 0)
+            .err()
+            .expect("no TDX here");
+        assert!(e.to_string().contains("insecure-dev"), "{e}");
+    }
+}
