@@ -16,8 +16,9 @@ run: deps ## A local 4-node cluster: DKG, then encrypt/decrypt through the clien
 demo: deps ## The cryptography walk-through (no network)
 	$(CARGO) run --release --locked -p kms-crypto --example demo
 
-test: deps ## The whole suite: formatting, lints, all tests (what CI runs)
+test: deps ## The whole suite: formatting, lints, contracts, all tests (what CI runs)
 	$(CARGO) fmt --all -- --check
+	scripts/check-contracts.sh
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) nextest run --workspace --locked
 	$(CARGO) test --workspace --doc --locked

@@ -25,7 +25,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
-# Later stages add: anvil (npm @foundry-rs/anvil) and solc (npm solc) into a
-# project-local node_modules for the contract and chain tests.
+# The contract and chain tests: anvil and solc from the npm registry into the
+# project-local .tools/ (node and npm from Debian when missing).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        say "installing nodejs and npm (Debian packages)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+        echo "[deps] node and npm are missing and apt-get is not available: install Node.js >= 18" >&2
+        exit 1
+    fi
+fi
+"$(dirname "$0")/install-chain-tools.sh"
 
 say "ok: $(cargo --version), $(cargo nextest --version | head -n1)"
