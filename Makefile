@@ -42,3 +42,14 @@ fuzz-build: ## Build the fuzz targets (needs cargo-fuzz and a nightly toolchain)
 
 clean: ## Remove build outputs
 	$(CARGO) clean
+
+.PHONY: image image-smoke image-repro
+
+image: ## Enclave image: reproducible TDX guest disk, UKI, measurements (as root; enclave-image/README.md)
+	enclave-image/build.sh
+
+image-smoke: ## Boot the built image under QEMU (software emulation) and check kms-node's /health
+	enclave-image/smoke-test.sh
+
+image-repro: ## Build the image twice from the same commit and require identical outputs (slow)
+	enclave-image/repro-test.sh

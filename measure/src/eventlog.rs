@@ -83,6 +83,27 @@ impl LoggedEvent {
     }
 }
 
+/// What the log's register index field means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// A CC (TDX) event log: 1..=4 are RTMR0..RTMR3.
+    Cc,
+    /// A TPM 2.0 event log (the same boot measured into a virtual TPM): PCRs are mapped
+    /// to the RTMR TDVF would use (0, 1, 7 → RTMR0; 2-6 → RTMR1; 8-15 → RTMR2); other
+    /// PCRs are dropped. Lets the RTMR1/RTMR2 model be checked without TDX hardware.
+    Tpm,
+}
+
+/// The RTMR TDVF extends for a TCG PCR index (UEFI 2.10, "CC Measurement Protocol").
+pub fn pcr_to_rtmr(pcr: u32) -> Option<usize> {
+    match pcr {
+        0 | 1 | 7 => Some(0),
+        2..=6 => Some(1),
+        8..=15 => Some(2),
+        _ => None,
+    }
+}
+
 /// A parsed log.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct EventLog {
@@ -122,6 +143,11 @@ impl Reader<'_> {
 impl EventLog {
     /// Parses a CC event log.
     pub fn parse(log: &[u8]) -> Result<Self, EventLogError> {
+        Self::parse_kind(log, LogKind::Cc)
+    }
+
+    /// Parses a CC or TPM event log.
+    pub fn parse_kind(log: &[u8], kind: LogKind) -> Result<Self, EventLogError> {
         let mut r = Reader {
             d: log,
             at: 0,
@@ -197,12 +223,17 @@ impl EventLog {
             if event_type == EventType::NO_ACTION {
                 continue;
             }
-            if !(1..=4).contains(&mr) {
-                return Err(EventLogError::BadRegister { index: r.index, mr });
-            }
+            let rtmr = match kind {
+                LogKind::Cc if (1..=4).contains(&mr) => mr as usize - 1,
+                LogKind::Cc => return Err(EventLogError::BadRegister { index: r.index, mr }),
+                LogKind::Tpm => match pcr_to_rtmr(mr) {
+                    Some(rtmr) => rtmr,
+                    None => continue,
+                },
+            };
             let digest = sha384.ok_or(EventLogError::NoSha384)?;
             events.push(LoggedEvent {
-                rtmr: mr as usize - 1,
+                rtmr,
                 event_type,
                 digest,
                 data,
@@ -229,6 +260,32 @@ impl EventLog {
     /// sentence; `None` if the digests agree one for one.
     pub fn compare(&self, rtmr: usize, expected: &[MeasuredEvent]) -> Option<String> {
         let logged: Vec<_> = self.rtmr_events(rtmr).collect();
+        Self::first_difference(rtmr, &logged, &expected.iter().collect::<Vec<_>>())
+    }
+
+    /// As [`EventLog::compare`], with separators left out on both sides: a TPM log has
+    /// one separator per PCR where TDVF extends one per RTMR, and the rest is equal.
+    pub fn compare_without_separators(
+        &self,
+        rtmr: usize,
+        expected: &[MeasuredEvent],
+    ) -> Option<String> {
+        let logged: Vec<_> = self
+            .rtmr_events(rtmr)
+            .filter(|e| e.event_type != EventType::SEPARATOR)
+            .collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .filter(|e| e.event_type != EventType::SEPARATOR)
+            .collect();
+        Self::first_difference(rtmr, &logged, &expected)
+    }
+
+    fn first_difference(
+        rtmr: usize,
+        logged: &[&LoggedEvent],
+        expected: &[&MeasuredEvent],
+    ) -> Option<String> {
         for (i, (l, e)) in logged.iter().zip(expected).enumerate() {
             if l.digest != e.digest {
                 return Some(format!(
@@ -326,6 +383,39 @@ pub(crate) mod tests {
                 .unwrap()
                 .contains("event 0")
         );
+    }
+
+    #[test]
+    fn a_tpm_log_maps_pcrs_to_rtmrs_and_compares_without_separators() {
+        let sep = [0u8; 4];
+        let log = encode(&[
+            (0, EventType::SEPARATOR, &sep),
+            (
+                4,
+                EventType::EFI_ACTION,
+                b"Calling EFI Application from Boot Option",
+            ),
+            (2, EventType::SEPARATOR, &sep),
+            (4, EventType::SEPARATOR, &sep),
+            (5, EventType::SEPARATOR, &sep),
+            (9, EventType::EVENT_TAG, b"initrd"),
+            (17, EventType::EFI_ACTION, b"dropped: no RTMR"),
+        ]);
+        assert!(
+            EventLog::parse(&log).is_err(),
+            "PCR indices are not CC register indices"
+        );
+        let parsed = EventLog::parse_kind(&log, LogKind::Tpm).unwrap();
+        assert_eq!(parsed.rtmr_events(1).count(), 4);
+        assert_eq!(parsed.rtmr_events(2).count(), 1);
+        let rtmr1 = [
+            MeasuredEvent::efi_action("Calling EFI Application from Boot Option"),
+            MeasuredEvent::separator(),
+        ];
+        assert!(parsed.compare(1, &rtmr1).is_some());
+        assert_eq!(parsed.compare_without_separators(1, &rtmr1), None);
+        assert_eq!(pcr_to_rtmr(7), Some(0));
+        assert_eq!(pcr_to_rtmr(16), None);
     }
 
     #[test]

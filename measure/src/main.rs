@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kms_measure::authenticode::{authenticode_sha256, authenticode_sha384, signed_sha256_digest};
 use kms_measure::compute::{ReleaseSpec, compute_release, default_vm};
-use kms_measure::eventlog::EventLog;
+use kms_measure::eventlog::{EventLog, LogKind};
 use kms_measure::gpt::Gpt;
 use kms_measure::release::{Provenance, ReleaseMeasurements, VmConfig};
 use kms_measure::rtmr::{MeasuredEvent, replay};
@@ -93,11 +93,21 @@ enum Command {
         /// Secure Boot on.
         #[arg(long)]
         secure_boot: bool,
+        /// Compare the predicted RTMR1/RTMR2 events with this boot's event log.
+        #[arg(long)]
+        check_log: Option<PathBuf>,
+        /// The log is a TPM log (a VM with a virtual TPM): PCRs are mapped to RTMRs and
+        /// separators, one per PCR there, are left out of the comparison.
+        #[arg(long)]
+        tpm: bool,
     },
     /// Replay a TD event log (/sys/firmware/acpi/tables/data/CCEL).
     Eventlog {
         /// The log.
         log: PathBuf,
+        /// A TPM event log (binary_bios_measurements): PCRs mapped as TDVF maps them.
+        #[arg(long)]
+        tpm: bool,
     },
     /// Compute measurements/<release>.json.
     Release {
@@ -229,7 +239,12 @@ fn main() -> anyhow::Result<()> {
             }
             println!("mrtd {}", t.mrtd(page_order));
         }
-        Command::Boot { image, secure_boot } => {
+        Command::Boot {
+            image,
+            secure_boot,
+            check_log,
+            tpm,
+        } => {
             let l = load(&image)?;
             let uki = Uki::parse(&l.uki)?;
             let gpt = Gpt::read(&l.disk)?;
@@ -237,11 +252,36 @@ fn main() -> anyhow::Result<()> {
                 secure_boot,
                 kernel_stub_measures: image.kernel_stub_measures,
             };
-            print_events("rtmr1", &uki.rtmr1_events(&gpt, &model)?);
-            print_events("rtmr2", &uki.rtmr2_events(&model)?);
+            let rtmr1 = uki.rtmr1_events(&gpt, &model)?;
+            let rtmr2 = uki.rtmr2_events(&model)?;
+            print_events("rtmr1", &rtmr1);
+            print_events("rtmr2", &rtmr2);
+            if let Some(path) = check_log {
+                let kind = if tpm { LogKind::Tpm } else { LogKind::Cc };
+                let log = EventLog::parse_kind(&read(&path)?, kind)?;
+                let mut differences = Vec::new();
+                for (i, events) in [(1, &rtmr1), (2, &rtmr2)] {
+                    let diff = if tpm {
+                        log.compare_without_separators(i, events)
+                    } else {
+                        log.compare(i, events)
+                    };
+                    match diff {
+                        None => println!("rtmr{i}: every predicted event is in the log, in order"),
+                        Some(d) => differences.push(d),
+                    }
+                }
+                if !differences.is_empty() {
+                    bail!(
+                        "the log differs from the prediction: {}",
+                        differences.join("; ")
+                    );
+                }
+            }
         }
-        Command::Eventlog { log } => {
-            let parsed = EventLog::parse(&read(&log)?)?;
+        Command::Eventlog { log, tpm } => {
+            let kind = if tpm { LogKind::Tpm } else { LogKind::Cc };
+            let parsed = EventLog::parse_kind(&read(&log)?, kind)?;
             for e in &parsed.events {
                 let check = match e.self_check() {
                     Some(true) => "data ok",

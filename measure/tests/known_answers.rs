@@ -5,6 +5,18 @@ use std::path::Path;
 use kms_measure::authenticode::{authenticode_sha256, authenticode_sha384, signed_sha256_digest};
 use kms_measure::tdvf::{PageOrder, Tdvf};
 
+/// The file named by `$var`, else the first of `build_paths` (under
+/// enclave-image/build/, where `make image` leaves them) that can be read.
+fn first_readable(var: &str, build_paths: &[&str]) -> Option<Vec<u8>> {
+    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("../enclave-image/build");
+    std::env::var(var)
+        .ok()
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .chain(build_paths.iter().map(|p| build.join(p)))
+        .find_map(|p| std::fs::read(p).ok())
+}
+
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,26 +67,14 @@ fn an_unpadded_image_is_hashed_over_its_own_bytes() {
 /// Debian's signed kernel linux-image-6.12.117+deb13-amd64 (the enclave image's
 /// kernel): our SHA-256 Authenticode digest equals the one in Debian's own signature,
 /// and both digests equal osslsigncode's. Runs when the file is present
-/// (`make image` leaves it in enclave-image/build/) or `KMS_MEASURE_KERNEL` names it.
+/// (`make image` leaves it in enclave-image/build/out/) or `KMS_MEASURE_KERNEL` names it.
 #[test]
 fn authenticode_of_debians_signed_kernel() {
     const FILE_SHA256: &str = "14159c607ad9762133db41e479dafecde1d6a5fe715a8d65d292a3262e4b6bed";
     const AUTH_SHA256: &str = "729eaa76aa00dab337d4b5c397fb2a0fded58390cf7573c9540f9533e3b75627";
     const AUTH_SHA384: &str = "b09f5b3ec771bc5841c005e907d696035c8b1bebebf3a179678383865da75197\
                                a0153a06b51df9200c63c29128ec5f4b";
-    let candidates = std::env::var("KMS_MEASURE_KERNEL").ok().into_iter().chain(
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../enclave-image/build"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| {
-                e.path()
-                    .join("boot/vmlinuz-6.12.117+deb13-amd64")
-                    .display()
-                    .to_string()
-            }),
-    );
-    let Some(kernel) = candidates.filter_map(|p| std::fs::read(p).ok()).next() else {
+    let Some(kernel) = first_readable("KMS_MEASURE_KERNEL", &["out/latest/vmlinuz"]) else {
         eprintln!("skipped: no Debian 6.12.117+deb13 kernel here (set KMS_MEASURE_KERNEL)");
         return;
     };
@@ -99,19 +99,10 @@ fn authenticode_of_debians_signed_kernel() {
 fn debian_ovmf_tdx_metadata_and_cfv_digest() {
     const CFV: &str = "344bc51c980ba621aaa00da3ed7436f7d6e549197dfe699515dfa2c6583d95e6\
                        412af21c097d473155875ffd561d6790";
-    let candidates = std::env::var("KMS_MEASURE_OVMF").ok().into_iter().chain(
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../enclave-image/build"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| {
-                e.path()
-                    .join("usr/share/ovmf/OVMF.fd")
-                    .display()
-                    .to_string()
-            }),
-    );
-    let Some(fw) = candidates.filter_map(|p| std::fs::read(p).ok()).next() else {
+    let Some(fw) = first_readable(
+        "KMS_MEASURE_OVMF",
+        &["out/latest/OVMF.fd", "tools/usr/share/ovmf/OVMF.fd"],
+    ) else {
         eprintln!("skipped: no trixie OVMF.fd here (set KMS_MEASURE_OVMF)");
         return;
     };
