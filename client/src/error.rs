@@ -76,6 +76,23 @@ pub enum ClientError {
     /// case) a wrong app ID, a wrong key or tampering.
     #[error("{0}")]
     Crypto(#[from] CryptoError),
+    /// `/secrets`: fewer than `t` nodes returned the same registered environment, so the
+    /// client cannot tell the app's environment from one a minority made up.
+    #[error(
+        "no environment is returned by {needed} nodes: best agreement {agreeing}{}",
+        list(failures)
+    )]
+    EnvDisagreement {
+        /// Size of the largest group of nodes returning the same environment.
+        agreeing: usize,
+        /// The threshold.
+        needed: usize,
+        /// Every node whose answer was not used, and why.
+        failures: Vec<NodeFailure>,
+    },
+    /// `/secrets`: the one-time RSA key could not be generated or encoded.
+    #[error("one-time RSA key: {0}")]
+    Rsa(String),
 }
 
 fn list(failures: &[NodeFailure]) -> String {

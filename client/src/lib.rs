@@ -30,6 +30,7 @@ pub mod cli;
 mod error;
 mod master_key;
 mod partials;
+pub mod secrets;
 mod transport;
 
 use std::collections::BTreeSet;
@@ -45,6 +46,7 @@ use zeroize::Zeroizing;
 
 pub use error::{ClientError, NodeError, NodeFailure};
 pub use master_key::{Dissent, MasterKey};
+pub use secrets::{AppEvidence, Secrets, SecretsRequest};
 pub use transport::MAX_RESPONSE_BYTES;
 
 use partials::PartialCollector;

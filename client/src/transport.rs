@@ -66,6 +66,17 @@ impl Transport {
             .await
     }
 
+    /// `POST {node}/{path}` with a JSON body.
+    pub(crate) async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        node: &Url,
+        path: &str,
+        body: &B,
+    ) -> Result<T, NodeError> {
+        self.call(self.http.post(endpoint(node, path)).json(body))
+            .await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,

@@ -57,6 +57,8 @@ pub struct NodeConfig {
     pub tls: TlsConfig,
     /// Attestation (TDX); a placeholder until the TEE work lands.
     pub attestation: AttestationConfig,
+    /// `/secrets`: the registry of applications and replay protection.
+    pub secrets: SecretsConfig,
     /// Development modes. Each one is announced in the log and in `/health`.
     pub insecure: InsecureConfig,
 }
@@ -286,6 +288,31 @@ impl Default for AttestationConfig {
     }
 }
 
+/// `[secrets]`: what `/secrets` releases, and to which builds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The app registry (TOML, see `apps.rs`): per app its public and IBE-encrypted
+    /// environment and the builds (MRTD, RTMR0–3) allowed to receive them. Empty: no
+    /// apps. A file that does not exist (yet) counts as empty.
+    pub apps_file: PathBuf,
+    /// The registry is re-read at most this often (seconds), on a request.
+    pub reload_secs: u64,
+    /// Nonces remembered for replay protection (per node); more requests within the
+    /// attestation window are refused with 503 until old nonces expire.
+    pub max_nonces: usize,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            apps_file: PathBuf::new(),
+            reload_secs: 2,
+            max_nonces: 100_000,
+        }
+    }
+}
+
 /// How this node attests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -375,6 +402,7 @@ impl NodeConfig {
                 &mut cfg.attestation.collateral_dir,
                 &mut cfg.attestation.ita_jwks_file,
                 &mut cfg.attestation.policy_file,
+                &mut cfg.secrets.apps_file,
             ] {
                 if p.is_relative() && !p.as_os_str().is_empty() {
                     *p = dir.join(&*p);
@@ -466,6 +494,12 @@ impl NodeConfig {
         }
         if a.mode == AttestationMode::InsecureDev && a.simulated_identity.is_empty() {
             return invalid("attestation.simulated_identity", "must not be empty");
+        }
+        if self.secrets.reload_secs == 0 || self.secrets.reload_secs > 3600 {
+            return invalid("secrets.reload_secs", "must be between 1 and 3600");
+        }
+        if self.secrets.max_nonces == 0 {
+            return invalid("secrets.max_nonces", "must be at least 1");
         }
         Ok(())
     }

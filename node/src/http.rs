@@ -133,6 +133,7 @@ pub fn router(shared: Arc<NodeShared>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/attestation", get(attestation))
+        .merge(crate::secrets::router(&shared))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -4,6 +4,7 @@
 //! cluster (`devnet`), generates operator keys (`keygen`) and checks configurations.
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod attest;
 pub mod complete;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod node;
 pub mod peering;
 pub mod schedule;
+pub mod secrets;
 pub mod session;
 pub mod store;
 pub mod tls;

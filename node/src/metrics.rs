@@ -64,6 +64,8 @@ pub struct Metrics {
     pub delivery_failures: Counter,
     /// `/app/sign` requests by result.
     pub sign_requests: Family<ResultLabel, Counter>,
+    /// `/secrets` requests by result (`ok` or the error code).
+    pub secrets_requests: Family<ResultLabel, Counter>,
     /// `/app/sign` latency.
     pub sign_latency: Histogram,
     /// The active key version (session timestamp), 0 before genesis.
@@ -128,6 +130,12 @@ impl Metrics {
             "Partial signature requests, by result",
             sign_requests.clone(),
         );
+        let secrets_requests = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "secrets_requests",
+            "Secrets release requests, by result",
+            secrets_requests.clone(),
+        );
         let sign_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
             "sign_latency_seconds",
@@ -161,6 +169,7 @@ impl Metrics {
             rejected,
             delivery_failures,
             sign_requests,
+            secrets_requests,
             sign_latency,
             key_version,
             fraud_evidence,

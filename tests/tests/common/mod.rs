@@ -68,6 +68,11 @@ impl Cluster {
         self.dir.path().join("peers.toml")
     }
 
+    /// The nodes' `/secrets` app registry (`[secrets] apps_file`), re-read every 2 s.
+    pub fn apps_file(&self) -> PathBuf {
+        self.dir.path().join("apps.toml")
+    }
+
     /// Starts one more node (not yet in the peering file). Returns its index.
     pub async fn add_member(&mut self, phase_ms: u64) -> usize {
         self.add_member_with(phase_ms, None, None).await
@@ -109,6 +114,8 @@ impl Cluster {
             cfg.attestation.simulated_identity = id.to_string();
         }
         cfg.transport.request_timeout_ms = 2_000;
+        // `/secrets` app registry; absent until a test writes it (`apps_file()`).
+        cfg.secrets.apps_file = self.apps_file();
         cfg.validate().unwrap();
         let address = keys.address();
         let public_key = keys.public_key();
