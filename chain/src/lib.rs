@@ -2,6 +2,7 @@
 //! operator-set reads, commitment and fraud-proof submission, transaction signers.
 #![warn(missing_docs)]
 
+pub mod anvil;
 pub mod bindings;
 pub mod connection;
 pub mod deployment;

@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub peering: PeeringConfig,
     /// Session scheduling.
     pub schedule: ScheduleConfig,
+    /// The chain (peering source `contract`).
+    pub chain: ChainConfig,
     /// The key store.
     pub store: StoreConfig,
     /// Request limits of the public endpoints.
@@ -121,6 +123,52 @@ impl Default for PeeringConfig {
 pub enum PeeringSource {
     /// A local file.
     Local,
+    /// The EigenLayer operator set on-chain (`[chain]`); sessions start at blocks.
+    Contract,
+}
+
+/// `[chain]`: used when `peering.source = "contract"`. Empty strings mean "not set".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The deployment (JSON: allocationManager, keyRegistrar, commitmentRegistry,
+    /// slashing, avs, operatorSetId).
+    pub deployment_file: PathBuf,
+    /// A session starts at every block number divisible by this (mainnet 50, about
+    /// 10 minutes; sepolia 10).
+    pub interval_blocks: u64,
+    /// How often the chain head is polled.
+    pub poll_ms: u64,
+    /// Who signs this operator's transactions: `local` (the operator key file's
+    /// account key) or `remote` (a web3signer-compatible endpoint).
+    pub signer: TxSignerKind,
+    /// The remote signer's URL when `signer = "remote"`.
+    pub remote_signer_url: String,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            rpc_url: String::new(),
+            deployment_file: PathBuf::new(),
+            interval_blocks: 50,
+            poll_ms: 1_000,
+            signer: TxSignerKind::Local,
+            remote_signer_url: String::new(),
+        }
+    }
+}
+
+/// Who signs transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxSignerKind {
+    /// The operator key file's account key.
+    Local,
+    /// A web3signer-compatible endpoint (`eth_signTransaction`).
+    Remote,
 }
 
 /// `[schedule]`.
@@ -478,6 +526,33 @@ impl NodeConfig {
                 "required: protocol messages carry key shares and travel only over TLS \
                  (set insecure.plain_http = true for a loopback development cluster)",
             );
+        }
+        let c = &self.chain;
+        if self.peering.source == PeeringSource::Contract {
+            if c.rpc_url.is_empty() {
+                return invalid(
+                    "chain.rpc_url",
+                    "required when peering.source = \"contract\"",
+                );
+            }
+            if c.deployment_file.as_os_str().is_empty() {
+                return invalid(
+                    "chain.deployment_file",
+                    "required when peering.source = \"contract\"",
+                );
+            }
+            if c.interval_blocks == 0 {
+                return invalid("chain.interval_blocks", "must be at least 1");
+            }
+            if c.poll_ms < 50 {
+                return invalid("chain.poll_ms", "must be at least 50 ms");
+            }
+            if c.signer == TxSignerKind::Remote && c.remote_signer_url.is_empty() {
+                return invalid(
+                    "chain.remote_signer_url",
+                    "required when chain.signer = \"remote\"",
+                );
+            }
         }
         let a = &self.attestation;
         if a.max_age_secs == 0 || a.max_age_secs > 24 * 3600 {

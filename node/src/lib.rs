@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod attest;
+pub mod chain;
 pub mod complete;
 pub mod config;
 pub mod devnet;

@@ -86,6 +86,8 @@ pub struct NodeShared {
     pub sign_slots: Semaphore,
     /// Own evidence, verifier and policy.
     pub attestation: Arc<NodeAttestation>,
+    /// Chain mode: commitments and fraud proofs go on-chain after each session.
+    pub chain: Option<Arc<crate::chain::ChainClient>>,
 }
 
 /// Where an incoming protocol message went.
@@ -276,6 +278,13 @@ impl NodeShared {
         }
         let kind = kind_label(session.kind());
         let ts = session.timestamp();
+        if let Some(chain) = self.chain.clone() {
+            // Whatever the outcome: a dealer records what it dealt, and evidence
+            // against others is worth submitting even if this node's session failed.
+            let (record, evidence) = session.chain_record();
+            let params = session.params.clone();
+            tokio::spawn(async move { chain.after_session(&params, record, &evidence).await });
+        }
         let label = |ok: bool| SessionLabels {
             kind: kind.to_string(),
             result: if ok { "ok" } else { "failed" }.to_string(),
@@ -768,8 +777,17 @@ impl Node {
         } else {
             None
         };
-        let peering = peering
-            .unwrap_or_else(|| Arc::new(LocalPeeringDataFetcher::new(cfg.peering.file.clone())));
+        let chain = match cfg.peering.source {
+            crate::config::PeeringSource::Contract => Some(Arc::new(
+                crate::chain::ChainClient::from_config(&cfg.chain, &keys)?,
+            )),
+            crate::config::PeeringSource::Local => None,
+        };
+        let peering = peering.unwrap_or_else(|| match &chain {
+            Some(c) => c.clone() as Arc<dyn PeeringDataFetcher>,
+            None => Arc::new(LocalPeeringDataFetcher::new(cfg.peering.file.clone())),
+        });
+        let boundaries = boundaries.or_else(|| chain.clone().map(|c| c as Arc<dyn BoundarySource>));
         let quota =
             Quota::per_second(NonZeroU32::new(cfg.limits.sign_rate_per_sec).expect("validated"))
                 .allow_burst(NonZeroU32::new(cfg.limits.sign_burst).expect("validated"));
@@ -794,6 +812,7 @@ impl Node {
             sign_limiter: RateLimiter::direct(quota),
             sign_slots: Semaphore::new(cfg.limits.sign_concurrency),
             attestation,
+            chain,
             cfg,
         });
         shared.reload_versions().await;

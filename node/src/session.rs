@@ -89,6 +89,13 @@ impl RunningSession {
         .expect("engine call does not panic")
     }
 
+    /// What this node records on-chain as a dealer of this session (its commitment
+    /// hash and the hashes of the acks it received), and the fraud evidence it gathered.
+    pub fn chain_record(&self) -> (Option<DealerRecord>, Vec<kms_protocol::FraudEvidence>) {
+        let e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        (e.dealer_record(), e.evidence().to_vec())
+    }
+
     /// Starts the engine.
     pub async fn start(self: &Arc<Self>, shared: &Arc<NodeShared>) {
         let actions = self.with_engine(shared, |e, now| e.start(now)).await;
@@ -155,6 +162,9 @@ impl RunningSession {
         }
     }
 }
+
+/// A dealer's on-chain record: its phase-1 commitment hash and the ack message hashes.
+pub type DealerRecord = ([u8; 32], Vec<[u8; 32]>);
 
 /// `dkg` / `reshare`.
 pub fn kind_label(k: SessionKind) -> &'static str {

@@ -86,6 +86,8 @@ pub struct Engine {
     dealing: Option<Dealing>,
     my_commitment: Option<SignedMessage>,
     my_shares: BTreeMap<OperatorAddress, SignedMessage>,
+    /// `keccak256` of each player's signed ack bundle that acknowledges this dealer.
+    my_ack_messages: BTreeMap<OperatorAddress, [u8; 32]>,
     coin: Option<CoinContribution>,
     coin_commits: BTreeMap<OperatorAddress, [u8; 32]>,
     coin_reveals: BTreeMap<OperatorAddress, [u8; 32]>,
@@ -154,6 +156,7 @@ impl Engine {
             dealing: None,
             my_commitment: None,
             my_shares: BTreeMap::new(),
+            my_ack_messages: BTreeMap::new(),
             coin: None,
             coin_commits: BTreeMap::new(),
             coin_reveals: BTreeMap::new(),
@@ -186,6 +189,14 @@ impl Engine {
     /// All fraud evidence gathered so far.
     pub fn evidence(&self) -> &[FraudEvidence] {
         &self.evidence
+    }
+
+    /// What this node as a dealer records on-chain after the session: the hash of its
+    /// phase-1 commitment and the hashes of the signed ack messages (ordered by
+    /// player) that acknowledged it. `None` if it did not deal.
+    pub fn dealer_record(&self) -> Option<([u8; 32], Vec<[u8; 32]>)> {
+        let hash = self.views.get(&self.me)?.commitment_hash?;
+        Some((hash, self.my_ack_messages.values().copied().collect()))
     }
 
     /// `f(0)·G2` of this node's own dealing, once dealt (for audits and tests: the
@@ -300,7 +311,7 @@ impl Engine {
         match payload {
             Payload::Commitment(c) => self.on_commitment(m, c),
             Payload::Share(s) => self.on_share(m, s),
-            Payload::Ack(a) => self.on_ack(a),
+            Payload::Ack(a) => self.on_ack(m.hash, a),
             Payload::Complaint(c) => self.on_complaint(m, c),
             Payload::CoinCommit(c) => self.on_coin_commit(c),
             Payload::CoinReveal(r) => self.on_coin_reveal(r),
@@ -777,7 +788,7 @@ impl Engine {
         self.broadcast(msg);
     }
 
-    fn on_ack(&mut self, a: PlayerAcks) -> Result<(), ProtocolError> {
+    fn on_ack(&mut self, message_hash: [u8; 32], a: PlayerAcks) -> Result<(), ProtocolError> {
         let player = from_address(&a.player);
         if a.acks.len() > self.params.dealers.len() {
             return Err(ProtocolError::Malformed("more acks than dealers"));
@@ -795,6 +806,9 @@ impl Engine {
                 continue;
             }
             view.acks.insert(player, entry.commitmentHash.0);
+            if dealer == self.me {
+                self.my_ack_messages.insert(player, message_hash);
+            }
             // Another player saw another commitment: show ours to everyone so that the
             // two signed versions meet and the equivocation is proven.
             if let Some(h) = view.commitment_hash

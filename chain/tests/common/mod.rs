@@ -3,7 +3,6 @@
 //! kms-protocol (signed by the operators' real protocol keys).
 #![allow(dead_code)]
 
-pub mod anvil;
 pub mod evidence;
 
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use kms_protocol::sim::SimOperator;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use anvil::Anvil;
+pub use kms_chain::anvil::Anvil;
 
 /// The operator set id the tests use.
 pub const SET_ID: u32 = 7;

@@ -404,6 +404,20 @@ pub fn honest_dkg(n: usize, mode: VssMode, seed: u64) {
     assert_eq!(qual.len(), n, "every honest dealer qualifies");
     for o in &ops {
         assert!(f.net.evidence(&o.address).is_empty());
+        // What the dealer records on-chain: its commitment hash (the one every player
+        // saw) and one signed ack bundle per player that acknowledged it.
+        let (hash, acks) = f.net.engine(&o.address).unwrap().dealer_record().unwrap();
+        let other = ops.iter().find(|p| p.address != o.address).unwrap();
+        assert_eq!(
+            f.net
+                .engine(&other.address)
+                .unwrap()
+                .dealer_record()
+                .map(|r| r.0 != hash),
+            Some(true),
+            "dealers' commitments differ"
+        );
+        assert!(acks.len() >= n - 1, "{} acks of {n}", acks.len());
         let rejected = &f.net.stats(&o.address).unwrap().rejected;
         assert!(
             rejected.is_empty(),

@@ -1,6 +1,7 @@
-//! A real anvil for the tests: installed by `scripts/install-chain-tools.sh` when
+//! Test support: a real anvil, installed by `scripts/install-chain-tools.sh` when
 //! missing, started on 127.0.0.1 on a free port with the Prague hardfork (EIP-2537),
-//! killed when dropped. Every wait is bounded.
+//! killed when dropped. Every wait is bounded. Used by this crate's tests and by the
+//! node's chain-mode cluster tests.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -67,6 +68,7 @@ fn anvil_binary() -> Option<PathBuf> {
 }
 
 /// A running anvil, killed on drop.
+#[derive(Debug)]
 pub struct Anvil {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -91,6 +93,12 @@ impl Anvil {
     /// Starts anvil, or returns `None` — loudly — only when it cannot be installed.
     /// `KMS_REQUIRE_ANVIL=1` turns that skip into a failure (for CI).
     pub fn start() -> Option<Anvil> {
+        Self::start_with(&[])
+    }
+
+    /// As [`Anvil::start`], with extra arguments (e.g. `["--block-time", "1"]` for a
+    /// chain that advances on its own).
+    pub fn start_with(extra: &[&str]) -> Option<Anvil> {
         let Some(bin) = anvil_binary() else {
             let msg = "anvil could not be installed (npm registry unreachable?): \
                        SKIPPING this chain test";
@@ -105,6 +113,7 @@ impl Anvil {
             let mut child = Command::new(&bin)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--hardfork", "prague", "--accounts", "2", "--silent"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
