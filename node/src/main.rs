@@ -71,6 +71,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Attestation tools for operators and auditors.
+    Attest {
+        #[command(subcommand)]
+        command: AttestCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttestCommand {
+    /// Verify a TDX quote (with its collateral) or a Trust Authority token (with its
+    /// JWKS) at a given time and print the verified TD as JSON; exits non-zero naming
+    /// the error kind on rejection.
+    Verify(kms_attestation::cli::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -228,5 +241,19 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("configuration OK");
             Ok(())
         }
+        Command::Attest {
+            command: AttestCommand::Verify(args),
+        } => match kms_attestation::cli::verify_cli(&args) {
+            Ok(v) => {
+                use std::io::Write;
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?);
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("rejected: {}: {e}", e.kind());
+                std::process::exit(1);
+            }
+        },
     }
 }
