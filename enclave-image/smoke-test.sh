@@ -126,8 +126,10 @@ grep -q 'kms-initrd' "$console" && { echo "FAILED: the initrd reported an error"
 if ((${#tpm_args[@]})); then
     # The event log the image prints once per boot (kms-eventlog.service).
     for _ in $(seq 60); do grep -aq '^KMS-EVENTLOG-END' "$console" && break; sleep 1; done
-    awk '/^KMS-EVENTLOG-BEGIN .*binary_bios_measurements/ {on=1; next} /^KMS-EVENTLOG-END/ {on=0} on && /^[A-Za-z0-9+\/=]+$/' \
-        "$console" | base64 -d >"$tmp/tpm-eventlog.bin" 2>/dev/null || true
+    # (the serial line ends lines with CR LF)
+    tr -d '\r' <"$console" |
+        awk '/^KMS-EVENTLOG-BEGIN .*binary_bios_measurements/ {on=1; next} /^KMS-EVENTLOG-END/ {on=0} on && /^[A-Za-z0-9+\/=]+$/' |
+        base64 -d >"$tmp/tpm-eventlog.bin" 2>/dev/null || true
     if [[ ! -s $tmp/tpm-eventlog.bin ]]; then
         echo "FAILED: no TPM event log on the console" >&2
         fail=1
@@ -141,6 +143,9 @@ if ((${#tpm_args[@]})); then
         fail=1
     fi
 fi
+# Keep the evidence next to the image (not part of its SHA256SUMS).
+cp "$console" "$IMAGE_DIR/smoke-console.log" 2>/dev/null || true
+[[ -s $tmp/tpm-eventlog.bin ]] && cp "$tmp/tpm-eventlog.bin" "$IMAGE_DIR/smoke-tpm-eventlog.bin"
 if ((fail)); then
     tail -n 60 "$console" >&2
     exit 1
