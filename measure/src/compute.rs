@@ -83,6 +83,7 @@ pub fn compute_release(spec: &ReleaseSpec<'_>) -> Result<ReleaseMeasurements, Co
     let mut uki_input = FileInput::of("BOOTX64.EFI", spec.uki);
     uki_input.authenticode_sha384 = authenticode::authenticode_sha384(spec.uki).ok();
 
+    let mut rtmr0_firmware = Vec::new();
     let (firmware_input, mrtd) = match spec.firmware {
         None => (
             None,
@@ -91,13 +92,16 @@ pub fn compute_release(spec: &ReleaseSpec<'_>) -> Result<ReleaseMeasurements, Co
         Some((name, fw)) => {
             let input = Some(FileInput::of(name, fw));
             let mrtd = match Tdvf::parse(fw) {
-                Ok(t) => computed(
-                    t.mrtd(spec.vm.page_order),
-                    Some(format!(
-                        "firmware loaded as one image (-bios); host adds pages {}",
-                        spec.vm.page_order
-                    )),
-                ),
+                Ok(t) => {
+                    rtmr0_firmware = crate::rtmr0::firmware_events(&t).unwrap_or_default();
+                    computed(
+                        t.mrtd(spec.vm.page_order),
+                        Some(format!(
+                            "firmware loaded as one image (-bios); host adds pages {}",
+                            spec.vm.page_order
+                        )),
+                    )
+                }
                 Err(e) => unknown(format!("{name}: {e}")),
             };
             (input, mrtd)
@@ -118,6 +122,13 @@ pub fn compute_release(spec: &ReleaseSpec<'_>) -> Result<ReleaseMeasurements, Co
                 if let Some(diff) = log.compare(i, events) {
                     return Err(ComputeError::LogMismatch(diff));
                 }
+            }
+            if !log.contains_run(0, &rtmr0_firmware) {
+                return Err(ComputeError::LogMismatch(
+                    "RTMR0 lacks the firmware's configuration-volume and Secure Boot events: \
+                     another firmware or variable store was booted"
+                        .into(),
+                ));
             }
             Register {
                 value: Some(log.replay()[0]),
@@ -160,6 +171,7 @@ pub fn compute_release(spec: &ReleaseSpec<'_>) -> Result<ReleaseMeasurements, Co
             },
         },
         events: Events {
+            rtmr0_firmware,
             rtmr1: rtmr1_events,
             rtmr2: rtmr2_events,
         },

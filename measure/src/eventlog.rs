@@ -247,6 +247,13 @@ impl EventLog {
         self.events.iter().filter(move |e| e.rtmr == rtmr)
     }
 
+    /// Whether the digests of `run` appear one after another among `rtmr`'s events.
+    pub fn contains_run(&self, rtmr: usize, run: &[MeasuredEvent]) -> bool {
+        let logged: Vec<_> = self.rtmr_events(rtmr).map(|e| e.digest).collect();
+        let wanted: Vec<_> = run.iter().map(|e| e.digest).collect();
+        wanted.is_empty() || logged.windows(wanted.len()).any(|w| w == wanted.as_slice())
+    }
+
     /// RTMR0-3 as the log claims them.
     pub fn replay(&self) -> [Sha384Digest; 4] {
         let mut regs = [Rtmr::new(); 4];
@@ -383,6 +390,10 @@ pub(crate) mod tests {
                 .unwrap()
                 .contains("event 0")
         );
+        assert!(parsed.contains_run(1, &expected));
+        assert!(parsed.contains_run(1, &expected[1..]));
+        assert!(!parsed.contains_run(1, &[expected[1].clone(), expected[0].clone()]));
+        assert!(!parsed.contains_run(0, &expected[..1]));
     }
 
     #[test]

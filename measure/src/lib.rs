@@ -7,6 +7,7 @@
 //! - [`rtmr`]: the extend rule `RTMR ← SHA-384(RTMR ‖ digest)` and measured events;
 //! - [`authenticode`]: the PE image hash firmware measures (over [`pe`] parsing);
 //! - [`tdvf`]: MRTD from the firmware's TDX metadata;
+//! - [`rtmr0`]: the RTMR0 events fixed by the firmware file;
 //! - [`gpt`], [`uki`]: the RTMR1/RTMR2 events of booting a UKI from a GPT disk;
 //! - [`eventlog`]: replaying a TD's event log (for RTMR0 and cross-checks);
 //! - [`release`]: the `measurements/<release>.json` format policies read.
@@ -19,6 +20,7 @@ pub mod gpt;
 pub mod pe;
 pub mod release;
 pub mod rtmr;
+pub mod rtmr0;
 pub mod tdvf;
 pub mod uki;
 

@@ -175,6 +175,10 @@ pub struct Provenance {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Events {
+    /// The RTMR0 events fixed by the firmware file (configuration volume, Secure Boot
+    /// variables, separator): a contiguous part of RTMR0, not all of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtmr0_firmware: Vec<MeasuredEvent>,
     /// RTMR1's events.
     pub rtmr1: Vec<MeasuredEvent>,
     /// RTMR2's events.

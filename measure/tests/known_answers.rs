@@ -108,6 +108,9 @@ fn debian_ovmf_tdx_metadata_and_cfv_digest() {
     };
     let t = Tdvf::parse(&fw).unwrap();
     assert_eq!(t.cfv_digest().unwrap().to_hex(), CFV);
+    let rtmr0 = kms_measure::rtmr0::firmware_events(&t).unwrap();
+    assert_eq!(rtmr0.len(), 7); // CFV, five Secure Boot variables, separator
+    assert_eq!(rtmr0[0].digest.to_hex(), CFV);
     // Not a reference value (no public MRTD for this build): only stability.
     assert_eq!(t.mrtd(PageOrder::PerPage), t.mrtd(PageOrder::PerPage));
 }
