@@ -46,7 +46,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use kms_attestation::{Error as AttestError, Evidence, Subject, VerifiedTd, secrets_report_data};
 use kms_crypto::{OperatorAddress, tbls};
-use kms_protocol::api::{ErrorDetail, ErrorResponse, MAX_APP_ID_BYTES};
+use kms_protocol::api::MAX_APP_ID_BYTES;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, RsaPublicKey};
@@ -147,13 +147,7 @@ impl SecretsError {
 
 impl IntoResponse for SecretsError {
     fn into_response(self) -> Response {
-        let body = ErrorResponse {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-            },
-        };
-        (self.status, Json(body)).into_response()
+        crate::http::ApiError::new(self.status, self.code, self.message).into_response()
     }
 }
 

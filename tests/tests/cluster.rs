@@ -414,15 +414,7 @@ async fn a_peer_running_another_image_is_left_out_of_the_dkg() {
         c.pubkey(rogue).await.is_none(),
         "the rogue node holds no key"
     );
-    let metrics = c
-        .http
-        .get(c.members[0].url.join("/metrics").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics_text(0).await;
     assert!(
         metrics.lines().any(|l| l.starts_with(
             "kms_peer_attestation_failures_total{reason=\"measurement_not_allowed\"}"

@@ -293,15 +293,7 @@ async fn secrets_end_to_end_and_refusals() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["encrypted_env"], json!(hex::encode(&ct)));
 
-    let metrics = c
-        .http
-        .get(c.members[1].url.join("/metrics").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics_text(1).await;
     assert!(
         metrics.contains("kms_secrets_requests_total{result=\"ok\"}"),
         "{metrics}"

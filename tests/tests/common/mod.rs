@@ -192,6 +192,18 @@ impl Cluster {
         r.json().await.ok()
     }
 
+    /// Node `i`'s `/metrics` text.
+    pub async fn metrics_text(&self, i: usize) -> String {
+        self.http
+            .get(self.members[i].url.join("/metrics").unwrap())
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub async fn pubkey(&self, i: usize) -> Option<PubkeyResponse> {
         let r = self
             .http
