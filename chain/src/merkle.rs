@@ -27,18 +27,23 @@ pub fn merkle_root(leaves: &[B256]) -> B256 {
         return B256::ZERO;
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    hash_pair(c[0], c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = parent_level(&level);
     }
     level[0]
+}
+
+/// The level above `level`: pairs hashed, an odd last node carried up unchanged.
+fn parent_level(level: &[B256]) -> Vec<B256> {
+    level
+        .chunks(2)
+        .map(|c| {
+            if c.len() == 2 {
+                hash_pair(c[0], c[1])
+            } else {
+                c[0]
+            }
+        })
+        .collect()
 }
 
 /// The sibling path of `leaf` (for a contract-side `MerkleProof.verify`).
@@ -52,16 +57,7 @@ pub fn merkle_proof(leaves: &[B256], leaf: B256) -> Option<Vec<B256>> {
         if sibling < level.len() {
             proof.push(level[sibling]);
         }
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    hash_pair(c[0], c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = parent_level(&level);
         at /= 2;
     }
     Some(proof)

@@ -398,38 +398,55 @@ impl NodeShared {
         }
     }
 
+    /// `GET` a peer's `path` as JSON, each step bounded by a phase (0.2 to 2 s).
+    /// Returns the answer and the TLS certificate the peer presented (empty over plain
+    /// HTTP), or why not: `bad_url`, `unreachable`, `bad_status` or `malformed`.
+    fn get_from_peer<T: serde::de::DeserializeOwned>(
+        &self,
+        peer: &Peer,
+        path: &str,
+    ) -> impl std::future::Future<Output = Result<(T, Vec<u8>), &'static str>> + Send + 'static
+    {
+        let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
+        let http = self.transport.http().clone();
+        let url = peer.url.join(path);
+        async move {
+            let url = url.map_err(|_| "bad_url")?;
+            let r = tokio::time::timeout(timeout, http.get(url).send())
+                .await
+                .map_err(|_| "unreachable")?
+                .map_err(|_| "unreachable")?;
+            if !r.status().is_success() {
+                return Err("bad_status");
+            }
+            let cert = r
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|i| i.peer_certificate())
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            let bytes = tokio::time::timeout(timeout, r.bytes())
+                .await
+                .map_err(|_| "unreachable")?
+                .map_err(|_| "unreachable")?;
+            let v: T = serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
+            Ok((v, cert))
+        }
+    }
+
     /// The peers whose attestation passes (this node always): each one's evidence must
     /// verify, show an allowed node image on an accepted platform, and bind the key
     /// the peering source lists and the TLS certificate the peer presented. The others
     /// are left out of the session, logged and counted.
     async fn attested(&self, ts: u64, peers: Vec<Peer>) -> Vec<Peer> {
-        let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
-            let http = self.transport.http().clone();
-            let url = p.url.join("/attestation");
+            let get = self.get_from_peer::<AttestationResponse>(p, "/attestation");
             tasks.push(tokio::spawn(async move {
-                let url = url.map_err(|_| "bad_url")?;
-                let r = tokio::time::timeout(timeout, http.get(url).send())
-                    .await
-                    .map_err(|_| "unreachable")?
-                    .map_err(|_| "unreachable")?;
-                if !r.status().is_success() {
-                    return Err("no_attestation");
-                }
-                let cert = r
-                    .extensions()
-                    .get::<reqwest::tls::TlsInfo>()
-                    .and_then(|i| i.peer_certificate())
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default();
-                let bytes = tokio::time::timeout(timeout, r.bytes())
-                    .await
-                    .map_err(|_| "unreachable")?
-                    .map_err(|_| "unreachable")?;
-                let a: AttestationResponse =
-                    serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
-                Ok((a, cert))
+                get.await.map_err(|e| match e {
+                    "bad_status" => "no_attestation",
+                    other => other,
+                })
             }));
         }
         let now = self.clock.now_ms() / 1000;
@@ -475,23 +492,12 @@ impl NodeShared {
     /// Asks every peer for its active version. Answers whose operator is not the peer
     /// are dropped.
     async fn peer_versions(&self, peers: &[Peer]) -> Vec<PubkeyResponse> {
-        let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
-            let http = self.transport.http().clone();
-            let url = p.url.join("/pubkey");
+            let get = self.get_from_peer::<PubkeyResponse>(p, "/pubkey");
             let who = p.address;
             tasks.push(tokio::spawn(async move {
-                let url = url.ok()?;
-                let r = tokio::time::timeout(timeout, http.get(url).send())
-                    .await
-                    .ok()?
-                    .ok()?;
-                if !r.status().is_success() {
-                    return None;
-                }
-                let bytes = tokio::time::timeout(timeout, r.bytes()).await.ok()?.ok()?;
-                let v: PubkeyResponse = serde_json::from_slice(&bytes).ok()?;
+                let (v, _) = get.await.ok()?;
                 (v.operator_address == who).then_some(v)
             }));
         }
