@@ -141,3 +141,17 @@ impl Anvil {
         panic!("anvil did not start within {START_TIMEOUT:?} (3 attempts)");
     }
 }
+
+/// Gives `to` 1000 ether on an anvil chain (`anvil_setBalance`): test accounts pay for
+/// their own transactions without a faucet.
+pub async fn fund(
+    conn: &crate::ChainConnection,
+    to: alloy::primitives::Address,
+) -> Result<(), crate::ChainError> {
+    use alloy::providers::Provider;
+    let amount = alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21));
+    conn.provider()
+        .raw_request::<_, ()>("anvil_setBalance".into(), (to, amount))
+        .await
+        .map_err(|e| crate::ChainError::Rpc(e.to_string()))
+}

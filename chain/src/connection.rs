@@ -172,8 +172,34 @@ impl ChainConnection {
         P: Provider<Ethereum>,
         D: CallDecoder,
     {
+        self.send_with_headroom(contract, call, 0).await
+    }
+
+    /// As [`ChainConnection::send`], with `headroom` gas over the estimate: for calls
+    /// whose cost depends on what other senders do first (the complaint that reaches
+    /// the threshold also pays for the slashing), so that a race does not run the
+    /// transaction out of gas.
+    pub(crate) async fn send_with_headroom<P, D>(
+        &self,
+        contract: &'static str,
+        call: CallBuilder<P, D, Ethereum>,
+        headroom: u64,
+    ) -> Result<TxOutcome, ChainError>
+    where
+        P: Provider<Ethereum>,
+        D: CallDecoder,
+    {
         self.sender()?;
         let _one_at_a_time = self.send_lock.lock().await;
+        let call = if headroom > 0 {
+            let estimate = call
+                .estimate_gas()
+                .await
+                .map_err(|e| decode_revert(contract, e))?;
+            call.gas(estimate.saturating_add(headroom))
+        } else {
+            call
+        };
         let pending = call.send().await.map_err(|e| decode_revert(contract, e))?;
         let hash = *pending.tx_hash();
         let receipt = tokio::time::timeout(self.options.receipt_timeout, pending.get_receipt())

@@ -70,6 +70,13 @@ pub struct DealerRecord {
     pub ejected: bool,
 }
 
+/// Gas added to a fraud proof's estimate. A proof's cost depends on what lands before
+/// it: the complaint that reaches the threshold (or the proof that makes a third fraud
+/// session) also pays for `slashOperator` and the ejection, which the estimate, taken
+/// while other operators' proofs are in flight, may not include. Unused gas is not
+/// charged.
+pub const PUNISHMENT_GAS_HEADROOM: u64 = 1_000_000;
+
 /// The EigenKMS contracts of `deployment`, used through `conn`.
 #[derive(Clone, Debug)]
 pub struct KmsContracts {
@@ -335,6 +342,9 @@ impl KmsContracts {
         }
         let s = self.slashing();
         const C: &str = "EigenKMSSlashing";
+        // The estimate is taken before other operators' complaints land; the one that
+        // lands third also pays for the slash and possibly the ejection.
+        const H: u64 = PUNISHMENT_GAS_HEADROOM;
         let sent = match proof {
             FraudProof::InvalidShare {
                 commitment,
@@ -342,21 +352,19 @@ impl KmsContracts {
                 session,
             } => {
                 let call = s.proveInvalidShare(signed(commitment), signed(share), session.clone());
-                self.conn.send(C, call).await
+                self.conn.send_with_headroom(C, call, H).await
             }
             FraudProof::Equivocation { first, second } => {
-                self.conn
-                    .send(C, s.proveEquivocation(signed(first), signed(second)))
-                    .await
+                let call = s.proveEquivocation(signed(first), signed(second));
+                self.conn.send_with_headroom(C, call, H).await
             }
             FraudProof::CommitmentInconsistency { commitment, share } => {
                 let call = s.proveCommitmentInconsistency(signed(commitment), signed(share));
-                self.conn.send(C, call).await
+                self.conn.send_with_headroom(C, call, H).await
             }
             FraudProof::RegistryInconsistency { commitment } => {
-                self.conn
-                    .send(C, s.proveRegistryInconsistency(signed(commitment)))
-                    .await
+                let call = s.proveRegistryInconsistency(signed(commitment));
+                self.conn.send_with_headroom(C, call, H).await
             }
         };
         match sent {
@@ -370,6 +378,14 @@ impl KmsContracts {
                     Ok(ProofOutcome::Skipped(ProofStatus::AlreadyComplained))
                 }
                 Some("DealerEjected") => Ok(ProofOutcome::Skipped(ProofStatus::DealerEjected)),
+                // Mined but reverted (the receipt carries no reason): most likely another
+                // operator's identical proof landed first in the same block. Ask again.
+                _ if matches!(e, ChainError::TransactionFailed(_)) => {
+                    match self.proof_status(proof).await {
+                        Ok(ProofStatus::Open) | Err(_) => Err(e),
+                        Ok(status) => Ok(ProofOutcome::Skipped(status)),
+                    }
+                }
                 _ => Err(e),
             },
         }
@@ -394,6 +410,20 @@ impl KmsContracts {
                 .map_err(|_| ChainError::InvalidChainData("fraud session count".into()))?,
             ejected: s.ejected(dealer).call().await.map_err(rpc)?,
         })
+    }
+
+    /// Whether `dealer` was already punished for `kind` in the session `session`.
+    pub async fn is_punished(
+        &self,
+        dealer: Address,
+        session: u64,
+        kind: FraudKind,
+    ) -> Result<bool, ChainError> {
+        self.slashing()
+            .isPunished(dealer, session, kind as u8)
+            .call()
+            .await
+            .map_err(rpc)
     }
 
     /// Simulates `proof` from this sender without sending it (an `eth_call`); used to

@@ -97,7 +97,8 @@ async fn invalid_shares_are_punished_once_after_three_complaints() {
         vec![(
             bad.address,
             Box::new(InvalidShares {
-                me: bad.clone(),
+                me: bad.address,
+                signer: bad.signer.clone(),
                 victims: victims.iter().map(|v| v.address).collect(),
             }),
         )],
@@ -204,7 +205,8 @@ async fn an_equivocating_dealer_is_slashed_on_one_proof() {
         vec![(
             bad.address,
             Box::new(Equivocator {
-                me: bad.clone(),
+                me: bad.address,
+                signer: bad.signer.clone(),
                 everyone,
                 fooled: vec![f.operators[1].address, f.operators[2].address],
             }),

@@ -23,6 +23,7 @@ use crate::schedule::{Boundary, BoundarySource};
 
 /// The chain side of a node: reads the operator set, sends its transactions.
 pub struct ChainClient {
+    me: kms_crypto::OperatorAddress,
     contracts: KmsContracts,
     set: ChainOperatorSet,
     interval_blocks: u64,
@@ -76,6 +77,7 @@ impl ChainClient {
         let conn = ChainConnection::with_signer(&url, signer, options)?;
         let set = ChainOperatorSet::new(conn.clone(), deployment);
         Ok(Self {
+            me: keys.address(),
             contracts: KmsContracts::new(conn, deployment),
             set,
             interval_blocks: cfg.interval_blocks,
@@ -116,20 +118,35 @@ impl ChainClient {
             }
         }
         for ev in evidence {
+            let (kind, dealer) = (ev.kind(), ev.dealer());
+            // The contract refuses self-complaints; a node can hold evidence against
+            // itself only when something rewrote what it sent.
+            if dealer == self.me {
+                warn!(
+                    session = ts,
+                    kind, "fraud evidence against this very node; not submitted"
+                );
+                continue;
+            }
             match self.contracts.submit_evidence(ev, params).await {
                 Ok(ProofOutcome::Submitted(tx)) => {
-                    info!(session = ts, tx = %tx.hash, gas = tx.gas_used, "fraud proof accepted on-chain")
+                    info!(session = ts, kind, %dealer, tx = %tx.hash, gas = tx.gas_used, "fraud proof accepted on-chain")
                 }
                 Ok(ProofOutcome::Skipped(status)) => {
-                    debug!(session = ts, ?status, "fraud proof not needed on-chain")
+                    debug!(session = ts, kind, %dealer, ?status, "fraud proof not needed on-chain")
                 }
                 Err(ChainError::Unsupported(what)) => {
                     info!(
                         session = ts,
-                        what, "fraud evidence the chain cannot verify; kept off-chain"
+                        kind,
+                        %dealer,
+                        what,
+                        "fraud evidence the chain cannot verify; kept off-chain"
                     )
                 }
-                Err(e) => warn!(session = ts, error = %e, "fraud proof submission failed"),
+                Err(e) => {
+                    warn!(session = ts, kind, %dealer, error = %e, "fraud proof submission failed")
+                }
             }
         }
     }

@@ -179,6 +179,11 @@ pub struct ScheduleConfig {
     pub interval_secs: u64,
     /// Length of one protocol phase in milliseconds.
     pub phase_ms: u64,
+    /// Milliseconds between a boundary and the start of the first phase, in which
+    /// every node notices the boundary, reads the operator set, checks the peers'
+    /// attestations and agrees on the key version. A node that is still not ready
+    /// when the first phase ends sits the session out rather than deal late.
+    pub setup_ms: u64,
     /// VSS mode of the sessions this node starts.
     pub mode: VssMode,
 }
@@ -188,6 +193,7 @@ impl Default for ScheduleConfig {
         Self {
             interval_secs: 600,
             phase_ms: 10_000,
+            setup_ms: 5_000,
             mode: VssMode::Feldman,
         }
     }
@@ -476,11 +482,19 @@ impl NodeConfig {
         if s.phase_ms < 100 {
             return invalid("schedule.phase_ms", "must be at least 100 ms");
         }
-        if s.phase_ms.saturating_mul(s.phases()) >= s.interval_secs.saturating_mul(1000) {
+        if s.setup_ms < 100 {
+            return invalid("schedule.setup_ms", "must be at least 100 ms");
+        }
+        let session_ms = s
+            .phase_ms
+            .saturating_mul(s.phases())
+            .saturating_add(s.setup_ms);
+        if session_ms >= s.interval_secs.saturating_mul(1000) {
             return invalid(
                 "schedule.phase_ms",
                 &format!(
-                    "{} phases of {} ms do not fit in an interval of {} s",
+                    "a setup of {} ms and {} phases of {} ms do not fit in an interval of {} s",
+                    s.setup_ms,
                     s.phases(),
                     s.phase_ms,
                     s.interval_secs

@@ -78,6 +78,8 @@ pub fn prepare(spec: &DevnetSpec) -> anyhow::Result<Vec<PathBuf>> {
         cfg.peering.file = peers_file.clone();
         cfg.schedule.interval_secs = spec.interval_secs;
         cfg.schedule.phase_ms = spec.phase_ms;
+        // Loopback: one phase is plenty to notice the boundary and check the peers.
+        cfg.schedule.setup_ms = spec.phase_ms;
         cfg.schedule.mode = spec.mode;
         cfg.store.path = "keys.redb".into();
         let (cert, key) = ca.write_node_cert(&dir, "tls")?;

@@ -360,7 +360,7 @@ async fn health(State(s): Shared) -> Json<HealthResponse> {
             timestamp: x.timestamp(),
             kind: x.kind(),
         }),
-        insecure_modes: s.cfg.insecure_modes(),
+        insecure_modes: s.insecure_modes.clone(),
     })
 }
 

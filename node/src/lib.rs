@@ -24,7 +24,7 @@ pub mod transport;
 
 pub use config::NodeConfig;
 pub use keys::OperatorKeys;
-pub use node::{Clock, Node, SystemClock};
+pub use node::{Clock, Node, StartOptions, SystemClock};
 
 /// Installs rustls' `ring` provider as the process default (idempotent). The HTTP
 /// client is built without a provider so that the graph needs no C toolchain beyond cc.

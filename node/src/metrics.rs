@@ -74,6 +74,8 @@ pub struct Metrics {
     pub fraud_evidence: Counter,
     /// Peers left out of a session because their attestation failed, by reason.
     pub peer_attestation_failures: Family<ReasonLabel, Counter>,
+    /// Sessions this node sat out because it was ready only after the first phase.
+    pub sessions_sat_out: Counter,
 }
 
 impl Default for Metrics {
@@ -154,6 +156,12 @@ impl Metrics {
             "Fraud evidence produced by this node",
             fraud_evidence.clone(),
         );
+        let sessions_sat_out = Counter::default();
+        registry.register(
+            "sessions_sat_out",
+            "Sessions sat out because the node was ready only after the first phase ended",
+            sessions_sat_out.clone(),
+        );
         let peer_attestation_failures = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "peer_attestation_failures",
@@ -174,6 +182,7 @@ impl Metrics {
             key_version,
             fraud_evidence,
             peer_attestation_failures,
+            sessions_sat_out,
         }
     }
 

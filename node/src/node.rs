@@ -88,6 +88,36 @@ pub struct NodeShared {
     pub attestation: Arc<NodeAttestation>,
     /// Chain mode: commitments and fraud proofs go on-chain after each session.
     pub chain: Option<Arc<crate::chain::ChainClient>>,
+    /// Test builds: rewrites what this node sends.
+    pub fault: Option<Mutex<Fault>>,
+    /// The insecure modes this node runs with (logged at start, listed in `/health`).
+    pub insecure_modes: Vec<String>,
+}
+
+/// A fault-injection behaviour ([`StartOptions::fault`]); uninhabited in builds
+/// without the `fault-injection` feature, so that they cannot have one.
+#[cfg(feature = "fault-injection")]
+pub type Fault = Box<dyn kms_protocol::sim::Behaviour>;
+/// A fault-injection behaviour; uninhabited in builds without `fault-injection`.
+#[cfg(not(feature = "fault-injection"))]
+pub type Fault = std::convert::Infallible;
+
+/// How a node starts besides its configuration. `Default` is the production setup:
+/// the system clock and the configured peering and boundary sources.
+#[derive(Default)]
+pub struct StartOptions {
+    /// The clock (default: the system clock).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The operator set (default: the configured peering file or contract).
+    pub peering: Option<Arc<dyn PeeringDataFetcher>>,
+    /// Session boundaries (default: the chain in chain mode, the wall clock otherwise).
+    pub boundaries: Option<Arc<dyn BoundarySource>>,
+    /// Fault injection for tests of Byzantine operators: every protocol message this
+    /// node sends goes through the behaviour, which may rewrite, split or drop it
+    /// (extra delays are ignored). Only in builds with the `fault-injection` feature;
+    /// the node announces it in its log and in `/health` like any insecure mode.
+    #[cfg(feature = "fault-injection")]
+    pub fault: Option<Fault>,
 }
 
 /// Where an incoming protocol message went.
@@ -517,7 +547,7 @@ impl NodeShared {
         peers: &[Peer],
     ) -> Option<(SessionParams, Option<kms_crypto::Scalar>)> {
         let schedule = Schedule {
-            start_ms: ts * 1000,
+            start_ms: (ts * 1000).saturating_add(self.cfg.schedule.setup_ms),
             phase_ms: self.cfg.schedule.phase_ms,
         };
         let mode = self.cfg.schedule.mode;
@@ -633,6 +663,20 @@ impl NodeShared {
         if !params.dealers.contains(&self.address) && !params.players.contains(&self.address) {
             return;
         }
+        // Dealing after the first phase has ended would only earn this node complaints
+        // (and, as a player, make it complain about everyone): sit the session out.
+        let now = self.clock.now_ms();
+        let first_phase_end = params.schedule.phase_end(0);
+        if now >= first_phase_end {
+            warn!(
+                session = ts,
+                late_ms = now - params.schedule.start_ms,
+                setup_ms = self.cfg.schedule.setup_ms,
+                "ready only after the first phase ended; sitting this session out (raise schedule.setup_ms if this repeats)"
+            );
+            self.metrics.sessions_sat_out.inc();
+            return;
+        }
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let engine = match Engine::new(
@@ -723,20 +767,34 @@ pub struct Node {
 impl Node {
     /// Opens the store, binds the listener and starts serving and scheduling.
     pub async fn start(cfg: NodeConfig, keys: OperatorKeys) -> anyhow::Result<Node> {
-        Self::start_with(cfg, keys, Arc::new(SystemClock), None, None).await
+        Self::start_with(cfg, keys, StartOptions::default()).await
     }
 
-    /// As [`Node::start`], with a clock and optionally a peering source other than the
-    /// configured file and a boundary source other than the wall clock.
+    /// As [`Node::start`], with a clock, a peering source or a boundary source other
+    /// than the configured ones (embedders and tests).
     pub async fn start_with(
         cfg: NodeConfig,
         keys: OperatorKeys,
-        clock: Arc<dyn Clock>,
-        peering: Option<Arc<dyn PeeringDataFetcher>>,
-        boundaries: Option<Arc<dyn BoundarySource>>,
+        options: StartOptions,
     ) -> anyhow::Result<Node> {
+        let StartOptions {
+            clock,
+            peering,
+            boundaries,
+            #[cfg(feature = "fault-injection")]
+            fault,
+        } = options;
+        #[cfg(not(feature = "fault-injection"))]
+        let fault: Option<Fault> = None;
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         crate::install_crypto_provider();
-        let insecure = cfg.insecure_modes();
+        let mut insecure = cfg.insecure_modes();
+        if fault.is_some() {
+            insecure.push("fault-injection".to_string());
+            warn!(
+                "FAULT INJECTION: this node rewrites the protocol messages it sends (Byzantine test node)"
+            );
+        }
         if !insecure.is_empty() {
             warn!(modes = ?insecure, "INSECURE development modes are on: never run this configuration with real keys");
         }
@@ -819,6 +877,8 @@ impl Node {
             sign_slots: Semaphore::new(cfg.limits.sign_concurrency),
             attestation,
             chain,
+            fault: fault.map(Mutex::new),
+            insecure_modes: insecure,
             cfg,
         });
         shared.reload_versions().await;

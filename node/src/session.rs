@@ -128,25 +128,27 @@ impl RunningSession {
         for a in actions {
             match a {
                 Action::Send { to, message } => {
-                    let urls: Vec<Url> = if to.is_zero() {
-                        self.urls
-                            .iter()
-                            .filter(|(a, _)| **a != shared.address)
-                            .map(|(_, u)| u.clone())
-                            .collect()
-                    } else {
-                        self.urls.get(&to).cloned().into_iter().collect()
-                    };
-                    shared
-                        .transport
-                        .send(self.params.kind, &message, &urls, self.deadline);
+                    for (to, message) in outgoing(shared, to, message) {
+                        let urls: Vec<Url> = if to.is_zero() {
+                            self.urls
+                                .iter()
+                                .filter(|(a, _)| **a != shared.address)
+                                .map(|(_, u)| u.clone())
+                                .collect()
+                        } else {
+                            self.urls.get(&to).cloned().into_iter().collect()
+                        };
+                        shared
+                            .transport
+                            .send(self.params.kind, &message, &urls, self.deadline);
+                    }
                 }
                 Action::Evidence(ev) => {
                     shared.metrics.fraud_evidence.inc();
                     tracing::warn!(
                         session = self.timestamp(),
                         dealer = %ev.dealer(),
-                        kind = ?std::mem::discriminant(ev.as_ref()),
+                        kind = ev.kind(),
                         "fraud evidence against a dealer"
                     );
                     shared
@@ -161,6 +163,42 @@ impl RunningSession {
             }
         }
     }
+}
+
+/// What actually goes out for one engine send: the message itself, or what the
+/// fault-injection behaviour of a test build makes of it.
+fn outgoing(
+    shared: &NodeShared,
+    to: OperatorAddress,
+    message: SignedMessage,
+) -> Vec<(OperatorAddress, SignedMessage)> {
+    let Some(fault) = &shared.fault else {
+        return vec![(to, message)];
+    };
+    let mut fault = fault.lock().unwrap_or_else(|p| p.into_inner());
+    rewrite(&mut fault, to, message)
+}
+
+#[cfg(feature = "fault-injection")]
+fn rewrite(
+    fault: &mut crate::node::Fault,
+    to: OperatorAddress,
+    message: SignedMessage,
+) -> Vec<(OperatorAddress, SignedMessage)> {
+    fault
+        .outgoing(to, message)
+        .into_iter()
+        .map(|(to, m, _delay)| (to, m))
+        .collect()
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn rewrite(
+    fault: &mut crate::node::Fault,
+    _: OperatorAddress,
+    _: SignedMessage,
+) -> Vec<(OperatorAddress, SignedMessage)> {
+    match *fault {}
 }
 
 /// A dealer's on-chain record: its phase-1 commitment hash and the ack message hashes.

@@ -341,3 +341,116 @@ impl Network {
         self.timed(to, |e, now| e.handle(now, m))
     }
 }
+
+/// Byzantine behaviours for fault-injection tests: the simulated network and the node
+/// (through its test hook) use the same ones, so a misbehaviour tested in-process is
+/// the one tested over HTTP and on-chain.
+pub mod byzantine {
+    use std::sync::Arc;
+
+    use kms_crypto::signer::OperatorSigner;
+    use kms_crypto::vss::feldman::FeldmanDealing;
+    use kms_crypto::{OperatorAddress, Scalar};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::Behaviour;
+    use crate::messages::{Payload, SignedMessage, encode_commitment};
+
+    type Deliveries = Vec<(OperatorAddress, SignedMessage, u64)>;
+
+    /// Sends a corrupted (but correctly signed) share, `s + 1`, to every player in
+    /// `victims`; the others get the honest one.
+    pub struct InvalidShares {
+        /// The Byzantine dealer.
+        pub me: OperatorAddress,
+        /// Its signer (the corrupted share is signed like any other).
+        pub signer: Arc<dyn OperatorSigner>,
+        /// Who gets a bad share.
+        pub victims: Vec<OperatorAddress>,
+    }
+
+    impl Behaviour for InvalidShares {
+        fn outgoing(&mut self, to: OperatorAddress, m: SignedMessage) -> Deliveries {
+            if let Ok(Payload::Share(mut s)) = m.peek()
+                && m.signer == self.me
+                && self.victims.contains(&to)
+                && let Ok(v) = Scalar::from_bytes_be(&s.share.0)
+            {
+                s.share = (&v + &Scalar::one()).to_bytes_be().into();
+                let forged = SignedMessage::sign(&Payload::Share(s), self.me, self.signer.as_ref());
+                return vec![(to, forged, 0)];
+            }
+            vec![(to, m, 0)]
+        }
+    }
+
+    /// Shows the players in `fooled` a commitment to another polynomial than the one
+    /// everyone else sees (both signed): equivocation.
+    pub struct Equivocator {
+        /// The Byzantine dealer.
+        pub me: OperatorAddress,
+        /// Its signer.
+        pub signer: Arc<dyn OperatorSigner>,
+        /// Every member of the session (the broadcast is split per recipient).
+        pub everyone: Vec<OperatorAddress>,
+        /// Who sees the other commitment.
+        pub fooled: Vec<OperatorAddress>,
+    }
+
+    impl Behaviour for Equivocator {
+        fn outgoing(&mut self, to: OperatorAddress, m: SignedMessage) -> Deliveries {
+            let c = match m.peek() {
+                Ok(Payload::Commitment(c))
+                    if to.is_zero() && m.signer == self.me && c.phase == 1 =>
+                {
+                    c
+                }
+                _ => return vec![(to, m, 0)],
+            };
+            let mut rng = ChaCha20Rng::seed_from_u64(99);
+            let Ok(other) =
+                FeldmanDealing::new(Scalar::random(&mut rng), c.commitment.len(), &mut rng)
+            else {
+                return vec![(to, m, 0)];
+            };
+            let mut c2 = c.clone();
+            c2.commitment = encode_commitment(other.commitment());
+            let forged =
+                SignedMessage::sign(&Payload::Commitment(c2), self.me, self.signer.as_ref());
+            self.everyone
+                .iter()
+                .filter(|a| **a != self.me)
+                .map(|a| {
+                    let msg = if self.fooled.contains(a) {
+                        forged.clone()
+                    } else {
+                        m.clone()
+                    };
+                    (*a, msg, 0)
+                })
+                .collect()
+        }
+    }
+
+    /// Several behaviours in a row: what the first sends goes through the second, and
+    /// so on (delays add up).
+    pub struct Compose(pub Vec<Box<dyn Behaviour>>);
+
+    impl Behaviour for Compose {
+        fn outgoing(&mut self, to: OperatorAddress, m: SignedMessage) -> Deliveries {
+            let mut out = vec![(to, m, 0)];
+            for b in &mut self.0 {
+                out = out
+                    .into_iter()
+                    .flat_map(|(to, m, delay)| {
+                        b.outgoing(to, m)
+                            .into_iter()
+                            .map(move |(t, m, d)| (t, m, delay + d))
+                    })
+                    .collect();
+            }
+            out
+        }
+    }
+}

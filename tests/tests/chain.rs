@@ -1,34 +1,28 @@
 //! Chain mode against a real anvil: the operator set comes from the EigenLayer
 //! operator set (mocks with EigenLayer's selectors), sessions start at block numbers
-//! divisible by the interval, and every dealer records its commitment hash and ack
-//! root in the registry after each session.
+//! divisible by the interval, every dealer records its commitment hash and ack root in
+//! the registry after each session, and fraud evidence becomes on-chain proofs.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
-use alloy::providers::Provider;
-use kms_chain::anvil::Anvil;
+use alloy::primitives::{Address, B256};
+use kms_chain::anvil::{Anvil, fund};
 use kms_chain::{
-    ChainConnection, ConnectionOptions, KeyCurve, KmsContracts, LocalTxSigner, SlashingPolicy,
-    TxSigner,
+    ChainConnection, ConnectionOptions, FraudKind, KeyCurve, KmsContracts, LocalTxSigner,
+    SlashingPolicy, TxSigner,
 };
-use kms_crypto::signer::SignatureScheme;
+use kms_crypto::OperatorAddress;
+use kms_crypto::signer::{OperatorSigner, SignatureScheme};
 use kms_node::config::{AttestationMode, PeeringSource};
-use kms_node::{Node, NodeConfig, OperatorKeys};
+use kms_node::node::Fault;
+use kms_node::{Node, NodeConfig, OperatorKeys, StartOptions};
 use kms_protocol::api::PubkeyResponse;
+use kms_protocol::sim::byzantine::{Compose, Equivocator, InvalidShares};
 
 const INTERVAL_BLOCKS: u64 = 6;
-
-async fn fund(conn: &ChainConnection, to: Address) {
-    let amount = U256::from(10u64).pow(U256::from(21));
-    let _: () = conn
-        .provider()
-        .raw_request("anvil_setBalance".into(), (to, amount))
-        .await
-        .expect("anvil_setBalance");
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -45,174 +39,374 @@ async fn pubkey(http: &reqwest::Client, url: &url::Url) -> Option<PubkeyResponse
     r.json().await.ok()
 }
 
-/// Waits until every node reports the same version newer than `after`.
-async fn agreed(
-    http: &reqwest::Client,
-    urls: &[url::Url],
-    after: u64,
-    limit: Duration,
-) -> PubkeyResponse {
+fn eth(a: &OperatorAddress) -> Address {
+    Address::from(*a.as_bytes())
+}
+
+/// Builds the fault-injection behaviour of the Byzantine node from its identity and
+/// every operator's address.
+type MakeFault =
+    Box<dyn FnOnce(OperatorAddress, Arc<dyn OperatorSigner>, &[OperatorAddress]) -> Fault>;
+
+/// Anvil mining a block a second, the contracts with EigenLayer mocks, and `n` nodes
+/// that registered themselves on-chain and read their peers from it.
+struct ChainCluster {
+    nodes: Vec<Node>,
+    urls: Vec<url::Url>,
+    addresses: Vec<Address>,
+    avs: KmsContracts,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _anvil: Anvil,
+}
+
+impl ChainCluster {
+    /// `None` when anvil is not installed (and CI does not require it).
+    async fn start(n: usize, mut byzantine: Option<(usize, MakeFault)>) -> Option<ChainCluster> {
+        kms_node::install_crypto_provider();
+        // The nodes' logs go with the test's output (shown when it fails).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,kms_node=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        // One block a second, so that boundaries come by themselves.
+        let anvil = Anvil::start_with(&["--block-time", "1"])?;
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap =
+            ChainConnection::read_only(&anvil.url, ConnectionOptions::default()).unwrap();
+        let avs_key = Arc::new(LocalTxSigner::from_bytes(&[7u8; 32]).unwrap());
+        fund(&bootstrap, avs_key.address()).await.unwrap();
+        let avs_conn =
+            ChainConnection::with_signer(&anvil.url, avs_key, ConnectionOptions::default())
+                .unwrap();
+        let deployment = kms_chain::deployment::deploy_with_mocks(
+            &avs_conn,
+            KeyCurve::Bn254,
+            1,
+            SlashingPolicy::default(),
+        )
+        .await
+        .expect("deploy");
+        let deployment_file = dir.path().join("deployment.json");
+        std::fs::write(&deployment_file, serde_json::to_vec(&deployment).unwrap()).unwrap();
+        let avs = KmsContracts::new(avs_conn, deployment);
+
+        let ca = kms_node::tls::DevCa::generate().unwrap();
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let keys: Vec<OperatorKeys> = (0..n)
+            .map(|_| OperatorKeys::generate(SignatureScheme::Bn254))
+            .collect();
+        let everyone: Vec<OperatorAddress> = keys.iter().map(|k| k.address()).collect();
+        let mut starting = Vec::new();
+        let mut urls = Vec::new();
+        let mut addresses = Vec::new();
+        for (i, keys) in keys.into_iter().enumerate() {
+            let home = dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&home).unwrap();
+            let key_file = home.join("operator.key");
+            keys.write(&key_file, None).unwrap();
+            let port = free_port();
+            let url: url::Url = format!("https://127.0.0.1:{port}").parse().unwrap();
+            // The operator registers its key and socket with its own account.
+            let account = eth(&keys.address());
+            fund(&bootstrap, account).await.unwrap();
+            let secret: [u8; 32] = keys.sealing_secret().try_into().unwrap();
+            let op = KmsContracts::new(
+                ChainConnection::with_signer(
+                    &anvil.url,
+                    Arc::new(LocalTxSigner::from_bytes(&secret).unwrap()),
+                    ConnectionOptions::default(),
+                )
+                .unwrap(),
+                deployment,
+            );
+            op.register_operator(&keys.public_key(), url.as_str().trim_end_matches('/'))
+                .await
+                .expect("register operator");
+            let mut cfg = NodeConfig::default();
+            cfg.operator.key_file = key_file;
+            cfg.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            cfg.peering.source = PeeringSource::Contract;
+            cfg.chain.rpc_url = anvil.url.to_string();
+            cfg.chain.deployment_file = deployment_file.clone();
+            cfg.chain.interval_blocks = INTERVAL_BLOCKS;
+            cfg.chain.poll_ms = 200;
+            cfg.schedule.phase_ms = 500;
+            // A boundary block's timestamp is whole seconds and a node sees the block
+            // up to a poll later: two seconds to notice it, attest the peers and agree.
+            cfg.schedule.setup_ms = 2_000;
+            cfg.store.path = home.join("keys.redb");
+            let (cert, key) = ca.write_node_cert(&home, "tls").unwrap();
+            cfg.tls.cert_file = cert;
+            cfg.tls.key_file = key;
+            cfg.tls.ca_file = ca_file.clone();
+            cfg.insecure.plaintext_keys = true;
+            cfg.attestation.mode = AttestationMode::InsecureDev;
+            cfg.validate().unwrap();
+            let mut options = StartOptions::default();
+            if let Some((b, _)) = &byzantine
+                && *b == i
+            {
+                let (_, make) = byzantine.take().unwrap();
+                options.fault = Some(make(keys.address(), keys.signer(), &everyone));
+            }
+            starting.push((cfg, keys, options));
+            urls.push(url);
+            addresses.push(account);
+        }
+        // All registered first, then all started together, so that the first boundary
+        // finds every operator up.
+        let mut tasks = Vec::new();
+        for (cfg, keys, options) in starting {
+            tasks.push(tokio::spawn(Node::start_with(cfg, keys, options)));
+        }
+        let mut nodes = Vec::new();
+        for t in tasks {
+            nodes.push(t.await.unwrap().expect("node starts"));
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .tls_certs_only(kms_node::tls::client_roots(&ca_file).unwrap())
+            .build()
+            .unwrap();
+        Some(ChainCluster {
+            nodes,
+            urls,
+            addresses,
+            avs,
+            http,
+            _dir: dir,
+            _anvil: anvil,
+        })
+    }
+
+    /// Waits until the nodes `among` report the same version newer than `after`.
+    async fn agreed(&self, among: &[usize], after: u64, limit: Duration) -> PubkeyResponse {
+        let start = Instant::now();
+        loop {
+            let mut answers = Vec::new();
+            for &i in among {
+                answers.push(pubkey(&self.http, &self.urls[i]).await);
+            }
+            if let Some(Some(first)) = answers.first()
+                && first.version > after
+                && answers
+                    .iter()
+                    .all(|a| a.as_ref().is_some_and(|a| a.version == first.version))
+            {
+                return first.clone();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no agreed version newer than {after} within {limit:?}: {:?}",
+                answers
+                    .iter()
+                    .map(|a| a.as_ref().map(|a| a.version))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    fn session_limit() -> Duration {
+        Duration::from_secs(INTERVAL_BLOCKS * 4 + 30)
+    }
+
+    async fn shutdown(self) {
+        for n in self.nodes {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// Polls `check` every 300 ms until it returns `Some`, for at most `limit`.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let start = Instant::now();
     loop {
-        let mut answers = Vec::new();
-        for u in urls {
-            answers.push(pubkey(http, u).await);
+        if let Some(v) = check().await {
+            return v;
         }
-        if let Some(Some(first)) = answers.first()
-            && first.version > after
-            && answers
-                .iter()
-                .all(|a| a.as_ref().is_some_and(|a| a.version == first.version))
-        {
-            return first.clone();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "no agreed version newer than {after} within {limit:?}: {:?}",
-            answers
-                .iter()
-                .map(|a| a.as_ref().map(|a| a.version))
-                .collect::<Vec<_>>()
-        );
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operators_from_the_chain_run_dkg_and_reshare_at_block_boundaries() {
-    kms_node::install_crypto_provider();
-    // The nodes' logs go with the test's output (shown when it fails).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kms_node=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    // One block a second, so that boundaries come by themselves.
-    let Some(anvil) = Anvil::start_with(&["--block-time", "1"]) else {
+    let Some(c) = ChainCluster::start(4, None).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let bootstrap = ChainConnection::read_only(&anvil.url, ConnectionOptions::default()).unwrap();
-    let avs_key = Arc::new(LocalTxSigner::from_bytes(&[7u8; 32]).unwrap());
-    fund(&bootstrap, avs_key.address()).await;
-    let avs_conn =
-        ChainConnection::with_signer(&anvil.url, avs_key, ConnectionOptions::default()).unwrap();
-    let deployment = kms_chain::deployment::deploy_with_mocks(
-        &avs_conn,
-        KeyCurve::Bn254,
-        1,
-        SlashingPolicy::default(),
-    )
-    .await
-    .expect("deploy");
-    let deployment_file = dir.path().join("deployment.json");
-    std::fs::write(&deployment_file, serde_json::to_vec(&deployment).unwrap()).unwrap();
-    let avs = KmsContracts::new(avs_conn, deployment);
-
-    let ca = kms_node::tls::DevCa::generate().unwrap();
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let mut starting = Vec::new();
-    let mut urls = Vec::new();
-    let mut addresses = Vec::new();
-    for i in 0..4 {
-        let home = dir.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&home).unwrap();
-        let keys = OperatorKeys::generate(SignatureScheme::Bn254);
-        let key_file = home.join("operator.key");
-        keys.write(&key_file, None).unwrap();
-        let port = free_port();
-        let url: url::Url = format!("https://127.0.0.1:{port}").parse().unwrap();
-        // The operator registers its key and socket with its own account.
-        let account = Address::from(*keys.address().as_bytes());
-        fund(&bootstrap, account).await;
-        let secret: [u8; 32] = keys.sealing_secret().try_into().unwrap();
-        let op = KmsContracts::new(
-            ChainConnection::with_signer(
-                &anvil.url,
-                Arc::new(LocalTxSigner::from_bytes(&secret).unwrap()),
-                ConnectionOptions::default(),
-            )
-            .unwrap(),
-            deployment,
-        );
-        op.register_operator(&keys.public_key(), url.as_str().trim_end_matches('/'))
-            .await
-            .expect("register operator");
-        let mut cfg = NodeConfig::default();
-        cfg.operator.key_file = key_file;
-        cfg.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        cfg.peering.source = PeeringSource::Contract;
-        cfg.chain.rpc_url = anvil.url.to_string();
-        cfg.chain.deployment_file = deployment_file.clone();
-        cfg.chain.interval_blocks = INTERVAL_BLOCKS;
-        cfg.chain.poll_ms = 200;
-        cfg.schedule.phase_ms = 500;
-        cfg.store.path = home.join("keys.redb");
-        let (cert, key) = ca.write_node_cert(&home, "tls").unwrap();
-        cfg.tls.cert_file = cert;
-        cfg.tls.key_file = key;
-        cfg.tls.ca_file = ca_file.clone();
-        cfg.insecure.plaintext_keys = true;
-        cfg.attestation.mode = AttestationMode::InsecureDev;
-        cfg.validate().unwrap();
-        starting.push((cfg, keys));
-        urls.push(url);
-        addresses.push(account);
-    }
-    // All registered first, then all started together, so that the first boundary
-    // finds every operator up.
-    let mut tasks = Vec::new();
-    for (cfg, keys) in starting {
-        tasks.push(tokio::spawn(Node::start(cfg, keys)));
-    }
-    let mut nodes = Vec::new();
-    for t in tasks {
-        nodes.push(t.await.unwrap().expect("node starts"));
-    }
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .tls_certs_only(kms_node::tls::client_roots(&ca_file).unwrap())
-        .build()
-        .unwrap();
-
+    let all = [0, 1, 2, 3];
     // DKG at the first boundary block; its session timestamp is that block's time.
-    let limit = Duration::from_secs(INTERVAL_BLOCKS * 4 + 30);
-    let v1 = agreed(&http, &urls, 0, limit).await;
-    assert_eq!(v1.operators.len(), 4);
+    let v1 = c.agreed(&all, 0, ChainCluster::session_limit()).await;
     assert_eq!(
-        v1.operators
-            .iter()
-            .map(|a| Address::from(*a.as_bytes()))
-            .collect::<std::collections::BTreeSet<_>>(),
-        addresses.iter().copied().collect(),
+        v1.operators.iter().map(eth).collect::<BTreeSet<_>>(),
+        c.addresses.iter().copied().collect(),
         "the session's operators are the on-chain set"
     );
-    let head = avs.connection().block(None).await.unwrap();
+    let head = c.avs.connection().block(None).await.unwrap();
     assert!(v1.version <= head.timestamp);
     // Every dealer recorded its commitment and ack root for that session.
-    let start = Instant::now();
-    for a in &addresses {
-        loop {
-            if let Some(r) = avs.recorded_commitment(v1.version, *a).await.unwrap() {
-                assert_ne!(r.ack_merkle_root, alloy::primitives::B256::ZERO);
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no commitment from {a}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+    for a in &c.addresses {
+        let r = eventually("commitment recorded", Duration::from_secs(30), || async {
+            c.avs.recorded_commitment(v1.version, *a).await.unwrap()
+        })
+        .await;
+        assert_ne!(r.ack_merkle_root, B256::ZERO);
     }
     // The next boundary reshares to the same master public key.
-    let v2 = agreed(&http, &urls, v1.version, limit).await;
+    let v2 = c
+        .agreed(&all, v1.version, ChainCluster::session_limit())
+        .await;
     assert_eq!(v2.commitments[0], v1.commitments[0]);
-    for n in nodes {
-        n.shutdown().await;
+    c.shutdown().await;
+}
+
+/// A Byzantine operator (node 4 of 5) sends three players a corrupted share and shows
+/// one player another commitment, in every session it deals in. The honest nodes
+/// finish every session without it, each submits the proofs it holds, the contract
+/// verifies them and punishes once per kind and session (not once per node), and
+/// after the third session with fraud the operator is fully slashed and ejected: the
+/// next session runs without it, on the same master key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_byzantine_operator_is_proven_slashed_once_per_session_and_ejected() {
+    let make: MakeFault = Box::new(|me, signer, everyone| {
+        let honest: Vec<OperatorAddress> = everyone.iter().copied().filter(|a| *a != me).collect();
+        Box::new(Compose(vec![
+            Box::new(InvalidShares {
+                me,
+                signer: signer.clone(),
+                victims: honest[..3].to_vec(),
+            }),
+            Box::new(Equivocator {
+                me,
+                signer,
+                everyone: everyone.to_vec(),
+                fooled: vec![honest[3]],
+            }),
+        ]))
+    });
+    let Some(c) = ChainCluster::start(5, Some((4, make))).await else {
+        return;
+    };
+    let honest = [0, 1, 2, 3];
+    let bad = c.addresses[4];
+    let limit = ChainCluster::session_limit();
+    let mut mpk = None;
+    let mut after = 0;
+    let mut sessions = Vec::new();
+    // Three sessions with fraud: DKG and two reshares, each ending with a key version
+    // on the honest nodes.
+    for session in 1..=3 {
+        let v = c.agreed(&honest, after, limit).await;
+        assert_eq!(
+            v.operators.len(),
+            5,
+            "the Byzantine operator is still a player"
+        );
+        let key = mpk.get_or_insert_with(|| v.commitments[0]);
+        assert_eq!(&v.commitments[0], key, "the master key never changes");
+        after = v.version;
+        sessions.push(v.version);
+        if session == 3 {
+            // The third session's first accepted proof ejects; the rest are refused.
+            break;
+        }
+        for kind in [FraudKind::InvalidShare, FraudKind::Equivocation] {
+            eventually(
+                &format!("{kind:?} punished in session {}", v.version),
+                Duration::from_secs(30),
+                || async {
+                    c.avs
+                        .is_punished(bad, v.version, kind)
+                        .await
+                        .unwrap()
+                        .then_some(())
+                },
+            )
+            .await;
+        }
     }
-    drop(anvil);
+    let record = eventually("ejection", Duration::from_secs(30), || async {
+        let r = c.avs.dealer_record(bad).await.unwrap();
+        r.ejected.then_some(r)
+    })
+    .await;
+    assert_eq!(record.fraud_sessions, 3);
+    {
+        use alloy::providers::Provider;
+        let p = c.avs.connection().provider();
+        let head = p.get_block_number().await.unwrap();
+        for b in 0..=head {
+            let blk = p
+                .get_block_by_number(b.into())
+                .full()
+                .await
+                .unwrap()
+                .unwrap();
+            for tx in blk.transactions.txns() {
+                use alloy::consensus::Transaction;
+                use alloy::network::TransactionResponse;
+                let r = p
+                    .get_transaction_receipt(tx.tx_hash())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if tx.to() == Some(c.avs.deployment().slashing) {
+                    eprintln!(
+                        "DIAG block {b} sel {:?} len {} gas_limit {} gas_used {} status {}",
+                        &tx.input()[..4],
+                        tx.input().len(),
+                        tx.gas_limit(),
+                        r.gas_used,
+                        r.status()
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        !c.avs.is_member(bad).await.unwrap(),
+        "ejected from the operator set"
+    );
+    // One slash per kind proven in each of the first two sessions (invalid shares,
+    // equivocation, and the share the fooled player got not matching the commitment
+    // it was shown), then the full slash — although four honest nodes held proofs.
+    let mut punished = 0;
+    for session in &sessions[..2] {
+        for kind in [
+            FraudKind::InvalidShare,
+            FraudKind::Equivocation,
+            FraudKind::CommitmentInconsistency,
+        ] {
+            punished += u64::from(c.avs.is_punished(bad, *session, kind).await.unwrap());
+        }
+    }
+    let am = kms_chain::bindings::MockAllocationManager::new(
+        c.avs.deployment().allocation_manager,
+        c.avs.connection().provider().clone(),
+    );
+    let slashes = am.slashesOf(bad).call().await.unwrap();
+    assert_eq!(
+        slashes.to::<u64>(),
+        punished + 1,
+        "slashed once per kind and session"
+    );
+    // The next session leaves the ejected operator out and keeps the master key.
+    let v = c.agreed(&honest, after, limit).await;
+    assert_eq!(
+        v.operators.iter().map(eth).collect::<BTreeSet<_>>(),
+        c.addresses[..4].iter().copied().collect(),
+    );
+    assert_eq!(Some(v.commitments[0]), mpk);
+    c.shutdown().await;
 }

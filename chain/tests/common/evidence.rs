@@ -180,79 +180,8 @@ pub fn inconsistency(
 
 // ---------------------------------------------------------------- simulated sessions
 
-/// Sends a corrupted (correctly signed) share to every player in `victims`.
-pub struct InvalidShares {
-    pub me: SimOperator,
-    pub victims: Vec<OperatorAddress>,
-}
-
-impl Behaviour for InvalidShares {
-    fn outgoing(
-        &mut self,
-        to: OperatorAddress,
-        m: SignedMessage,
-    ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-        if let Ok(Payload::Share(mut s)) = m.peek()
-            && m.signer == self.me.address
-            && self.victims.contains(&to)
-        {
-            let v = Scalar::from_bytes_be(&s.share.0).expect("canonical");
-            s.share = (&v + &Scalar::one()).to_bytes_be().into();
-            return vec![(
-                to,
-                resign(&Payload::Share(s), self.me.address, self.me.signer.as_ref()),
-                0,
-            )];
-        }
-        vec![(to, m, 0)]
-    }
-}
-
-/// Shows the players in `fooled` another commitment than everyone else.
-pub struct Equivocator {
-    pub me: SimOperator,
-    pub everyone: Vec<OperatorAddress>,
-    pub fooled: Vec<OperatorAddress>,
-}
-
-impl Behaviour for Equivocator {
-    fn outgoing(
-        &mut self,
-        to: OperatorAddress,
-        m: SignedMessage,
-    ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-        match m.peek() {
-            Ok(Payload::Commitment(c))
-                if to.is_zero() && m.signer == self.me.address && c.phase == 1 =>
-            {
-                let mut rng = ChaCha20Rng::seed_from_u64(99);
-                let other =
-                    FeldmanDealing::new(Scalar::random(&mut rng), c.commitment.len(), &mut rng)
-                        .expect("dealing");
-                let mut c2 = c.clone();
-                c2.commitment = encode_commitment(other.commitment());
-                let forged = resign(
-                    &Payload::Commitment(c2),
-                    self.me.address,
-                    self.me.signer.as_ref(),
-                );
-                self.everyone
-                    .iter()
-                    .filter(|a| **a != self.me.address)
-                    .map(|a| {
-                        let msg = if self.fooled.contains(a) {
-                            forged.clone()
-                        } else {
-                            m.clone()
-                        };
-                        (*a, msg, 0)
-                    })
-                    .collect()
-            }
-            _ => vec![(to, m, 0)],
-        }
-    }
-}
+#[allow(unused_imports)] // not every test binary uses them
+pub use kms_protocol::sim::byzantine::{Equivocator, InvalidShares};
 
 /// Runs `params` with `byzantine` behaviours; returns each node's evidence.
 pub fn run_session(

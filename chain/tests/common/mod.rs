@@ -8,7 +8,6 @@ pub mod evidence;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::Provider;
 use kms_chain::{
     ChainConnection, ConnectionOptions, Deployment, KeyCurve, KmsContracts, LocalTxSigner,
     SlashingPolicy, TxSigner,
@@ -70,10 +69,7 @@ async fn funded_signer(conn: &ChainConnection, rng: &mut ChaCha20Rng) -> Arc<Loc
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
         if let Ok(s) = LocalTxSigner::from_bytes(&key) {
-            let amount = U256::from(10u64).pow(U256::from(21));
-            let _: () = conn
-                .provider()
-                .raw_request("anvil_setBalance".into(), (s.address(), amount))
+            kms_chain::anvil::fund(conn, s.address())
                 .await
                 .expect("anvil_setBalance");
             return Arc::new(s);

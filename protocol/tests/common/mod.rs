@@ -156,75 +156,8 @@ pub mod byzantine {
         SignedMessage::sign(p, me, signer.as_ref())
     }
 
-    /// Sends a corrupted (but correctly signed) share to every player in `victims`.
-    pub struct InvalidShares {
-        pub me: OperatorAddress,
-        pub signer: Arc<dyn OperatorSigner>,
-        pub victims: Vec<OperatorAddress>,
-    }
-
-    impl Behaviour for InvalidShares {
-        fn outgoing(
-            &mut self,
-            to: OperatorAddress,
-            m: SignedMessage,
-        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-            if let Ok(Payload::Share(mut s)) = m.peek()
-                && m.signer == self.me
-                && self.victims.contains(&to)
-            {
-                let v = Scalar::from_bytes_be(&s.share.0).unwrap();
-                s.share = (&v + &Scalar::one()).to_bytes_be().into();
-                return vec![(to, resign(&Payload::Share(s), self.me, &self.signer), 0)];
-            }
-            vec![(to, m, 0)]
-        }
-    }
-
-    /// Shows a different commitment to the players in `fooled` than to everyone else.
-    pub struct Equivocator {
-        pub me: OperatorAddress,
-        pub signer: Arc<dyn OperatorSigner>,
-        pub everyone: Vec<OperatorAddress>,
-        pub fooled: Vec<OperatorAddress>,
-    }
-
-    impl Behaviour for Equivocator {
-        fn outgoing(
-            &mut self,
-            to: OperatorAddress,
-            m: SignedMessage,
-        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-            match m.peek() {
-                Ok(Payload::Commitment(c))
-                    if to.is_zero() && m.signer == self.me && c.phase == 1 =>
-                {
-                    let mut rng = ChaCha20Rng::seed_from_u64(99);
-                    let t = c.commitment.len();
-                    let other = FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap();
-                    let mut c2 = c.clone();
-                    c2.commitment = encode_commitment(other.commitment());
-                    let forged = resign(&Payload::Commitment(c2), self.me, &self.signer);
-                    self.everyone
-                        .iter()
-                        .filter(|a| **a != self.me)
-                        .map(|a| {
-                            (
-                                *a,
-                                if self.fooled.contains(a) {
-                                    forged.clone()
-                                } else {
-                                    m.clone()
-                                },
-                                0,
-                            )
-                        })
-                        .collect()
-                }
-                _ => vec![(to, m, 0)],
-            }
-        }
-    }
+    #[allow(unused_imports)] // not every test binary uses them
+    pub use kms_protocol::sim::byzantine::{Equivocator, InvalidShares};
 
     /// Sends nothing at all.
     pub struct Silent;

@@ -100,6 +100,7 @@ impl Cluster {
         cfg.peering.file = self.peers_file();
         cfg.schedule.interval_secs = self.interval_secs;
         cfg.schedule.phase_ms = phase_ms;
+        cfg.schedule.setup_ms = phase_ms;
         cfg.store.path = home.join("keys.redb");
         let (cert, key) = ca
             .unwrap_or(&self.ca)
