@@ -130,6 +130,7 @@ pub fn router(shared: Arc<NodeShared>) -> Router {
         .route("/reshare/ack", post(reshare_ack))
         .route("/reshare/complete", post(reshare_complete))
         .route("/pubkey", get(pubkey))
+        .route("/versions", get(versions))
         .route("/app/sign", post(app_sign))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -268,6 +269,12 @@ async fn pubkey(State(s): Shared) -> Result<Json<PubkeyResponse>, ApiError> {
         )
     })?;
     Ok(Json(response_for(s.address, &v)))
+}
+
+/// Every key version this node holds, newest (active) first: operators compare them
+/// to find the newest version a threshold agrees on.
+async fn versions(State(s): Shared) -> Json<Vec<PubkeyResponse>> {
+    Json(s.version_reports())
 }
 
 async fn app_sign(

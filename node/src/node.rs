@@ -1,7 +1,7 @@
 //! The node: shared state, the scheduler that starts a session at every interval
 //! boundary, and what happens when a session ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
@@ -10,7 +10,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::OperatorSigner;
-use kms_protocol::api::PubkeyResponse;
+use kms_protocol::api::{BoundaryPlan, PubkeyResponse};
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::{
     Engine, FraudEvidence, KeyShareVersion, Participant, Schedule, SessionFailure, SessionKind,
@@ -53,6 +53,11 @@ impl Clock for SystemClock {
 
 /// Most bytes of early messages (for a session this node has not started yet) kept.
 const EARLY_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Versions a node reports at `GET /versions` and reads from each peer.
+pub const MAX_REPORTED_VERSIONS: usize = 16;
+/// The largest answer read from a peer (`/versions`, `/attestation`).
+const MAX_PEER_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 
 /// State shared by the server, the scheduler and the sessions.
 pub struct NodeShared {
@@ -442,7 +447,7 @@ impl NodeShared {
         let url = peer.url.join(path);
         async move {
             let url = url.map_err(|_| "bad_url")?;
-            let r = tokio::time::timeout(timeout, http.get(url).send())
+            let mut r = tokio::time::timeout(timeout, http.get(url).send())
                 .await
                 .map_err(|_| "unreachable")?
                 .map_err(|_| "unreachable")?;
@@ -455,10 +460,20 @@ impl NodeShared {
                 .and_then(|i| i.peer_certificate())
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default();
-            let bytes = tokio::time::timeout(timeout, r.bytes())
+            // A peer is not trusted with the size of its answer either.
+            let read = async {
+                let mut body = Vec::new();
+                while let Some(chunk) = r.chunk().await.map_err(|_| "unreachable")? {
+                    if body.len() + chunk.len() > MAX_PEER_ANSWER_BYTES {
+                        return Err("too_large");
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(body)
+            };
+            let bytes = tokio::time::timeout(timeout, read)
                 .await
-                .map_err(|_| "unreachable")?
-                .map_err(|_| "unreachable")?;
+                .map_err(|_| "unreachable")??;
             let v: T = serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
             Ok((v, cert))
         }
@@ -521,23 +536,55 @@ impl NodeShared {
 
     /// Asks every peer for its active version. Answers whose operator is not the peer
     /// are dropped.
-    async fn peer_versions(&self, peers: &[Peer]) -> Vec<PubkeyResponse> {
+    /// Every version each peer holds (`GET /versions`), so that the newest version a
+    /// threshold agrees on is found even when a later session diverged. Only answers
+    /// in the peer's own name count, at most [`MAX_REPORTED_VERSIONS`] per peer.
+    /// Returns the operators that answered (an empty list is an answer) and the
+    /// versions they reported.
+    async fn peer_versions(
+        &self,
+        peers: &[Peer],
+    ) -> (BTreeSet<OperatorAddress>, Vec<PubkeyResponse>) {
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
-            let get = self.get_from_peer::<PubkeyResponse>(p, "/pubkey");
+            let get = self.get_from_peer::<Vec<PubkeyResponse>>(p, "/versions");
             let who = p.address;
-            tasks.push(tokio::spawn(async move {
-                let (v, _) = get.await.ok()?;
-                (v.operator_address == who).then_some(v)
-            }));
+            tasks.push((
+                who,
+                tokio::spawn(async move {
+                    let (all, _) = get.await.ok()?;
+                    Some(
+                        all.into_iter()
+                            .filter(|v| v.operator_address == who)
+                            .take(MAX_REPORTED_VERSIONS)
+                            .collect::<Vec<_>>(),
+                    )
+                }),
+            ));
         }
+        let mut answered = BTreeSet::new();
         let mut out = Vec::new();
-        for t in tasks {
+        for (who, t) in tasks {
             if let Ok(Some(v)) = t.await {
-                out.push(v);
+                answered.insert(who);
+                out.extend(v);
             }
         }
-        out
+        (answered, out)
+    }
+
+    /// What this node reports at `GET /versions`: the versions it holds, newest first.
+    pub fn version_reports(&self) -> Vec<PubkeyResponse> {
+        self.versions()
+            .iter()
+            .rev()
+            .take(MAX_REPORTED_VERSIONS)
+            .enumerate()
+            .map(|(i, v)| PubkeyResponse {
+                is_active: i == 0,
+                ..response_for(self.address, v)
+            })
+            .collect()
     }
 
     /// What to run at boundary `ts`.
@@ -552,18 +599,25 @@ impl NodeShared {
         };
         let mode = self.cfg.schedule.mode;
         let players: Vec<Participant> = peers.iter().map(Peer::participant).collect();
-        let mut views = self.peer_versions(peers).await;
-        if let Some(v) = self.active_version() {
-            views.push(response_for(self.address, &v));
-        }
-        let agreed = kms_protocol::api::agreed_version(&views);
-        match agreed {
-            None if views.is_empty() => {
-                info!(
-                    session = ts,
-                    operators = players.len(),
-                    "no operator holds a key: starting DKG"
-                );
+        let (mut answered, mut views) = self.peer_versions(peers).await;
+        views.extend(self.version_reports());
+        answered.insert(self.address);
+        match kms_protocol::api::plan_boundary(&views, &answered) {
+            plan @ (BoundaryPlan::Dkg | BoundaryPlan::RestartDkg) => {
+                if matches!(plan, BoundaryPlan::Dkg) {
+                    info!(
+                        session = ts,
+                        operators = players.len(),
+                        "no operator holds a key: starting DKG"
+                    );
+                } else {
+                    warn!(
+                        session = ts,
+                        operators = players.len(),
+                        versions = views.len(),
+                        "no key version is held by its threshold, and none can be (every possible holder answered): starting a new DKG"
+                    );
+                }
                 match SessionParams::dkg(SessionTimestamp(ts), mode, players, schedule) {
                     Ok(p) => Some((p, None)),
                     Err(e) => {
@@ -572,15 +626,16 @@ impl NodeShared {
                     }
                 }
             }
-            None => {
+            BoundaryPlan::Wait => {
                 warn!(
                     session = ts,
-                    answers = views.len(),
-                    "operators hold keys but no version is reported by its threshold; skipping this boundary"
+                    answered = answered.len(),
+                    listed = peers.len(),
+                    "operators hold keys but no version is reported by its threshold, and operators that did not answer may hold one; skipping this boundary"
                 );
                 None
             }
-            Some(vote) => {
+            BoundaryPlan::Reshare(vote) => {
                 let (version, previous, holders) =
                     (&vote.version, &vote.commitment, &vote.operators);
                 let dealers: Vec<Participant> = peers

@@ -159,6 +159,53 @@ pub fn agreed_version(answers: &[PubkeyResponse]) -> Option<VersionVote> {
         .find(VersionVote::is_agreed)
 }
 
+/// What the operators run at a session boundary, decided by each node from every
+/// operator's list of held versions (`GET /versions`).
+#[derive(Clone, Debug)]
+pub enum BoundaryPlan {
+    /// Nobody holds a key: the first DKG.
+    Dkg,
+    /// Every version anyone reported is provably dead — even counting every operator
+    /// that did not answer as a holder, fewer than its threshold hold it — so no
+    /// threshold can ever sign or decrypt with it (a DKG whose nodes finished with
+    /// different qualified sets): a new DKG loses nothing.
+    RestartDkg,
+    /// Reshare from the newest version its threshold of operators report.
+    Reshare(VersionVote),
+    /// Keys exist, none is reported by its threshold, and operators that did not
+    /// answer might hold one: wait for them rather than risk replacing a live key.
+    Wait,
+}
+
+/// Decides a boundary from `answers` (every version each answering operator holds,
+/// this node's own included) and `answered` (the operators that answered at all, an
+/// empty list being an answer).
+pub fn plan_boundary(
+    answers: &[PubkeyResponse],
+    answered: &BTreeSet<OperatorAddress>,
+) -> BoundaryPlan {
+    if answers.is_empty() {
+        return BoundaryPlan::Dkg;
+    }
+    let votes = tally(answers);
+    if let Some(v) = votes.iter().rev().find(|v| v.is_agreed()) {
+        return BoundaryPlan::Reshare(v.clone());
+    }
+    let could_live = |v: &VersionVote| {
+        let silent = v
+            .operators
+            .iter()
+            .filter(|o| !answered.contains(o) && !v.holders.contains(o))
+            .count();
+        v.holders.len() + silent >= v.commitment.threshold()
+    };
+    if votes.iter().any(could_live) {
+        BoundaryPlan::Wait
+    } else {
+        BoundaryPlan::RestartDkg
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +252,64 @@ mod tests {
         let mut stranger = answer(0, 30, c.clone());
         stranger.operator_address = OperatorAddress::from_bytes([9; 20]);
         assert!(tally(&[stranger]).iter().all(|v| v.holders.is_empty()));
+    }
+
+    #[test]
+    fn a_boundary_restarts_dkg_only_when_every_version_is_provably_dead() {
+        let ops: Vec<OperatorAddress> = (1..=4u8)
+            .map(|i| OperatorAddress::from_bytes([i; 20]))
+            .collect();
+        let g = G2Point::generator();
+        // Two different DKG outcomes of one session, t = 3 of 4.
+        let a = vec![g, g.add(&g), g];
+        let b = vec![g.add(&g), g, g];
+        let answer = |who: usize, version: u64, commitments: &Vec<G2Point>| PubkeyResponse {
+            operator_address: ops[who],
+            threshold: commitments.len(),
+            commitments: commitments.clone(),
+            version,
+            is_active: true,
+            operators: ops.clone(),
+            mode: VssMode::Feldman,
+        };
+        let everyone: BTreeSet<OperatorAddress> = ops.iter().copied().collect();
+        assert!(matches!(plan_boundary(&[], &everyone), BoundaryPlan::Dkg));
+        let split = vec![
+            answer(0, 10, &a),
+            answer(1, 10, &a),
+            answer(2, 10, &b),
+            answer(3, 10, &b),
+        ];
+        // All four answered, 2 + 2 < 3: both versions are dead.
+        assert!(matches!(
+            plan_boundary(&split, &everyone),
+            BoundaryPlan::RestartDkg
+        ));
+        // Operator 3 silent: it might hold `a` (2 + 1 = 3), so wait.
+        let three: BTreeSet<OperatorAddress> = ops[..3].iter().copied().collect();
+        assert!(matches!(
+            plan_boundary(&split[..3], &three),
+            BoundaryPlan::Wait
+        ));
+        // Operator 3 answered with nothing: `a` has 2 holders, `b` 1, both dead.
+        assert!(matches!(
+            plan_boundary(&split[..3], &everyone),
+            BoundaryPlan::RestartDkg
+        ));
+        // A reshare (version 20) split, version 10 still held by all: reshare from 10.
+        let mut history = vec![
+            answer(0, 20, &a),
+            answer(1, 20, &a),
+            answer(2, 20, &b),
+            answer(3, 20, &b),
+        ];
+        history.extend((0..4).map(|i| answer(i, 10, &b)));
+        match plan_boundary(&history, &everyone) {
+            BoundaryPlan::Reshare(v) => {
+                assert_eq!(v.version, 10);
+                assert_eq!(v.holders.len(), 4);
+            }
+            other => panic!("expected a reshare from version 10, got {other:?}"),
+        }
     }
 }

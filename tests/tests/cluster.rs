@@ -126,6 +126,41 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     .await
     .unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"attack at dawn");
+    // An operator that stayed reports both versions at /versions, newest (active)
+    // first: the others find the newest agreed version there even if a later
+    // session diverged.
+    let versions: Vec<kms_protocol::api::PubkeyResponse> = c
+        .http
+        .get(c.members[1].url.join("/versions").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<(u64, bool)> = versions.iter().map(|v| (v.version, v.is_active)).collect();
+    assert_eq!(listed[..2], [(v2, true), (v1, false)], "{listed:?}");
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.operator_address == c.members[1].address)
+    );
+    assert_eq!(
+        c.pubkey(1).await.unwrap().commitments,
+        versions[0].commitments
+    );
+    // A member that joined in the reshare holds only the new version.
+    let joined: Vec<kms_protocol::api::PubkeyResponse> = c
+        .http
+        .get(c.members[a].url.join("/versions").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0].version, v2);
     // The removed operator is not in the new version.
     let removed = c.members[0].address;
     assert!(!pk2["operators"].as_array().unwrap().iter().any(|o| {

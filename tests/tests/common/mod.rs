@@ -12,6 +12,13 @@ use kms_protocol::api::{HealthResponse, PubkeyResponse};
 use tempfile::TempDir;
 use url::Url;
 
+type MakeFault = Box<
+    dyn FnOnce(
+        kms_crypto::OperatorAddress,
+        std::sync::Arc<dyn kms_crypto::signer::OperatorSigner>,
+    ) -> kms_node::node::Fault,
+>;
+
 /// One operator of the cluster: its config (with the port it bound) and, while it
 /// runs, the node.
 pub struct Member {
@@ -87,6 +94,31 @@ impl Cluster {
         ca: Option<&kms_node::tls::DevCa>,
         identity: Option<&str>,
     ) -> usize {
+        self.add_member_inner(phase_ms, ca, identity, None).await
+    }
+
+    /// As [`Cluster::add_member`], for a Byzantine operator: `make` gets its address
+    /// and signer and returns what rewrites every protocol message it sends.
+    pub async fn add_byzantine_member(
+        &mut self,
+        phase_ms: u64,
+        make: impl FnOnce(
+            kms_crypto::OperatorAddress,
+            std::sync::Arc<dyn kms_crypto::signer::OperatorSigner>,
+        ) -> kms_node::node::Fault
+        + 'static,
+    ) -> usize {
+        self.add_member_inner(phase_ms, None, None, Some(Box::new(make)))
+            .await
+    }
+
+    async fn add_member_inner(
+        &mut self,
+        phase_ms: u64,
+        ca: Option<&kms_node::tls::DevCa>,
+        identity: Option<&str>,
+        fault: Option<MakeFault>,
+    ) -> usize {
         kms_node::install_crypto_provider();
         let i = self.members.len();
         let home = self.dir.path().join(format!("node{i}"));
@@ -120,7 +152,13 @@ impl Cluster {
         cfg.validate().unwrap();
         let address = keys.address();
         let public_key = keys.public_key();
-        let node = Node::start(cfg.clone(), keys).await.expect("node starts");
+        let options = kms_node::StartOptions {
+            fault: fault.map(|make| make(keys.address(), keys.signer())),
+            ..Default::default()
+        };
+        let node = Node::start_with(cfg.clone(), keys, options)
+            .await
+            .expect("node starts");
         // Restarts bind the same port.
         cfg.server.listen = node.local_addr();
         let url = node.url();
