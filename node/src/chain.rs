@@ -2,17 +2,18 @@
 //! boundary block, so every node sees the same set), sessions start at block numbers
 //! divisible by `chain.interval_blocks` with that block's timestamp as the session
 //! timestamp, and after a session each dealer records its commitment hash and the
-//! Merkle root of its acks on-chain and submits the fraud evidence it holds.
+//! Merkle root of its acks on-chain, submits the fraud evidence it holds, and proves
+//! any other dealer's registry record that differs from the commitment it sent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256};
 use kms_chain::{
-    ChainConnection, ChainError, ChainOperatorSet, ConnectionOptions, Deployment, KmsContracts,
-    LocalTxSigner, ProofOutcome, RemoteTxSigner, TxSigner,
+    ChainConnection, ChainError, ChainOperatorSet, ConnectionOptions, Deployment, FraudProof,
+    KmsContracts, LocalTxSigner, ProofOutcome, RemoteTxSigner, TxSigner,
 };
-use kms_protocol::{FraudEvidence, SessionParams};
+use kms_protocol::SessionParams;
 use tracing::{debug, info, warn};
 use url::Url;
 
@@ -20,6 +21,7 @@ use crate::config::{ChainConfig, TxSignerKind};
 use crate::keys::OperatorKeys;
 use crate::peering::{BoxFuture, Peer, PeeringDataFetcher, PeeringError};
 use crate::schedule::{Boundary, BoundarySource};
+use crate::session::ChainRecord;
 
 /// The chain side of a node: reads the operator set, sends its transactions.
 pub struct ChainClient {
@@ -92,16 +94,17 @@ impl ChainClient {
     }
 
     /// Records this dealer's commitment hash and ack root for the session (idempotent),
-    /// then submits every piece of `evidence` the chain can verify (a proof the chain
-    /// already counted is not resent). Logs, never fails the node.
-    pub async fn after_session(
-        &self,
-        params: &SessionParams,
-        dealer_record: Option<crate::session::DealerRecord>,
-        evidence: &[FraudEvidence],
-    ) {
+    /// submits every piece of evidence the chain can verify (a proof the chain already
+    /// counted is not resent), then checks the other dealers' registry records against
+    /// the commitments they sent. Logs, never fails the node.
+    pub async fn after_session(&self, params: &SessionParams, record: ChainRecord) {
         let ts = params.timestamp.0;
-        if let Some((hash, acks)) = dealer_record {
+        let ChainRecord {
+            dealt,
+            evidence,
+            received,
+        } = record;
+        if let Some((hash, acks)) = dealt {
             let leaves: Vec<B256> = acks.iter().map(kms_chain::merkle::ack_leaf).collect();
             let root = kms_chain::merkle::merkle_root(&leaves);
             match self
@@ -117,7 +120,7 @@ impl ChainClient {
                 }
             }
         }
-        for ev in evidence {
+        for ev in &evidence {
             let (kind, dealer) = (ev.kind(), ev.dealer());
             // The contract refuses self-complaints; a node can hold evidence against
             // itself only when something rewrote what it sent.
@@ -149,8 +152,68 @@ impl ChainClient {
                 }
             }
         }
+        self.check_registry(ts, received).await;
+    }
+
+    /// Compares what each other dealer records in the commitment registry for session
+    /// `ts` with the signed phase-1 commitment it sent this node, and proves any
+    /// difference on-chain (`proveRegistryInconsistency`). Dealers record right after
+    /// the session; they are polled for [`REGISTRY_CHECK_WINDOW`] at most.
+    async fn check_registry(
+        &self,
+        ts: u64,
+        mut waiting: Vec<(
+            kms_crypto::OperatorAddress,
+            kms_protocol::SignedMessage,
+            [u8; 32],
+        )>,
+    ) {
+        let until = tokio::time::Instant::now() + REGISTRY_CHECK_WINDOW;
+        let every = self.poll.max(Duration::from_secs(1));
+        while !waiting.is_empty() {
+            let mut still = Vec::new();
+            for (dealer, commitment, hash) in waiting {
+                let address = Address::from(*dealer.as_bytes());
+                match self.contracts.recorded_commitment(ts, address).await {
+                    Ok(None) | Err(_) => still.push((dealer, commitment, hash)),
+                    Ok(Some(r)) if r.commitment_hash == B256::from(hash) => {}
+                    Ok(Some(r)) => {
+                        warn!(
+                            session = ts,
+                            %dealer,
+                            recorded = %r.commitment_hash,
+                            sent = %B256::from(hash),
+                            "a dealer recorded another commitment than it sent; proving it on-chain"
+                        );
+                        let proof = FraudProof::RegistryInconsistency { commitment };
+                        match self.contracts.submit_fraud_proof(&proof).await {
+                            Ok(ProofOutcome::Submitted(tx)) => {
+                                info!(session = ts, %dealer, tx = %tx.hash, gas = tx.gas_used, "registry inconsistency proven on-chain")
+                            }
+                            Ok(ProofOutcome::Skipped(status)) => {
+                                debug!(session = ts, %dealer, ?status, "registry inconsistency proof not needed on-chain")
+                            }
+                            Err(e) => {
+                                warn!(session = ts, %dealer, error = %e, "registry inconsistency proof failed")
+                            }
+                        }
+                    }
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() || tokio::time::Instant::now() + every > until {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        for (dealer, _, _) in waiting {
+            debug!(session = ts, %dealer, "no commitment recorded by this dealer within the check window");
+        }
     }
 }
+
+/// How long a node waits for the other dealers' registry records after a session.
+pub const REGISTRY_CHECK_WINDOW: Duration = Duration::from_secs(120);
 
 fn to_peer(o: &kms_chain::ChainOperator) -> Option<Peer> {
     let url = crate::config::parse_peer_url(&o.socket).ok()?;

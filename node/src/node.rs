@@ -316,9 +316,9 @@ impl NodeShared {
         if let Some(chain) = self.chain.clone() {
             // Whatever the outcome: a dealer records what it dealt, and evidence
             // against others is worth submitting even if this node's session failed.
-            let (record, evidence) = session.chain_record();
+            let record = session.chain_record();
             let params = session.params.clone();
-            tokio::spawn(async move { chain.after_session(&params, record, &evidence).await });
+            tokio::spawn(async move { chain.after_session(&params, record).await });
         }
         let label = |ok: bool| SessionLabels {
             kind: kind.to_string(),

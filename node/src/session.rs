@@ -91,9 +91,13 @@ impl RunningSession {
 
     /// What this node records on-chain as a dealer of this session (its commitment
     /// hash and the hashes of the acks it received), and the fraud evidence it gathered.
-    pub fn chain_record(&self) -> (Option<DealerRecord>, Vec<kms_protocol::FraudEvidence>) {
+    pub fn chain_record(&self) -> ChainRecord {
         let e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        (e.dealer_record(), e.evidence().to_vec())
+        ChainRecord {
+            dealt: e.dealer_record(),
+            evidence: e.evidence().to_vec(),
+            received: e.received_commitments(),
+        }
     }
 
     /// Starts the engine.
@@ -203,6 +207,17 @@ fn rewrite(
 
 /// A dealer's on-chain record: its phase-1 commitment hash and the ack message hashes.
 pub type DealerRecord = ([u8; 32], Vec<[u8; 32]>);
+
+/// What a session leaves for the chain.
+pub struct ChainRecord {
+    /// This node's own record as a dealer.
+    pub dealt: Option<DealerRecord>,
+    /// Fraud evidence gathered.
+    pub evidence: Vec<kms_protocol::FraudEvidence>,
+    /// The other dealers' signed phase-1 commitments and their hashes, to compare
+    /// with what they record.
+    pub received: Vec<(OperatorAddress, SignedMessage, [u8; 32])>,
+}
 
 /// `dkg` / `reshare`.
 pub fn kind_label(k: SessionKind) -> &'static str {

@@ -199,6 +199,19 @@ impl Engine {
         Some((hash, self.my_ack_messages.values().copied().collect()))
     }
 
+    /// Every other dealer's signed phase-1 commitment as this node received it, with
+    /// its hash: a player compares them with what the dealers record on-chain.
+    pub fn received_commitments(&self) -> Vec<(OperatorAddress, SignedMessage, [u8; 32])> {
+        self.views
+            .iter()
+            .filter(|(d, _)| **d != self.me)
+            .filter_map(|(d, v)| {
+                let (m, _) = v.commitment.as_ref()?;
+                Some((*d, m.clone(), v.commitment_hash?))
+            })
+            .collect()
+    }
+
     /// `f(0)·G2` of this node's own dealing, once dealt (for audits and tests: the
     /// master public key of a DKG is the sum of these over the qualified dealers).
     pub fn own_contribution(&self) -> Option<G2Point> {

@@ -52,6 +52,8 @@ type MakeFault =
 /// that registered themselves on-chain and read their peers from it.
 struct ChainCluster {
     nodes: Vec<Node>,
+    /// Each operator's own account on the contracts (what its node sends with).
+    accounts: Vec<KmsContracts>,
     urls: Vec<url::Url>,
     addresses: Vec<Address>,
     avs: KmsContracts,
@@ -102,6 +104,7 @@ impl ChainCluster {
             .collect();
         let everyone: Vec<OperatorAddress> = keys.iter().map(|k| k.address()).collect();
         let mut starting = Vec::new();
+        let mut accounts = Vec::new();
         let mut urls = Vec::new();
         let mut addresses = Vec::new();
         for (i, keys) in keys.into_iter().enumerate() {
@@ -127,6 +130,7 @@ impl ChainCluster {
             op.register_operator(&keys.public_key(), url.as_str().trim_end_matches('/'))
                 .await
                 .expect("register operator");
+            accounts.push(op);
             let mut cfg = NodeConfig::default();
             cfg.operator.key_file = key_file;
             cfg.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
@@ -176,6 +180,7 @@ impl ChainCluster {
             .unwrap();
         Some(ChainCluster {
             nodes,
+            accounts,
             urls,
             addresses,
             avs,
@@ -240,14 +245,41 @@ where
     }
 }
 
+/// Four operators from the chain run DKG at a boundary block and reshare at the next.
+/// Operator 3's account records another commitment hash than the one its node dealt
+/// (written by the test at each boundary, before the node's own record): the other
+/// nodes compare the registry with the signed commitments they received and prove
+/// the difference on-chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operators_from_the_chain_run_dkg_and_reshare_at_block_boundaries() {
     let Some(c) = ChainCluster::start(4, None).await else {
         return;
     };
     let all = [0, 1, 2, 3];
+    let liar = c.accounts[3].clone();
+    let chain = c.avs.connection().clone();
+    let bogus = B256::repeat_byte(0xbb);
+    let lying = tokio::spawn(async move {
+        let mut last = 0;
+        // Bounded: the DKG comes within a few boundaries.
+        for _ in 0..600 {
+            if let Ok(head) = chain.block(None).await {
+                let b = head.number / INTERVAL_BLOCKS * INTERVAL_BLOCKS;
+                if b > last
+                    && let Ok(boundary) = chain.block(Some(b)).await
+                {
+                    let _ = liar
+                        .submit_commitment(boundary.timestamp, bogus, bogus)
+                        .await;
+                    last = b;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     // DKG at the first boundary block; its session timestamp is that block's time.
     let v1 = c.agreed(&all, 0, ChainCluster::session_limit()).await;
+    lying.abort();
     assert_eq!(
         v1.operators.iter().map(eth).collect::<BTreeSet<_>>(),
         c.addresses.iter().copied().collect(),
@@ -255,14 +287,33 @@ async fn operators_from_the_chain_run_dkg_and_reshare_at_block_boundaries() {
     );
     let head = c.avs.connection().block(None).await.unwrap();
     assert!(v1.version <= head.timestamp);
-    // Every dealer recorded its commitment and ack root for that session.
-    for a in &c.addresses {
+    // Every honest dealer recorded its commitment and ack root for that session.
+    for a in &c.addresses[..3] {
         let r = eventually("commitment recorded", Duration::from_secs(30), || async {
             c.avs.recorded_commitment(v1.version, *a).await.unwrap()
         })
         .await;
         assert_ne!(r.ack_merkle_root, B256::ZERO);
+        assert_ne!(r.commitment_hash, bogus);
     }
+    let lie = c
+        .avs
+        .recorded_commitment(v1.version, c.addresses[3])
+        .await
+        .unwrap();
+    assert_eq!(lie.map(|r| r.commitment_hash), Some(bogus));
+    eventually("registry lie proven", Duration::from_secs(30), || async {
+        c.avs
+            .is_punished(
+                c.addresses[3],
+                v1.version,
+                FraudKind::CommitmentInconsistency,
+            )
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
     // The next boundary reshares to the same master public key.
     let v2 = c
         .agreed(&all, v1.version, ChainCluster::session_limit())
