@@ -29,6 +29,7 @@ pub mod verifier;
 
 pub use binding::{node_report_data, secrets_report_data};
 pub use dcap::collateral::{Collateral, CollateralKey, PckCa};
+pub use dcap::pccs::PccsFetcher;
 pub use dcap::source::{
     CachingCollateralSource, CollateralDir, CollateralFetcher, CollateralSet, CollateralSource,
     StaticCollateral,

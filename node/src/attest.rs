@@ -79,6 +79,9 @@ pub struct NodeAttestation {
     public_key: OperatorPublicKey,
 }
 
+/// Per request to the PCCS.
+const PCCS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl NodeAttestation {
     /// Builds the verifier and policy from the configuration and produces this node's
     /// own evidence over its key and `tls_cert_der` (empty on a plain-HTTP node).
@@ -98,6 +101,25 @@ impl NodeAttestation {
                     a.collateral_dir.clone(),
                 )))
                 .map_err(|e| anyhow::anyhow!("attestation.collateral_dir: {e}"))?,
+            );
+        } else if !a.pccs_url.is_empty() {
+            let url = a
+                .pccs_url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
+            let roots = if a.pccs_ca_file.as_os_str().is_empty() {
+                None
+            } else {
+                Some(
+                    crate::tls::client_roots(&a.pccs_ca_file)
+                        .map_err(|e| anyhow::anyhow!("attestation.pccs_ca_file: {e}"))?,
+                )
+            };
+            let fetcher = kms_attestation::PccsFetcher::new(url, roots, PCCS_TIMEOUT)
+                .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
+            builder = builder.dcap(
+                DcapVerifier::new(CachingCollateralSource::new(fetcher))
+                    .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?,
             );
         }
         if !a.ita_jwks_file.as_os_str().is_empty() {
@@ -150,7 +172,7 @@ impl NodeAttestation {
             // store is sealed to.
             let td = verifier.verify(&e, now).map_err(|e| {
                 anyhow::anyhow!(
-                    "this node's own quote does not verify ({}): {e}; is the collateral for this platform in attestation.collateral_dir?",
+                    "this node's own quote does not verify ({}): {e}; is this platform's collateral in attestation.collateral_dir or at attestation.pccs_url?",
                     e.kind()
                 )
             })?;

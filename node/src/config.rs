@@ -314,6 +314,12 @@ pub struct AttestationConfig {
     pub mode: AttestationMode,
     /// DCAP collateral files, one per platform: `<FMSPC>[-<ca>].json` (PCCS JSON).
     pub collateral_dir: PathBuf,
+    /// DCAP collateral from a PCCS (v4 API), e.g. `https://pccs.internal:8081`;
+    /// each platform's collateral is fetched once and kept until its `nextUpdate`.
+    /// Instead of `collateral_dir`.
+    pub pccs_url: String,
+    /// The CA of an `https` PCCS with its own certificate (default: system roots).
+    pub pccs_ca_file: PathBuf,
     /// Intel Trust Authority: the JWKS file its tokens are checked against.
     pub ita_jwks_file: PathBuf,
     /// Intel Trust Authority: the expected `iss`.
@@ -333,6 +339,8 @@ impl Default for AttestationConfig {
         Self {
             mode: AttestationMode::Tdx,
             collateral_dir: PathBuf::new(),
+            pccs_url: String::new(),
+            pccs_ca_file: PathBuf::new(),
             ita_jwks_file: PathBuf::new(),
             ita_issuer: String::new(),
             policy_file: PathBuf::new(),
@@ -454,6 +462,7 @@ impl NodeConfig {
                 &mut cfg.tls.key_file,
                 &mut cfg.tls.ca_file,
                 &mut cfg.attestation.collateral_dir,
+                &mut cfg.attestation.pccs_ca_file,
                 &mut cfg.attestation.ita_jwks_file,
                 &mut cfg.attestation.policy_file,
                 &mut cfg.secrets.apps_file,
@@ -575,6 +584,23 @@ impl NodeConfig {
                 "must be between 1 second and 1 day",
             );
         }
+        if !a.pccs_url.is_empty() {
+            if !a.collateral_dir.as_os_str().is_empty() {
+                return invalid(
+                    "attestation.pccs_url",
+                    "set attestation.pccs_url or attestation.collateral_dir, not both",
+                );
+            }
+            match a.pccs_url.parse::<url::Url>() {
+                Ok(u) if matches!(u.scheme(), "https" | "http") => {}
+                _ => return invalid("attestation.pccs_url", "must be an http(s) URL"),
+            }
+        } else if !a.pccs_ca_file.as_os_str().is_empty() {
+            return invalid(
+                "attestation.pccs_ca_file",
+                "is only used with attestation.pccs_url",
+            );
+        }
         if a.ita_jwks_file.as_os_str().is_empty() != a.ita_issuer.is_empty() {
             return invalid(
                 "attestation.ita_issuer",
@@ -669,6 +695,38 @@ mod tests {
         assert_eq!(c.schedule.interval_secs, 120);
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.schedule.mode, VssMode::Pedersen);
+    }
+
+    #[test]
+    fn collateral_comes_from_files_or_a_pccs() {
+        let base = [("KMS_INSECURE_PLAIN_HTTP", "true")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut v: Vec<(&str, &str)> = base.to_vec();
+            v.extend_from_slice(extra);
+            NodeConfig::load(None, env(&v), &[])
+        };
+        let c = with(&[("KMS_ATTESTATION_PCCS_URL", "https://pccs.internal:8081")]).unwrap();
+        assert_eq!(c.attestation.pccs_url, "https://pccs.internal:8081");
+        for (extra, field) in [
+            (
+                vec![
+                    ("KMS_ATTESTATION_PCCS_URL", "https://pccs.internal:8081"),
+                    ("KMS_ATTESTATION_COLLATERAL_DIR", "/c"),
+                ],
+                "attestation.pccs_url",
+            ),
+            (
+                vec![("KMS_ATTESTATION_PCCS_URL", "ftp://pccs")],
+                "attestation.pccs_url",
+            ),
+            (
+                vec![("KMS_ATTESTATION_PCCS_CA_FILE", "/ca.crt")],
+                "attestation.pccs_ca_file",
+            ),
+        ] {
+            let e = with(&extra).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 mod classify;
 pub mod collateral;
 mod layout;
+pub mod pccs;
 pub mod source;
 
 use std::collections::HashMap;
