@@ -240,6 +240,13 @@ pub struct LimitsConfig {
     pub sign_burst: u32,
     /// `/app/sign` requests computed at the same time; more are refused with 503.
     pub sign_concurrency: usize,
+    /// Sustained `/secrets` requests per second (whole node): each costs a quote
+    /// verification and an RSA encryption, so it is limited apart from signing.
+    pub secrets_rate_per_sec: u32,
+    /// Burst above the sustained `/secrets` rate.
+    pub secrets_burst: u32,
+    /// `/secrets` requests worked on at the same time; more are refused with 503.
+    pub secrets_concurrency: usize,
 }
 
 impl Default for LimitsConfig {
@@ -249,6 +256,9 @@ impl Default for LimitsConfig {
             sign_rate_per_sec: 2_000,
             sign_burst: 4_000,
             sign_concurrency: 256,
+            secrets_rate_per_sec: 200,
+            secrets_burst: 400,
+            secrets_concurrency: 32,
         }
     }
 }
@@ -521,6 +531,12 @@ impl NodeConfig {
             return invalid(
                 "limits.sign_rate_per_sec",
                 "sign rate, burst and concurrency must be positive",
+            );
+        }
+        if l.secrets_rate_per_sec == 0 || l.secrets_burst == 0 || l.secrets_concurrency == 0 {
+            return invalid(
+                "limits.secrets_rate_per_sec",
+                "secrets rate, burst and concurrency must be positive",
             );
         }
         let t = &self.transport;

@@ -187,6 +187,8 @@ pub struct SecretsState {
     /// The app registry.
     pub apps: AppRegistry,
     nonces: Mutex<Nonces>,
+    limiter: governor::DefaultDirectRateLimiter,
+    slots: tokio::sync::Semaphore,
 }
 
 impl SecretsState {
@@ -198,10 +200,20 @@ impl SecretsState {
             seen: HashMap::new(),
             max: c.max_nonces,
         });
+        let l = &shared.cfg.limits;
+        let quota = governor::Quota::per_second(
+            std::num::NonZeroU32::new(l.secrets_rate_per_sec).unwrap_or(std::num::NonZeroU32::MIN),
+        )
+        .allow_burst(
+            std::num::NonZeroU32::new(l.secrets_burst).unwrap_or(std::num::NonZeroU32::MIN),
+        );
+        let slots = tokio::sync::Semaphore::new(l.secrets_concurrency.max(1));
         Self {
             shared,
             apps,
             nonces,
+            limiter: governor::RateLimiter::direct(quota),
+            slots,
         }
     }
 
@@ -376,6 +388,26 @@ async fn secrets(
             count("bad_request");
             return e.into_response();
         }
+    };
+    // Refused before any work: a flood costs neither quote verifications nor
+    // blocking threads.
+    if st.limiter.check().is_err() {
+        count("rate_limited");
+        return crate::http::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many secrets requests; retry later",
+        )
+        .into_response();
+    }
+    let Ok(_slot) = st.slots.try_acquire() else {
+        count("busy");
+        return crate::http::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many secrets requests in flight; retry later",
+        )
+        .into_response();
     };
     match st.handle(req).await {
         Ok(r) => {

@@ -389,3 +389,40 @@ async fn a_newly_listed_operator_is_heard_before_the_boundary() {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     c.shutdown().await;
 }
+
+/// `/app/sign` and `/secrets` are rate limited apart (a flood of one does not starve
+/// the other), before any work: past the burst, well-formed requests get 429
+/// `rate_limited` until tokens come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_secrets_requests_are_rate_limited_apart() {
+    let mut c = Cluster::start(1, 3600, 500).await;
+    c.stop(0).await;
+    let l = &mut c.members[0].cfg.limits;
+    l.sign_rate_per_sec = 1;
+    l.sign_burst = 2;
+    l.secrets_rate_per_sec = 1;
+    l.secrets_burst = 2;
+    c.restart(0).await;
+    let secrets = serde_json::json!({
+        "app_id": "app",
+        "attestation_method": "dcap",
+        "attestation": "AAAA",
+        "rsa_pubkey_tmp": "not a key",
+        "attest_time": 1,
+        "nonce": "ab".repeat(16),
+    })
+    .to_string();
+    let sign = r#"{"appID":"app"}"#;
+    for path in ["/secrets", "/app/sign"] {
+        let body = if path == "/secrets" { &secrets } else { sign };
+        for i in 0..2 {
+            let (s, v) = post(&c, path, body.to_string(), "application/json").await;
+            assert!(s.is_client_error(), "{path} #{i}: {s} {v}");
+            assert_ne!(s, StatusCode::TOO_MANY_REQUESTS, "{path} #{i}: {v}");
+        }
+        let (s, v) = post(&c, path, body.to_string(), "application/json").await;
+        assert_error(s, &v, StatusCode::TOO_MANY_REQUESTS, path);
+        assert_eq!(v["error"]["code"], "rate_limited", "{path}");
+    }
+    c.shutdown().await;
+}
