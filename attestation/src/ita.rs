@@ -211,6 +211,45 @@ pub trait JwksFetcher: Send + Sync {
     fn fetch(&self) -> Result<Jwks, Error>;
 }
 
+/// The largest JWKS answer read.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// Fetches the JWKS from a URL (Trust Authority's certificate endpoint); put it behind
+/// [`CachingJwks`] so that it is asked once per TTL, not per token.
+#[derive(Clone, Debug)]
+pub struct JwksUrl {
+    url: url::Url,
+    http: crate::fetch::Getter,
+}
+
+impl JwksUrl {
+    /// The JWKS at `url` (`http(s)`); `roots` for an `https` endpoint with its own CA
+    /// (`None`: the platform's roots); each request bounded by `timeout`.
+    pub fn new(
+        url: url::Url,
+        roots: Option<Vec<reqwest::Certificate>>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, Error> {
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(Error::config("jwks url", "must be http(s)"));
+        }
+        let http =
+            crate::fetch::Getter::new(roots, timeout).map_err(|e| Error::config("jwks url", e))?;
+        Ok(Self { url, http })
+    }
+}
+
+impl JwksFetcher for JwksUrl {
+    /// Blocks for at most twice the request timeout; callable from anywhere.
+    fn fetch(&self) -> Result<Jwks, Error> {
+        let got = crate::fetch::block_on_own_thread(self.http.timeout() * 2, async {
+            self.http.get(self.url.clone(), MAX_JWKS_BYTES).await
+        })
+        .map_err(|e| Error::config("jwks url", e))?;
+        Jwks::from_json(&got.body)
+    }
+}
+
 /// Keeps a fetched JWKS for `ttl_secs`, then fetches again. If a refresh fails
 /// the previous JWKS stays in use until it is `2 × ttl` old.
 pub struct CachingJwks<F> {

@@ -20,6 +20,7 @@ pub mod binding;
 pub mod cli;
 pub mod dcap;
 pub mod error;
+mod fetch;
 pub mod ita;
 pub mod policy;
 pub mod provider;
@@ -37,7 +38,7 @@ pub use dcap::source::{
 pub use dcap::{CacheStats, DcapVerifier};
 pub use error::Error;
 pub use ita::{
-    CachingJwks, ItaConfig, ItaVerifier, Jwks, JwksFetcher, JwksSource, SigningAlgorithm,
+    CachingJwks, ItaConfig, ItaVerifier, Jwks, JwksFetcher, JwksSource, JwksUrl, SigningAlgorithm,
 };
 pub use policy::{Policy, Subject, check_binding};
 pub use provider::{ConfigfsTsmProvider, QuoteProvider, SimulatedProvider};

@@ -443,3 +443,69 @@ fn caching_jwks_refreshes_after_ttl() {
     let v = ItaVerifier::new(source, ItaConfig::default());
     assert!(v.verify(&rs256(&claims()), NOW).is_ok());
 }
+
+/// The JWKS from a URL (a local server stands in for Trust Authority's certificate
+/// endpoint): fetched once per TTL, kept through an outage for up to twice the TTL,
+/// and an endpoint that answers too much or not a JWKS is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_from_a_url_is_cached_and_survives_a_short_outage() {
+    use axum::Router;
+    use axum::extract::State;
+    use axum::routing::get;
+    use kms_attestation::JwksUrl;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct Endpoint {
+        hits: AtomicUsize,
+        down: std::sync::atomic::AtomicBool,
+    }
+    async fn certs(State(e): State<Arc<Endpoint>>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        e.hits.fetch_add(1, Ordering::SeqCst);
+        if e.down.load(Ordering::SeqCst) {
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        jwks_json().into_response()
+    }
+    async fn huge() -> Vec<u8> {
+        vec![b' '; 2 * 1024 * 1024]
+    }
+    async fn not_jwks() -> &'static str {
+        "{\"keys\": 7}"
+    }
+    let endpoint = Arc::new(Endpoint::default());
+    let app = Router::new()
+        .route("/certs", get(certs))
+        .route("/huge", get(huge))
+        .route("/nope", get(not_jwks))
+        .with_state(endpoint.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let at = |path: &str| -> url::Url { format!("{base}{path}").parse().unwrap() };
+    let timeout = Duration::from_secs(5);
+
+    let fetcher = || JwksUrl::new(at("/certs"), None, timeout).unwrap();
+    // A token verifies with keys from the URL.
+    let v = ItaVerifier::new(CachingJwks::new(fetcher(), 600), ItaConfig::default());
+    v.verify(&rs256(&claims()), NOW).unwrap();
+    assert_eq!(endpoint.hits.load(Ordering::SeqCst), 1);
+    let source = CachingJwks::new(fetcher(), 600);
+    let a = source.jwks(NOW).unwrap();
+    let b = source.jwks(NOW + 600).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(endpoint.hits.load(Ordering::SeqCst), 2, "once per TTL");
+    // The endpoint fails: the last set stays in use up to twice the TTL.
+    endpoint.down.store(true, Ordering::SeqCst);
+    let c = source.jwks(NOW + 1_000).unwrap();
+    assert!(Arc::ptr_eq(&a, &c));
+    assert!(source.jwks(NOW + 1_300).is_err());
+    assert_eq!(endpoint.hits.load(Ordering::SeqCst), 4);
+
+    for path in ["/huge", "/nope", "/missing"] {
+        let f = JwksUrl::new(at(path), None, timeout).unwrap();
+        assert!(f.fetch().is_err(), "{path}");
+    }
+    assert!(JwksUrl::new("file:///etc/jwks".parse().unwrap(), None, timeout).is_err());
+}

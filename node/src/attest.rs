@@ -79,8 +79,10 @@ pub struct NodeAttestation {
     public_key: OperatorPublicKey,
 }
 
-/// Per request to the PCCS.
+/// Per request to the PCCS or the JWKS endpoint.
 const PCCS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a fetched Trust Authority JWKS is used before it is fetched again.
+const JWKS_TTL_SECS: u64 = 3600;
 
 impl NodeAttestation {
     /// Builds the verifier and policy from the configuration and produces this node's
@@ -122,15 +124,24 @@ impl NodeAttestation {
                     .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?,
             );
         }
+        let ita = ItaConfig {
+            issuer: a.ita_issuer.clone(),
+            ..ItaConfig::default()
+        };
         if !a.ita_jwks_file.as_os_str().is_empty() {
             let jwks = Jwks::from_file(&a.ita_jwks_file)
                 .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_file: {e}"))?;
+            builder = builder.ita(ItaVerifier::new(Arc::new(jwks), ita));
+        } else if !a.ita_jwks_url.is_empty() {
+            let url = a
+                .ita_jwks_url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
+            let fetcher = kms_attestation::JwksUrl::new(url, None, PCCS_TIMEOUT)
+                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
             builder = builder.ita(ItaVerifier::new(
-                Arc::new(jwks),
-                ItaConfig {
-                    issuer: a.ita_issuer.clone(),
-                    ..ItaConfig::default()
-                },
+                kms_attestation::CachingJwks::new(fetcher, JWKS_TTL_SECS),
+                ita,
             ));
         }
         let verifier = builder.build();

@@ -332,6 +332,10 @@ pub struct AttestationConfig {
     pub pccs_ca_file: PathBuf,
     /// Intel Trust Authority: the JWKS file its tokens are checked against.
     pub ita_jwks_file: PathBuf,
+    /// Intel Trust Authority: or the URL of its JWKS (its certificate endpoint),
+    /// fetched once an hour; the last set stays in use for up to two hours when the
+    /// endpoint fails. Instead of `ita_jwks_file`.
+    pub ita_jwks_url: String,
     /// Intel Trust Authority: the expected `iss`.
     pub ita_issuer: String,
     /// The acceptance policy (JSON: TCB statuses, node images, per-app builds). Empty:
@@ -352,6 +356,7 @@ impl Default for AttestationConfig {
             pccs_url: String::new(),
             pccs_ca_file: PathBuf::new(),
             ita_jwks_file: PathBuf::new(),
+            ita_jwks_url: String::new(),
             ita_issuer: String::new(),
             policy_file: PathBuf::new(),
             max_age_secs: 300,
@@ -617,11 +622,29 @@ impl NodeConfig {
                 "is only used with attestation.pccs_url",
             );
         }
-        if a.ita_jwks_file.as_os_str().is_empty() != a.ita_issuer.is_empty() {
+        let (file, url) = (
+            !a.ita_jwks_file.as_os_str().is_empty(),
+            !a.ita_jwks_url.is_empty(),
+        );
+        if file && url {
+            return invalid(
+                "attestation.ita_jwks_url",
+                "set attestation.ita_jwks_url or attestation.ita_jwks_file, not both",
+            );
+        }
+        if (file || url) == a.ita_issuer.is_empty() {
             return invalid(
                 "attestation.ita_issuer",
-                "attestation.ita_jwks_file and attestation.ita_issuer are set together",
+                "attestation.ita_issuer is set together with attestation.ita_jwks_file or attestation.ita_jwks_url",
             );
+        }
+        if url
+            && !a
+                .ita_jwks_url
+                .parse::<url::Url>()
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+        {
+            return invalid("attestation.ita_jwks_url", "must be an http(s) URL");
         }
         if a.mode == AttestationMode::InsecureDev && a.simulated_identity.is_empty() {
             return invalid("attestation.simulated_identity", "must not be empty");
@@ -738,6 +761,18 @@ mod tests {
             (
                 vec![("KMS_ATTESTATION_PCCS_CA_FILE", "/ca.crt")],
                 "attestation.pccs_ca_file",
+            ),
+            (
+                vec![("KMS_ATTESTATION_ITA_JWKS_URL", "https://ita.example/certs")],
+                "attestation.ita_issuer",
+            ),
+            (
+                vec![
+                    ("KMS_ATTESTATION_ITA_JWKS_URL", "https://ita.example/certs"),
+                    ("KMS_ATTESTATION_ITA_JWKS_FILE", "/jwks.json"),
+                    ("KMS_ATTESTATION_ITA_ISSUER", "x"),
+                ],
+                "attestation.ita_jwks_url",
             ),
         ] {
             let e = with(&extra).unwrap_err().to_string();

@@ -20,6 +20,7 @@ use url::Url;
 use super::collateral::{Collateral, CollateralKey};
 use super::source::CollateralFetcher;
 use crate::error::Error;
+use crate::fetch::{Getter, block_on_own_thread};
 
 /// The largest PCCS answer read (a PCK CRL of a large platform CA is a few hundred KiB).
 pub const MAX_PCCS_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -28,8 +29,7 @@ pub const MAX_PCCS_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct PccsFetcher {
     base: Url,
-    http: reqwest::Client,
-    timeout: Duration,
+    http: Getter,
 }
 
 impl PccsFetcher {
@@ -47,24 +47,8 @@ impl PccsFetcher {
                 base.scheme()
             )));
         }
-        // reqwest is built without a default TLS provider; the node installs ring's,
-        // and so does this (a no-op when one is installed already).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(roots) = roots {
-            builder = builder.tls_certs_only(roots);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| unavailable_cfg(format!("PCCS client: {e}")))?;
-        Ok(Self {
-            base,
-            http,
-            timeout,
-        })
+        let http = Getter::new(roots, timeout).map_err(unavailable_cfg)?;
+        Ok(Self { base, http })
     }
 
     fn url(&self, key: &CollateralKey, tee: &str, path: &str) -> Result<Url, Error> {
@@ -76,34 +60,15 @@ impl PccsFetcher {
 
     async fn get(&self, key: &CollateralKey, url: Url) -> Result<Answer, Error> {
         let what = url.path().to_string();
-        let mut r = self
+        let got = self
             .http
-            .get(url)
-            .send()
+            .get(url, MAX_PCCS_ANSWER_BYTES)
             .await
-            .map_err(|e| unavailable(key, format!("{what}: {}", without_url(&e))))?;
-        if !r.status().is_success() {
-            return Err(unavailable(key, format!("{what}: HTTP {}", r.status())));
-        }
-        let headers = r.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = r
-            .chunk()
-            .await
-            .map_err(|e| unavailable(key, format!("{what}: {}", without_url(&e))))?
-        {
-            if body.len() + chunk.len() > MAX_PCCS_ANSWER_BYTES {
-                return Err(unavailable(
-                    key,
-                    format!("{what}: answer larger than {MAX_PCCS_ANSWER_BYTES} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| unavailable(key, e))?;
         Ok(Answer {
             what,
-            headers,
-            body,
+            headers: got.headers,
+            body: got.body,
         })
     }
 
@@ -178,23 +143,10 @@ impl CollateralFetcher for PccsFetcher {
     /// runtime's worker included (a cache miss happens once per platform and
     /// collateral lifetime, not per quote).
     fn fetch(&self, key: &CollateralKey) -> Result<Collateral, Error> {
-        let this = self.clone();
-        let key = *key;
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| unavailable(&key, format!("runtime: {e}")))?;
-                rt.block_on(async {
-                    tokio::time::timeout(this.timeout * 4, this.fetch_async(&key))
-                        .await
-                        .map_err(|_| unavailable(&key, "PCCS did not answer in time".into()))?
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| Err(unavailable(&key, "PCCS fetch panicked".into())))
+        block_on_own_thread(self.http.timeout() * 4, async {
+            Ok(self.fetch_async(key).await)
         })
+        .unwrap_or_else(|e| Err(unavailable(key, format!("PCCS: {e}"))))
     }
 }
 
@@ -251,14 +203,4 @@ fn unavailable_cfg(detail: String) -> Error {
         key: "-".into(),
         detail,
     }
-}
-
-/// A request error without the URL's query (nothing secret is in it, but the message
-/// stays short and stable).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), u.path());
-    }
-    s
 }
