@@ -129,15 +129,7 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
     // An operator that stayed reports both versions at /versions, newest (active)
     // first: the others find the newest agreed version there even if a later
     // session diverged.
-    let versions: Vec<kms_protocol::api::PubkeyResponse> = c
-        .http
-        .get(c.members[1].url.join("/versions").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Vec<kms_protocol::api::PubkeyResponse> = c.get_json(1, "/versions").await;
     let listed: Vec<(u64, bool)> = versions.iter().map(|v| (v.version, v.is_active)).collect();
     assert_eq!(listed[..2], [(v2, true), (v1, false)], "{listed:?}");
     assert!(
@@ -150,15 +142,7 @@ async fn dkg_then_reshare_with_joins_and_leaves(n: usize) {
         versions[0].commitments
     );
     // A member that joined in the reshare holds only the new version.
-    let joined: Vec<kms_protocol::api::PubkeyResponse> = c
-        .http
-        .get(c.members[a].url.join("/versions").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let joined: Vec<kms_protocol::api::PubkeyResponse> = c.get_json(a, "/versions").await;
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0].version, v2);
     // The removed operator is not in the new version.
@@ -457,15 +441,7 @@ async fn a_peer_running_another_image_is_left_out_of_the_dkg() {
         "{metrics}"
     );
     // /attestation serves the node's simulated quote, bound to its key.
-    let a: serde_json::Value = c
-        .http
-        .get(c.members[0].url.join("/attestation").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: serde_json::Value = c.get_json(0, "/attestation").await;
     assert_eq!(a["simulated"], true);
     assert_eq!(a["evidence"]["method"], "simulated");
     c.shutdown().await;

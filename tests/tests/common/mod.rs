@@ -243,6 +243,18 @@ impl Cluster {
             .expect("metrics body")
     }
 
+    /// GETs `path` from node `i` and decodes its JSON answer (panics otherwise).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, i: usize, path: &str) -> T {
+        self.http
+            .get(self.members[i].url.join(path).unwrap())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} from node {i}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} from node {i}: {e}"))
+    }
+
     pub async fn pubkey(&self, i: usize) -> Option<PubkeyResponse> {
         let r = self
             .http
