@@ -76,6 +76,8 @@ pub fn prepare(spec: &DevnetSpec) -> anyhow::Result<Vec<PathBuf>> {
         cfg.operator.key_file = "operator.key".into();
         cfg.server.listen = format!("127.0.0.1:{port}").parse()?;
         cfg.peering.file = peers_file.clone();
+        // One `/secrets` app registry for the whole devnet (absent until written).
+        cfg.secrets.apps_file = apps_file(&data_dir);
         cfg.schedule.interval_secs = spec.interval_secs;
         cfg.schedule.phase_ms = spec.phase_ms;
         // Loopback: one phase is plenty to notice the boundary and check the peers.
@@ -96,6 +98,11 @@ pub fn prepare(spec: &DevnetSpec) -> anyhow::Result<Vec<PathBuf>> {
     }
     LocalPeeringDataFetcher::write(&peers_file, &peers)?;
     Ok(configs)
+}
+
+/// The devnet's `/secrets` app registry (`secrets.apps_file` of every node).
+pub fn apps_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("apps.toml")
 }
 
 /// The devnet's CA certificate (what clients pass as `--ca-file`).

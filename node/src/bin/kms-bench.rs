@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kms_crypto::{Scalar, tbls};
-use kms_protocol::api::{SignRequest, SignResponse};
+use kms_protocol::api::SignRequest;
 use rand_core::OsRng;
 use url::Url;
 
@@ -26,22 +26,41 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Clone)]
+struct Load {
+    /// The node under load.
+    #[arg(long, default_value = "https://127.0.0.1:18000")]
+    url: Url,
+    /// CA certificate of the node's TLS (a devnet's `ca.crt`).
+    #[arg(long, env = "KMS_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// Seconds per measurement phase.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Requests in flight while saturating.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Partial signatures per second and latency of one node.
     Sign {
-        /// The node under load.
-        #[arg(long, default_value = "https://127.0.0.1:18000")]
-        url: Url,
-        /// CA certificate of the node's TLS (a devnet's `ca.crt`).
-        #[arg(long, env = "KMS_CA_FILE")]
-        ca_file: Option<std::path::PathBuf>,
-        /// Seconds per measurement phase.
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-        /// Requests in flight while saturating.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// `/secrets` releases per second and latency of one node (insecure-dev app
+    /// quotes), with the DCAP verification costs measured in the same run.
+    Secrets {
+        #[command(flatten)]
+        load: Load,
+        /// The nodes' app registry (`secrets.apps_file`; a devnet's `apps.toml`): the
+        /// benchmark registers its app there.
+        #[arg(long, default_value = "devnet-data/apps.toml")]
+        apps_file: std::path::PathBuf,
+        /// The simulated identity of the nodes (`attestation.simulated_identity`).
+        #[arg(long, default_value = "eigenkms-dev-image")]
+        app_build: String,
     },
 }
 
@@ -135,40 +154,46 @@ impl CpuMark {
     }
 }
 
-async fn one(http: &reqwest::Client, url: &Url, id: String) -> Result<Duration, ()> {
+/// Builds the body of request number `n` (a fresh app ID, or a fresh nonce).
+type MakeBody = Arc<dyn Fn(String) -> Vec<u8> + Send + Sync>;
+
+async fn one(http: &reqwest::Client, url: &Url, body: Vec<u8>) -> Result<Duration, ()> {
     let t = Instant::now();
-    let req = SignRequest {
-        app_id: id,
-        attestation_time: None,
-    };
     let r = http
         .post(url.clone())
-        .json(&req)
+        .header("content-type", "application/json")
+        .body(body)
         .send()
         .await
         .map_err(|_| ())?;
     if !r.status().is_success() {
         return Err(());
     }
-    r.json::<SignResponse>().await.map_err(|_| ())?;
+    r.bytes().await.map_err(|_| ())?;
     Ok(t.elapsed())
 }
 
 /// Closed loop: `concurrency` workers, each sending the next request when the last
 /// answered.
-async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usize) -> Phase {
+async fn saturate(
+    http: &reqwest::Client,
+    url: &Url,
+    make: &MakeBody,
+    secs: u64,
+    concurrency: usize,
+) -> Phase {
     let counter = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let mark = CpuMark::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        let (http, url, counter) = (http.clone(), url.clone(), counter.clone());
+        let (http, url, counter, make) = (http.clone(), url.clone(), counter.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             while Instant::now() < end {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                match one(&http, &url, format!("bench-sat-{w}-{n}")).await {
+                match one(&http, &url, make(format!("bench-sat-{w}-{n}"))).await {
                     Ok(d) => lat.push(d),
                     Err(()) => errors += 1,
                 }
@@ -195,7 +220,13 @@ async fn saturate(http: &reqwest::Client, url: &Url, secs: u64, concurrency: usi
 }
 
 /// Open loop: requests started at a fixed rate, whatever the answers do.
-async fn fixed_rate(http: &reqwest::Client, url: &Url, secs: u64, rate: f64) -> Phase {
+async fn fixed_rate(
+    http: &reqwest::Client,
+    url: &Url,
+    make: &MakeBody,
+    secs: u64,
+    rate: f64,
+) -> Phase {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let start = Instant::now();
     let mark = CpuMark::now();
@@ -205,11 +236,11 @@ async fn fixed_rate(http: &reqwest::Client, url: &Url, secs: u64, rate: f64) -> 
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
         ticker.tick().await;
-        let (http, url) = (http.clone(), url.clone());
         n += 1;
-        tasks.push(tokio::spawn(async move {
-            one(&http, &url, format!("bench-half-{n}")).await
-        }));
+        // The body is made here, on the generator's clock, not inside the timed task.
+        let body = make(format!("bench-half-{n}"));
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move { one(&http, &url, body).await }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -234,38 +265,199 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// Median of `runs` single-thread timings of `f` repeated `n` times.
+fn median_cost(n: u32, mut f: impl FnMut()) -> Duration {
+    let mut runs: Vec<Duration> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed() / n
+        })
+        .collect();
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// The test TDX quote and its collateral (from `attestation/tests/data`), and a time
+/// inside the collateral's validity.
+const DCAP_QUOTE: &[u8] = include_bytes!("../../../attestation/tests/data/tdx_quote");
+const DCAP_COLLATERAL: &[u8] =
+    include_bytes!("../../../attestation/tests/data/tdx_quote_collateral.json");
+const DCAP_AT: u64 = 1_750_838_400;
+
+/// Verification costs in this process: (bare dcap-qvl verify with collateral parsing
+/// and chain checks, the node's cached DCAP verify, the simulated-quote verify).
+fn verify_costs(sim_quote: &[u8]) -> anyhow::Result<(Duration, Duration, Duration)> {
+    use kms_attestation::{Collateral, DcapVerifier, Evidence, StaticCollateral, Verifier};
+    let dcap = DcapVerifier::new(StaticCollateral::new(Collateral::from_json(
+        DCAP_COLLATERAL,
+    )?))?;
+    dcap.verify(DCAP_QUOTE, DCAP_AT)?;
+    let bare = median_cost(30, || {
+        std::hint::black_box(dcap.verify_uncached(DCAP_QUOTE, DCAP_AT).ok());
+    });
+    let cached = median_cost(300, || {
+        std::hint::black_box(dcap.verify(DCAP_QUOTE, DCAP_AT).ok());
+    });
+    let sim = Verifier::builder().insecure_dev(true).build();
+    let evidence = Evidence::Simulated(sim_quote.to_vec());
+    sim.verify(&evidence, DCAP_AT)?;
+    let simulated = median_cost(300, || {
+        std::hint::black_box(sim.verify(&evidence, DCAP_AT).ok());
+    });
+    Ok((bare, cached, simulated))
+}
+
+/// Registers the benchmark app (its environment IBE-encrypted to the node's master
+/// key, one allowed build) and returns a body maker: one reused RSA key, a fresh
+/// nonce and a simulated quote bound to both per request.
+async fn secrets_setup(
+    http: &reqwest::Client,
+    load: &Load,
+    apps_file: &std::path::Path,
+    build: &str,
+) -> anyhow::Result<(MakeBody, Vec<u8>)> {
+    use base64::Engine as _;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    const APP: &str = "kms-bench-app";
+    let pk: kms_protocol::api::PubkeyResponse = http
+        .get(load.url.join("/pubkey")?)
+        .send()
+        .await?
+        .error_for_status()
+        .context("GET /pubkey (no key yet?)")?
+        .json()
+        .await?;
+    let env = kms_crypto::ibe::encrypt(
+        &pk.commitments[0],
+        APP.as_bytes(),
+        b"BENCH_SECRET=1",
+        &mut OsRng,
+    )?;
+    let m = kms_node::attest::simulated_measurements(build);
+    let rtmr: Vec<String> = m
+        .rtmr
+        .iter()
+        .map(|r| format!("\"{}\"", hex::encode(r)))
+        .collect();
+    std::fs::write(
+        apps_file,
+        format!(
+            "[[apps]]\napp_id = \"{APP}\"\npublic_env = \"\"\nencrypted_env = \"{}\"\n\
+             [[apps.builds]]\nmrtd = \"{}\"\nrtmr = [{}]\n",
+            hex::encode(&env),
+            hex::encode(m.mrtd),
+            rtmr.join(", ")
+        ),
+    )
+    .with_context(|| format!("writing {}", apps_file.display()))?;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+    let pem = key.to_public_key().to_public_key_pem(LineEnding::LF)?;
+    let make: MakeBody = Arc::new(move |_| {
+        let mut nonce = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+        let rd = kms_attestation::secrets_report_data(pem.as_bytes(), &nonce, APP);
+        let quote = kms_attestation::simulated::encode_simulated_quote(&m, &rd);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        serde_json::to_vec(&serde_json::json!({
+            "app_id": APP,
+            "attestation_method": "simulated",
+            "attestation": base64::engine::general_purpose::STANDARD.encode(&quote),
+            "rsa_pubkey_tmp": pem,
+            "attest_time": now,
+            "nonce": hex::encode(nonce),
+        }))
+        .expect("serializable")
+    });
+    let sample = {
+        let mut nonce = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+        let rd = kms_attestation::secrets_report_data(b"k", &nonce, APP);
+        kms_attestation::simulated::encode_simulated_quote(&m, &rd)
+    };
+    Ok((make, sample))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kms_node::install_crypto_provider();
-    let Command::Sign {
-        url,
-        ca_file,
+    let (load, path, secrets) = match Cli::parse().command {
+        Command::Sign { load } => (load, "/app/sign", None),
+        Command::Secrets {
+            load,
+            apps_file,
+            app_build,
+        } => (load, "/secrets", Some((apps_file, app_build))),
+    };
+    let Load {
+        ref url,
+        ref ca_file,
         duration,
         concurrency,
-    } = Cli::parse().command;
-    let sign_url = url.join("/app/sign")?;
+    } = load;
+    let target = url.join(path)?;
     let mut http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(concurrency);
     if let Some(ca) = ca_file {
-        http = http.tls_certs_only(kms_node::tls::client_roots(&ca)?);
+        http = http.tls_certs_only(kms_node::tls::client_roots(ca)?);
     }
     let http = http.build()?;
-    one(&http, &sign_url, "bench-warmup".into())
-        .await
-        .map_err(|_| anyhow::anyhow!("{sign_url} does not sign (no key yet, or rate limited?)"))
-        .context("warm-up request")?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let cost = floor_cost();
+    let (make, cost, dcap) = match &secrets {
+        None => {
+            let make: MakeBody = Arc::new(|id| {
+                serde_json::to_vec(&SignRequest {
+                    app_id: id,
+                    attestation_time: None,
+                })
+                .expect("serializable")
+            });
+            (make, floor_cost(), None)
+        }
+        Some((apps_file, build)) => {
+            let (make, sample) = secrets_setup(&http, &load, apps_file, build).await?;
+            let (bare, cached, simulated) = verify_costs(&sample)?;
+            // The nodes re-read the registry every few seconds.
+            let ready = Instant::now();
+            while one(&http, &target, make("warm".into())).await.is_err() {
+                if ready.elapsed() > Duration::from_secs(30) {
+                    bail!(
+                        "{target} does not release the benchmark app's secrets (registry not re-read? rate limited?)"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            (make, bare, Some((cached, simulated)))
+        }
+    };
+    one(&http, &target, make("bench-warmup".into()))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{target} refuses the benchmark's requests (no key yet, or rate limited?)"
+            )
+        })
+        .context("warm-up request")?;
     let floor = cores as f64 / cost.as_secs_f64();
+    let what = if dcap.is_some() {
+        "bare DCAP verify"
+    } else {
+        "partial signature"
+    };
     eprintln!(
-        "floor: {} per partial signature, {cores} cores → {floor:.0}/s; saturating for {duration} s …",
+        "floor: {} per {what}, {cores} cores → {floor:.0}/s; saturating for {duration} s …",
         ms(cost)
     );
-    let sat = saturate(&http, &sign_url, duration, concurrency).await;
+    let sat = saturate(&http, &target, &make, duration, concurrency).await;
     if sat.ok == 0 {
         bail!(
             "no successful request while saturating ({} errors)",
@@ -277,7 +469,7 @@ async fn main() -> anyhow::Result<()> {
         "saturated at {max_rate:.0}/s; now {:.0}/s for {duration} s …",
         max_rate / 2.0
     );
-    let half = fixed_rate(&http, &sign_url, duration, max_rate / 2.0).await;
+    let half = fixed_rate(&http, &target, &make, duration, max_rate / 2.0).await;
     let half_rate = half.ok as f64 / half.elapsed.as_secs_f64();
     println!(
         "| load | requests ok | errors | throughput | p50 | p99 | floor (cores ÷ bare cost) | throughput / floor |"
@@ -318,6 +510,27 @@ async fn main() -> anyhow::Result<()> {
             100.0 * cost.as_secs_f64() / node_cpu_per_req.as_secs_f64(),
             100.0 * max_rate / node_floor
         );
+        if let Some((cached, simulated)) = dcap {
+            // The requests above carry simulated quotes (an app quote bound to a fresh
+            // request can only come from a TDX guest); a DCAP request costs the node
+            // the same except for the verification: the cached DCAP verify instead
+            // of the simulated one, both measured here.
+            let per_dcap = node_cpu_per_req.saturating_sub(simulated) + cached;
+            let projected = (cores as f64 - gen_cores).max(0.01) / per_dcap.as_secs_f64();
+            println!();
+            println!(
+                "| DCAP | bare dcap-qvl verify | cached verify (node) | simulated verify | node CPU per DCAP request (projected) | projected throughput (cores left to the node) | floor (cores ÷ bare verify) | projected / floor |"
+            );
+            println!("|---|---|---|---|---|---|---|---|");
+            println!(
+                "| test quote, collateral cached | {} | {} | {} | {} | {projected:.0}/s | {floor:.0}/s | {:.0}% |",
+                ms(cost),
+                ms(cached),
+                ms(simulated),
+                ms(per_dcap),
+                100.0 * projected / floor
+            );
+        }
     }
     Ok(())
 }
