@@ -150,6 +150,9 @@ impl NodeAttestation {
         } else {
             read_policy(&a.policy_file)?
         };
+        for release in &a.release_files {
+            policy = policy.allow_node_image(release_image(release)?);
+        }
         let key = key_bytes(public_key);
         let report_data = kms_attestation::node_report_data(&key, tls_cert_der);
         let (evidence, measurements) = if insecure_dev {
@@ -255,6 +258,20 @@ fn read_policy(path: &Path) -> anyhow::Result<Policy> {
         .map_err(|e| anyhow::anyhow!("attestation.policy_file {}: {e}", path.display()))
 }
 
+/// The node image a `measurements/<release>.json` file describes; refused when a
+/// register is not known (it would otherwise admit anything in its place).
+pub fn release_image(path: &Path) -> anyhow::Result<TdMeasurements> {
+    let release = kms_measure::ReleaseMeasurements::load(path)
+        .map_err(|e| anyhow::anyhow!("attestation.release_files: {e}"))?;
+    let (mrtd, rtmr) = release.expected().map_err(|e| {
+        anyhow::anyhow!(
+            "attestation.release_files {}: {e}; a peer running this release cannot be admitted until the file is complete",
+            path.display()
+        )
+    })?;
+    Ok(TdMeasurements { mrtd, rtmr })
+}
+
 /// The shared handle.
 pub type SharedAttestation = Arc<NodeAttestation>;
 
@@ -308,5 +325,50 @@ mod tests {
             .err()
             .expect("no TDX here");
         assert!(e.to_string().contains("insecure-dev"), "{e}");
+    }
+
+    #[test]
+    fn released_images_from_measurement_files_are_admitted_and_incomplete_ones_refused() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../measurements/eigenkms-0.1.0-dev-3380044144b4.json");
+        let k = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        // The committed release has no RTMR0 yet (it needs a reference boot on TDX).
+        let mut cfg = dev_cfg("img");
+        cfg.attestation.release_files = vec![committed.clone()];
+        let e = NodeAttestation::from_config(&cfg, &k.public_key(), b"", 0)
+            .err()
+            .expect("incomplete release");
+        assert!(e.to_string().contains("rtmr0"), "{e}");
+        // Completed (as its reference boot would): peers running it are admitted.
+        let dir = tempfile::tempdir().unwrap();
+        let mut release: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&committed).unwrap()).unwrap();
+        release["registers"]["rtmr0"]["value"] = serde_json::json!("ab".repeat(48));
+        release["registers"]["rtmr0"]["source"] = serde_json::json!("reference-log");
+        let complete = dir.path().join("release.json");
+        std::fs::write(&complete, serde_json::to_vec(&release).unwrap()).unwrap();
+        let image = release_image(&complete).unwrap();
+        assert_eq!(image.rtmr[0], [0xab; 48]);
+        cfg.attestation.release_files = vec![complete];
+        let me = NodeAttestation::from_config(&cfg, &k.public_key(), b"", 0).unwrap();
+        let peer = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let quote = |m: TdMeasurements| {
+            SimulatedProvider::new(m)
+                .quote(&kms_attestation::node_report_data(
+                    &key_bytes(&peer.public_key()),
+                    b"cert",
+                ))
+                .unwrap()
+        };
+        me.check_peer(&quote(image), &peer.public_key(), b"cert", 0)
+            .expect("a released image");
+        let mut other = image;
+        other.rtmr[2][0] ^= 1;
+        assert_eq!(
+            me.check_peer(&quote(other), &peer.public_key(), b"cert", 0)
+                .unwrap_err()
+                .kind(),
+            "measurement_not_allowed"
+        );
     }
 }

@@ -341,6 +341,11 @@ pub struct AttestationConfig {
     /// The acceptance policy (JSON: TCB statuses, node images, per-app builds). Empty:
     /// strict statuses, no image allowed (in insecure-dev: the simulated identity below).
     pub policy_file: PathBuf,
+    /// Released node images peers may run: `measurements/<release>.json` files (the
+    /// `kms-measure` format), added to the policy's node images. A release with a
+    /// register not known yet (RTMR0 before its reference boot) is refused at start:
+    /// an unknown register must not become a wildcard.
+    pub release_files: Vec<PathBuf>,
     /// `/secrets`: attestations older than this many seconds are refused.
     pub max_age_secs: u64,
     /// insecure-dev only: the name the simulated measurements are derived from
@@ -359,6 +364,7 @@ impl Default for AttestationConfig {
             ita_jwks_url: String::new(),
             ita_issuer: String::new(),
             policy_file: PathBuf::new(),
+            release_files: Vec::new(),
             max_age_secs: 300,
             simulated_identity: "eigenkms-dev-image".into(),
         }
@@ -483,6 +489,11 @@ impl NodeConfig {
                 &mut cfg.secrets.apps_file,
             ] {
                 if p.is_relative() && !p.as_os_str().is_empty() {
+                    *p = dir.join(&*p);
+                }
+            }
+            for p in &mut cfg.attestation.release_files {
+                if p.is_relative() {
                     *p = dir.join(&*p);
                 }
             }
