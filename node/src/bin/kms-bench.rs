@@ -1,7 +1,12 @@
-//! `kms-bench sign`: load one node's `/app/sign` with a distinct app ID per request
-//! and print a table: saturated throughput and latency, latency at half that load, and
-//! the floor measured in the same run (the bare `s_i·H1(id)` cost: hash-to-G1 plus a
-//! G1 multiplication, and cores ÷ that cost).
+//! Load benchmarks against one node of a running devnet, each printing a table with
+//! its floor measured in the same run:
+//!
+//! - `kms-bench sign`: `/app/sign` with a distinct app ID per request — saturated
+//!   throughput and latency, latency at half that load, and the bare `s_i·H1(id)` cost
+//!   (hash-to-G1 plus a G1 multiplication) with cores ÷ that cost;
+//! - `kms-bench secrets`: `/secrets` with a fresh nonce and a simulated app quote per
+//!   request (the bench registers its app in the devnet's `apps.toml`), with the bare
+//!   and cached DCAP verify of the real test quote and a projected DCAP figure.
 //!
 //! ```text
 //! KMS_LIMITS_SIGN_RATE_PER_SEC=1000000 KMS_LIMITS_SIGN_BURST=1000000 make run   # terminal 1
