@@ -1,11 +1,37 @@
-//! Bounded HTTP GETs for collateral and key sets (PCCS, Trust Authority JWKS): a
-//! timeout per request, a cap on the answer size, no redirects, and a way to run them
-//! from synchronous code anywhere (an async runtime's worker included).
+//! Bounded HTTP reads. [`read_capped`] reads an answer of at most a given size (the
+//! node reading its peers uses it too); the crate's own GETs for collateral and key
+//! sets (PCCS, Trust Authority JWKS) add a timeout per request, no redirects, and a
+//! way to run them from synchronous code anywhere (an async runtime's worker included).
 
 use std::future::Future;
 use std::time::Duration;
 
 use url::Url;
+
+/// Why [`read_capped`] returned no body.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The declared or the received length is over the cap.
+    TooLarge,
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads `resp`'s body, at most `max` bytes: refused unread when its declared length
+/// is over the cap, and counted as it arrives (the declaration may be absent or false).
+pub async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// An HTTP client for one kind of document.
 #[derive(Clone, Debug)]
@@ -49,25 +75,16 @@ impl Getter {
     /// is an error naming the URL's path.
     pub async fn get(&self, url: Url, max_bytes: usize) -> Result<Got, String> {
         let what = url.path().to_string();
-        let short = |e: reqwest::Error| {
-            let mut s = e.to_string();
-            if let Some(u) = e.url() {
-                s = s.replace(u.as_str(), u.path());
-            }
-            format!("{what}: {s}")
-        };
-        let mut r = self.http.get(url.clone()).send().await.map_err(short)?;
+        let short = |e: reqwest::Error| format!("{what}: {}", e.without_url());
+        let mut r = self.http.get(url).send().await.map_err(short)?;
         if !r.status().is_success() {
             return Err(format!("{what}: HTTP {}", r.status()));
         }
         let headers = r.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = r.chunk().await.map_err(short)? {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(format!("{what}: answer larger than {max_bytes} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(&mut r, max_bytes).await.map_err(|e| match e {
+            BodyError::TooLarge => format!("{what}: answer larger than {max_bytes} bytes"),
+            BodyError::Transport(e) => short(e),
+        })?;
         Ok(Got { headers, body })
     }
 }

@@ -20,7 +20,7 @@ pub mod binding;
 pub mod cli;
 pub mod dcap;
 pub mod error;
-mod fetch;
+pub mod fetch;
 pub mod ita;
 pub mod policy;
 pub mod provider;

@@ -131,28 +131,40 @@ impl ChainClient {
                 );
                 continue;
             }
-            match self.contracts.submit_evidence(ev, params).await {
-                Ok(ProofOutcome::Submitted(tx)) => {
-                    info!(session = ts, kind, %dealer, tx = %tx.hash, gas = tx.gas_used, "fraud proof accepted on-chain")
-                }
-                Ok(ProofOutcome::Skipped(status)) => {
-                    debug!(session = ts, kind, %dealer, ?status, "fraud proof not needed on-chain")
-                }
-                Err(ChainError::Unsupported(what)) => {
-                    info!(
-                        session = ts,
-                        kind,
-                        %dealer,
-                        what,
-                        "fraud evidence the chain cannot verify; kept off-chain"
-                    )
-                }
-                Err(e) => {
-                    warn!(session = ts, kind, %dealer, error = %e, "fraud proof submission failed")
-                }
-            }
+            let outcome = self.contracts.submit_evidence(ev, params).await;
+            Self::log_proof(ts, kind, dealer, outcome);
         }
         self.check_registry(ts, received).await;
+    }
+
+    /// Logs what became of one fraud proof: accepted, not needed (the chain already
+    /// counted it), not verifiable on-chain (kept off-chain), or failed.
+    fn log_proof(
+        ts: u64,
+        kind: &'static str,
+        dealer: kms_crypto::OperatorAddress,
+        outcome: Result<ProofOutcome, ChainError>,
+    ) {
+        match outcome {
+            Ok(ProofOutcome::Submitted(tx)) => {
+                info!(session = ts, kind, %dealer, tx = %tx.hash, gas = tx.gas_used, "fraud proof accepted on-chain")
+            }
+            Ok(ProofOutcome::Skipped(status)) => {
+                debug!(session = ts, kind, %dealer, ?status, "fraud proof not needed on-chain")
+            }
+            Err(ChainError::Unsupported(what)) => {
+                info!(
+                    session = ts,
+                    kind,
+                    %dealer,
+                    what,
+                    "fraud evidence the chain cannot verify; kept off-chain"
+                )
+            }
+            Err(e) => {
+                warn!(session = ts, kind, %dealer, error = %e, "fraud proof submission failed")
+            }
+        }
     }
 
     /// Compares what each other dealer records in the commitment registry for session
@@ -186,17 +198,8 @@ impl ChainClient {
                             "a dealer recorded another commitment than it sent; proving it on-chain"
                         );
                         let proof = FraudProof::RegistryInconsistency { commitment };
-                        match self.contracts.submit_fraud_proof(&proof).await {
-                            Ok(ProofOutcome::Submitted(tx)) => {
-                                info!(session = ts, %dealer, tx = %tx.hash, gas = tx.gas_used, "registry inconsistency proven on-chain")
-                            }
-                            Ok(ProofOutcome::Skipped(status)) => {
-                                debug!(session = ts, %dealer, ?status, "registry inconsistency proof not needed on-chain")
-                            }
-                            Err(e) => {
-                                warn!(session = ts, %dealer, error = %e, "registry inconsistency proof failed")
-                            }
-                        }
+                        let outcome = self.contracts.submit_fraud_proof(&proof).await;
+                        Self::log_proof(ts, "registry_inconsistency", dealer, outcome);
                     }
                 }
             }

@@ -33,7 +33,55 @@ pub struct ApiError {
     message: String,
 }
 
+/// A rate limit and a concurrency limit in front of an expensive endpoint: a request
+/// over either is refused before any work (429 `rate_limited`, 503 `busy`).
+pub struct Admission {
+    limiter: governor::DefaultDirectRateLimiter,
+    slots: tokio::sync::Semaphore,
+    what: &'static str,
+}
+
+impl Admission {
+    /// `rate_per_sec` sustained with bursts of `burst`, `concurrency` at once (all
+    /// positive, as the configuration validates; zero is read as one). `what` names the
+    /// requests in the refusal (`sign`, `secrets`).
+    pub fn new(rate_per_sec: u32, burst: u32, concurrency: usize, what: &'static str) -> Self {
+        let positive = |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota =
+            governor::Quota::per_second(positive(rate_per_sec)).allow_burst(positive(burst));
+        Self {
+            limiter: governor::RateLimiter::direct(quota),
+            slots: tokio::sync::Semaphore::new(concurrency.max(1)),
+            what,
+        }
+    }
+
+    /// A slot for one request, held until it is dropped; or the refusal, whose
+    /// [`ApiError::code`] is what the caller counts.
+    pub(crate) fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        if self.limiter.check().is_err() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many {} requests; retry later", self.what),
+            ));
+        }
+        self.slots.try_acquire().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("too many {} requests in flight; retry later", self.what),
+            )
+        })
+    }
+}
+
 impl ApiError {
+    /// The stable error code (`rate_limited`, `bad_request`, ...).
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// An error answer: `status`, a stable `code`, a message without secrets.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -290,22 +338,7 @@ async fn app_sign(
             })
             .inc();
     };
-    if s.sign_limiter.check().is_err() {
-        count("rate_limited");
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many sign requests; retry later",
-        ));
-    }
-    let Ok(_slot) = s.sign_slots.try_acquire() else {
-        count("busy");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many sign requests in flight; retry later",
-        ));
-    };
+    let _slot = s.sign_admission.admit().inspect_err(|e| count(e.code()))?;
     if req.app_id.is_empty() || req.app_id.len() > MAX_APP_ID_BYTES {
         count("bad_request");
         return Err(ApiError::bad_request(format!(

@@ -3,11 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::OperatorSigner;
 use kms_protocol::api::{BoundaryPlan, PubkeyResponse};
@@ -17,7 +15,7 @@ use kms_protocol::{
     SessionOutcome, SessionParams, SessionTimestamp,
 };
 use rand_core::{OsRng, RngCore};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use url::Url;
@@ -85,10 +83,8 @@ pub struct NodeShared {
     pub evidence: Mutex<Vec<(u64, FraudEvidence)>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// `/app/sign` rate limit.
-    pub sign_limiter: DefaultDirectRateLimiter,
-    /// `/app/sign` concurrency limit.
-    pub sign_slots: Semaphore,
+    /// `/app/sign` rate and concurrency limits.
+    pub sign_admission: crate::http::Admission,
     /// Own evidence, verifier and policy.
     pub attestation: Arc<NodeAttestation>,
     /// Chain mode: commitments and fraud proofs go on-chain after each session.
@@ -461,19 +457,14 @@ impl NodeShared {
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default();
             // A peer is not trusted with the size of its answer either.
-            let read = async {
-                let mut body = Vec::new();
-                while let Some(chunk) = r.chunk().await.map_err(|_| "unreachable")? {
-                    if body.len() + chunk.len() > MAX_PEER_ANSWER_BYTES {
-                        return Err("too_large");
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(body)
-            };
+            let read = kms_attestation::fetch::read_capped(&mut r, MAX_PEER_ANSWER_BYTES);
             let bytes = tokio::time::timeout(timeout, read)
                 .await
-                .map_err(|_| "unreachable")??;
+                .map_err(|_| "unreachable")?
+                .map_err(|e| match e {
+                    kms_attestation::fetch::BodyError::TooLarge => "too_large",
+                    kms_attestation::fetch::BodyError::Transport(_) => "unreachable",
+                })?;
             let v: T = serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
             Ok((v, cert))
         }
@@ -534,8 +525,6 @@ impl NodeShared {
         kept
     }
 
-    /// Asks every peer for its active version. Answers whose operator is not the peer
-    /// are dropped.
     /// Every version each peer holds (`GET /versions`), so that the newest version a
     /// threshold agrees on is found even when a later session diverged. Only answers
     /// in the peer's own name count, at most [`MAX_REPORTED_VERSIONS`] per peer.
@@ -907,9 +896,6 @@ impl Node {
             None => Arc::new(LocalPeeringDataFetcher::new(cfg.peering.file.clone())),
         });
         let boundaries = boundaries.or_else(|| chain.clone().map(|c| c as Arc<dyn BoundarySource>));
-        let quota =
-            Quota::per_second(NonZeroU32::new(cfg.limits.sign_rate_per_sec).expect("validated"))
-                .allow_burst(NonZeroU32::new(cfg.limits.sign_burst).expect("validated"));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(NodeShared {
@@ -928,8 +914,12 @@ impl Node {
             completions: Mutex::new(BTreeMap::new()),
             evidence: Mutex::new(Vec::new()),
             clock,
-            sign_limiter: RateLimiter::direct(quota),
-            sign_slots: Semaphore::new(cfg.limits.sign_concurrency),
+            sign_admission: crate::http::Admission::new(
+                cfg.limits.sign_rate_per_sec,
+                cfg.limits.sign_burst,
+                cfg.limits.sign_concurrency,
+                "sign",
+            ),
             attestation,
             chain,
             fault: fault.map(Mutex::new),

@@ -187,8 +187,7 @@ pub struct SecretsState {
     /// The app registry.
     pub apps: AppRegistry,
     nonces: Mutex<Nonces>,
-    limiter: governor::DefaultDirectRateLimiter,
-    slots: tokio::sync::Semaphore,
+    admission: crate::http::Admission,
 }
 
 impl SecretsState {
@@ -201,19 +200,17 @@ impl SecretsState {
             max: c.max_nonces,
         });
         let l = &shared.cfg.limits;
-        let quota = governor::Quota::per_second(
-            std::num::NonZeroU32::new(l.secrets_rate_per_sec).unwrap_or(std::num::NonZeroU32::MIN),
-        )
-        .allow_burst(
-            std::num::NonZeroU32::new(l.secrets_burst).unwrap_or(std::num::NonZeroU32::MIN),
+        let admission = crate::http::Admission::new(
+            l.secrets_rate_per_sec,
+            l.secrets_burst,
+            l.secrets_concurrency,
+            "secrets",
         );
-        let slots = tokio::sync::Semaphore::new(l.secrets_concurrency.max(1));
         Self {
             shared,
             apps,
             nonces,
-            limiter: governor::RateLimiter::direct(quota),
-            slots,
+            admission,
         }
     }
 
@@ -391,23 +388,12 @@ async fn secrets(
     };
     // Refused before any work: a flood costs neither quote verifications nor
     // blocking threads.
-    if st.limiter.check().is_err() {
-        count("rate_limited");
-        return crate::http::ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many secrets requests; retry later",
-        )
-        .into_response();
-    }
-    let Ok(_slot) = st.slots.try_acquire() else {
-        count("busy");
-        return crate::http::ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many secrets requests in flight; retry later",
-        )
-        .into_response();
+    let _slot = match st.admission.admit() {
+        Ok(slot) => slot,
+        Err(e) => {
+            count(e.code());
+            return e.into_response();
+        }
     };
     match st.handle(req).await {
         Ok(r) => {

@@ -227,22 +227,7 @@ async fn hostile_input_is_refused_with_4xx_and_changes_nothing() {
     // client has finished sending a body it will never read (never a 2xx or 5xx). Its
     // own client, so that the closed connection is not reused by later requests.
     let huge = format!("{{\"appID\":\"{}\"}}", "a".repeat(3 * 1024 * 1024));
-    let oversize = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(0)
-        .tls_certs_only(kms_node::tls::client_roots(&c.ca_file).unwrap())
-        .build()
-        .unwrap();
-    if let Ok(r) = oversize
-        .post(c.members[0].url.join("/app/sign").unwrap())
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-    {
-        let s = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
+    if let Some((s, v)) = c.post_oversized(0, "/app/sign", huge.into_bytes()).await {
         assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "huge body");
     }
 

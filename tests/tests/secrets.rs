@@ -265,25 +265,10 @@ async fn secrets_end_to_end_and_refusals() {
     // closes the connection before the client has finished sending the body it will
     // never read; never a 2xx or a 5xx. A client without a connection pool, so that a
     // connection the server closed is not reused by the requests that follow.
-    let oversize = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(0)
-        .tls_certs_only(kms_node::tls::client_roots(&c.ca_file).unwrap())
-        .build()
-        .unwrap();
     for size in [300 * 1024, 3 * 1024 * 1024] {
-        let r = oversize
-            .post(c.members[1].url.join("/secrets").unwrap())
-            .header("content-type", "application/json")
-            .body(vec![b' '; size])
-            .send()
-            .await;
-        if let Ok(r) = r {
-            let status = r.status().as_u16();
-            let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        if let Some((status, v)) = c.post_oversized(1, "/secrets", vec![b' '; size]).await {
             assert_eq!(
-                (status, code(&v)),
+                (status.as_u16(), code(&v)),
                 (413, "payload_too_large"),
                 "{size} bytes: {v}"
             );

@@ -81,18 +81,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// runs), each with a fresh app ID.
 fn floor_cost() -> Duration {
     let share = Scalar::random(&mut OsRng);
-    let mut runs: Vec<Duration> = (0..7)
-        .map(|r| {
-            let t = Instant::now();
-            for i in 0..300 {
-                let id = format!("floor-{r}-{i}");
-                std::hint::black_box(tbls::sign_partial(&share, id.as_bytes()));
-            }
-            t.elapsed() / 300
-        })
-        .collect();
-    runs.sort();
-    runs[runs.len() / 2]
+    let mut i = 0u64;
+    median_cost(300, || {
+        i += 1;
+        let id = format!("floor-{i}");
+        std::hint::black_box(tbls::sign_partial(&share, id.as_bytes()));
+    })
 }
 
 struct Phase {
@@ -270,7 +264,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Median of `runs` single-thread timings of `f` repeated `n` times.
+/// The median of 7 single-thread timings of `f` repeated `n` times, per call.
 fn median_cost(n: u32, mut f: impl FnMut()) -> Duration {
     let mut runs: Vec<Duration> = (0..7)
         .map(|_| {

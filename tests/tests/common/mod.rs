@@ -255,6 +255,34 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("GET {path} from node {i}: {e}"))
     }
 
+    /// POSTs a body over node `i`'s limit to `path` on a client of its own without a
+    /// connection pool (the server may close the connection before the client has sent
+    /// a body it will never read; such a connection must not be reused). `None` when the
+    /// connection was closed, else the status and the JSON answer.
+    pub async fn post_oversized(
+        &self,
+        i: usize,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Option<(reqwest::StatusCode, serde_json::Value)> {
+        let oversize = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .tls_certs_only(kms_node::tls::client_roots(&self.ca_file).unwrap())
+            .build()
+            .unwrap();
+        let r = oversize
+            .post(self.members[i].url.join(path).unwrap())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .ok()?;
+        let status = r.status();
+        Some((status, r.json().await.unwrap_or(serde_json::Value::Null)))
+    }
+
     pub async fn pubkey(&self, i: usize) -> Option<PubkeyResponse> {
         let r = self
             .http
