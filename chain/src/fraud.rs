@@ -143,6 +143,11 @@ impl FraudProof {
                     "wrong reshare constant (needs the previous public polynomial)",
                 ));
             }
+            FraudEvidence::InvalidCommitmentPoint { .. } => {
+                return Err(ChainError::Unsupported(
+                    "commitment point outside G2 (the slashing contract has no proof for it yet)",
+                ));
+            }
             FraudEvidence::Phase2Inconsistency { .. } => {
                 return Err(ChainError::Unsupported(
                     "Pedersen phase-2 inconsistency (needs the session's H2)",

@@ -18,8 +18,8 @@ use blst::{
     blst_p1_deserialize, blst_p1_from_affine, blst_p1_generator, blst_p1_mult, blst_p1_to_affine,
     blst_p1_uncompress, blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress,
     blst_p2_affine_in_g2, blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg,
-    blst_p2_deserialize, blst_p2_from_affine, blst_p2_generator, blst_p2_mult, blst_p2_to_affine,
-    blst_p2_uncompress,
+    blst_p2_deserialize, blst_p2_double, blst_p2_from_affine, blst_p2_generator, blst_p2_is_inf,
+    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -325,20 +325,90 @@ impl G2Point {
 
     /// Decodes the EIP-2537 form with the same strictness as the compressed decoder.
     pub fn from_eip2537(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let p = Self::from_eip2537_on_curve(bytes)?;
+        if !p.in_subgroup() {
+            return Err(CryptoError::PointNotInSubgroup);
+        }
+        Ok(p)
+    }
+
+    /// Decodes the EIP-2537 form like [`G2Point::from_eip2537`] — padding zero,
+    /// coordinates reduced, canonical, on the curve, not the identity — but **without
+    /// the subgroup check**, which costs about three times a point's share of a large
+    /// multi-scalar multiplication. Only for VSS commitments, whose check is deferred
+    /// to the aggregate: see [`crate::vss::Commitment::from_eip2537_deferred`]. The
+    /// result may lie outside G2 until [`G2Point::in_subgroup`] says otherwise.
+    pub fn from_eip2537_on_curve(bytes: &[u8]) -> Result<Self, CryptoError> {
         let raw: [u8; 192] = eip2537_words::<4, 192>(bytes, &[1, 0, 3, 2])?;
         let mut p = blst_p2_affine::default();
         // SAFETY: reads 192 bytes, writes one affine point.
         let rc = unsafe { blst_p2_deserialize(&mut p, raw.as_ptr()) };
-        finish_eip2537(
-            Self(p),
-            rc,
-            |q| q.to_eip2537() == *bytes,
-            |q| unsafe {
-                // SAFETY: reads one affine point.
-                blst_p2_affine_in_g2(&q.0)
-            },
-        )
+        finish_eip2537(Self(p), rc, |q| q.to_eip2537() == *bytes, |_| true)
     }
+
+    /// Whether the point lies in the prime-order subgroup (blst's endomorphism test,
+    /// exact). Always true for points from the strict decoders or from arithmetic on
+    /// such points.
+    pub fn in_subgroup(&self) -> bool {
+        // SAFETY: reads one affine point.
+        unsafe { blst_p2_affine_in_g2(&self.0) }
+    }
+}
+
+/// `h2·r / 13²`, big-endian (`13²` divides the cofactor `h2`): multiplying a curve
+/// point by it leaves only its component in the 13-part of the group.
+const TO_13_PART: &str = "04005449cda731a7136c440a0c65b728ba1c1fa6b6708356f3b9bdc84396cab33907d71557a7d33677f5d45f7cedb8cfdac10ff1fc5b48d6461e907737d78e96568f2d18c750b4b3ca5c33c3fd8ff8a70629888281914529f4e3380941cfdd";
+
+impl G2Point {
+    /// A point of order 13 on the G2 curve, outside the prime-order subgroup. Public
+    /// math, exposed for tests and simulations that play a hostile dealer hiding a
+    /// torsion component in its commitment; no protocol path produces one.
+    pub fn small_order_point() -> Self {
+        let m = hex::decode(TO_13_PART).expect("constant is hex");
+        // Try compressed x-coordinates 1, 2, … until one is on the curve; blst's
+        // uncompress does not test the subgroup, so the point is generic.
+        for x in 1u8..=u8::MAX {
+            let mut enc = [0u8; 96];
+            enc[0] = 0x80;
+            enc[95] = x;
+            let mut a = blst_p2_affine::default();
+            // SAFETY: reads 96 bytes, writes one affine point.
+            if unsafe { blst_p2_uncompress(&mut a, enc.as_ptr()) } != BLST_ERROR::BLST_SUCCESS {
+                continue;
+            }
+            let mut q = mul_generic(&Self(a).projective(), &m);
+            let q13 = mul_generic(&q, &[13]);
+            // SAFETY: reads one projective point.
+            if !unsafe { blst_p2_is_inf(&q13) } {
+                q = q13; // the component had order 169
+            }
+            let q = Self::from_projective(&q);
+            if !q.is_identity() {
+                return q;
+            }
+        }
+        unreachable!("a curve point with a 13-torsion component exists among 255 tries")
+    }
+}
+
+/// `k·p` by plain double-and-add over big-endian `k` of any length: correct for every
+/// curve point (blst's fast multiplications assume the prime-order subgroup).
+/// Variable time; public inputs only.
+fn mul_generic(p: &blst_p2, k: &[u8]) -> blst_p2 {
+    let mut acc = blst_p2::default();
+    for byte in k {
+        for bit in (0..8).rev() {
+            let prev = acc;
+            // SAFETY: valid projective inputs.
+            unsafe { blst_p2_double(&mut acc, &prev) };
+            if byte >> bit & 1 == 1 {
+                let prev = acc;
+                // SAFETY: valid projective inputs; add_or_double handles P == Q.
+                unsafe { blst_p2_add_or_double(&mut acc, &prev, p) };
+            }
+        }
+    }
+    acc
 }
 
 /// Checks the 64-byte words of an EIP-2537 encoding (16 zero bytes of padding, a
@@ -416,6 +486,50 @@ mod tests {
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn small_order_point_is_on_the_curve_outside_g2_and_of_order_13() {
+        let q = G2Point::small_order_point();
+        assert!(!q.is_identity());
+        assert!(!q.in_subgroup());
+        assert!(G2Point::generator().in_subgroup());
+        let enc = q.to_eip2537();
+        assert_eq!(G2Point::from_eip2537_on_curve(&enc).unwrap(), q);
+        assert_eq!(
+            G2Point::from_eip2537(&enc),
+            Err(CryptoError::PointNotInSubgroup)
+        );
+        assert!(G2Point::from_compressed(&q.to_compressed()).is_err());
+        let mut k = G2Point::identity();
+        for i in 1..=13 {
+            k = k.add(&q);
+            assert_eq!(k.is_identity(), i == 13, "[{i}]Q");
+        }
+        // Adding it to a G2 point leaves G2, and the decoders see the difference.
+        let p = G2Point::generator().add(&q);
+        assert!(!p.in_subgroup());
+        assert!(G2Point::from_eip2537_on_curve(&p.to_eip2537()).is_ok());
+        assert!(G2Point::from_eip2537(&p.to_eip2537()).is_err());
+    }
+
+    #[test]
+    fn on_curve_decoder_keeps_the_other_checks() {
+        let g = G2Point::generator().to_eip2537();
+        let mut off = g;
+        off[255] ^= 1; // y changed: off the curve
+        assert_eq!(
+            G2Point::from_eip2537_on_curve(&off),
+            Err(CryptoError::PointNotOnCurve)
+        );
+        let mut padded = g;
+        padded[0] = 1;
+        assert!(G2Point::from_eip2537_on_curve(&padded).is_err());
+        assert_eq!(
+            G2Point::from_eip2537_on_curve(&[0u8; 256]),
+            Err(CryptoError::PointAtInfinity)
+        );
+        assert!(G2Point::from_eip2537_on_curve(&g[..255]).is_err());
+    }
 
     #[test]
     fn generator_roundtrip_and_identity() {

@@ -33,7 +33,7 @@ use crate::error::ProtocolError;
 use crate::evidence::FraudEvidence;
 use crate::messages::{
     AckEntry, CoinCommit, CoinReveal, ComplaintReason, DealerCommitment, DealerShare, Payload,
-    PlayerAcks, PlayerComplaint, SignedMessage, b256, decode_commitment, decode_share,
+    PlayerAcks, PlayerComplaint, SignedMessage, b256, decode_commitment_deferred, decode_share,
     encode_commitment, from_address, share_hash, to_address,
 };
 use crate::outcome::{KeyShareVersion, SessionFailure, SessionOutcome};
@@ -370,6 +370,30 @@ impl Engine {
         self.evidence.push(evidence);
     }
 
+    /// Checks `dealer`'s commitment of `phase` for points outside G2 (exact, at most
+    /// once per commitment: a success is remembered) and convicts on a violation.
+    /// Called before blaming a dealer for a failed share or constant check, which
+    /// torsion alone can break, and on the aggregate path. `true` = convicted.
+    fn convict_torsion(&mut self, dealer: &OperatorAddress, phase: u8) -> bool {
+        let Some(view) = self.views.get_mut(dealer) else {
+            return false;
+        };
+        let slot = if phase == 1 {
+            &mut view.commitment
+        } else {
+            &mut view.phase2
+        };
+        let Some((m, c)) = slot else {
+            return false;
+        };
+        if c.check_subgroup().is_ok() {
+            return false;
+        }
+        let commitment = m.clone();
+        self.convict(FraudEvidence::InvalidCommitmentPoint { commitment });
+        true
+    }
+
     // ---- coin flip (Pedersen) ----
 
     fn coin_context(&self) -> Vec<u8> {
@@ -504,7 +528,7 @@ impl Engine {
         c: DealerCommitment,
     ) -> Result<(), ProtocolError> {
         let dealer = from_address(&c.dealer);
-        let parsed = decode_commitment(&c.commitment)?;
+        let parsed = decode_commitment_deferred(&c.commitment)?;
         if parsed.threshold() != self.params.players.threshold() {
             return Err(ProtocolError::Rejected("commitment has the wrong degree"));
         }
@@ -612,6 +636,12 @@ impl Engine {
             }
             return Ok(());
         };
+        // A forwarded share comes with a complaint or answers one: that is when the
+        // dealer's commitment gets its exact subgroup check (a torsion component can
+        // make the complainer's check fail while ours passes).
+        if self.convict_torsion(&dealer, 1) {
+            return Ok(());
+        }
         if !self.verify_one(&x, &value, &commitment) {
             self.convict(FraudEvidence::InvalidShare {
                 commitment: cmsg,
@@ -661,7 +691,9 @@ impl Engine {
                 feldman: fmsg.clone(),
                 share: smsg.clone(),
             };
-            self.convict(ev);
+            if !self.convict_torsion(dealer, 2) && !self.convict_torsion(dealer, 1) {
+                self.convict(ev);
+            }
         }
     }
 
@@ -765,10 +797,12 @@ impl Engine {
                     commitmentHash: s.commitmentHash,
                 });
             } else {
-                self.convict(FraudEvidence::InvalidShare {
-                    commitment: cmsg,
-                    share: smsg.clone(),
-                });
+                if !self.convict_torsion(dealer, 1) {
+                    self.convict(FraudEvidence::InvalidShare {
+                        commitment: cmsg,
+                        share: smsg.clone(),
+                    });
+                }
                 self.complain(dealer, ComplaintReason::InvalidShare);
                 // The signed share is the proof: let everyone check it.
                 self.out.push(Action::Send {
@@ -910,6 +944,7 @@ impl Engine {
                 }
             }
             (VssMode::Pedersen, p) if p == off + 3 => {
+                self.check_phase2_subgroup();
                 self.check_reshare_constants();
                 self.start_reconstruction();
             }
@@ -1007,8 +1042,9 @@ impl Engine {
         if G2Point::msm(&points, &scalars).is_ok_and(|p| p.is_identity()) {
             return;
         }
-        for (_, x, m, c0) in todo {
-            if previous.evaluate(&x) != c0 {
+        let phase = if pedersen { 2 } else { 1 };
+        for (d, x, m, c0) in todo {
+            if previous.evaluate(&x) != c0 && !self.convict_torsion(&d, phase) {
                 self.convict(FraudEvidence::WrongReshareConstant { commitment: m });
             }
         }
@@ -1070,12 +1106,48 @@ impl Engine {
                 share: smsg.clone(),
             };
             let share_msg = smsg.clone();
-            self.convict(ev);
+            if !self.convict_torsion(dealer, 2) && !self.convict_torsion(dealer, 1) {
+                self.convict(ev);
+            }
             self.complain(dealer, ComplaintReason::InvalidPhase2);
             self.out.push(Action::Send {
                 to: OperatorAddress::ZERO,
                 message: share_msg,
             });
+        }
+    }
+
+    /// Pedersen: the phase-2 (Feldman) commitments of QUAL make the public polynomial,
+    /// so before the reconstruction round their sum gets the exact subgroup check the
+    /// points were decoded without; if it fails, each is checked and a dealer with a
+    /// torsion component counts as failing phase 2 — reconstructed, not dropped.
+    fn check_phase2_subgroup(&mut self) {
+        let qual = self.qualified.clone().unwrap_or_default();
+        let with_phase2: Vec<OperatorAddress> = qual
+            .into_iter()
+            .filter(|d| {
+                self.views
+                    .get(d)
+                    .is_some_and(|v| v.phase2.is_some() && !v.fraud)
+            })
+            .collect();
+        let sum = {
+            let items: Vec<&Commitment> = with_phase2
+                .iter()
+                .filter_map(|d| self.views[d].phase2.as_ref().map(|(_, c)| c))
+                .collect();
+            if items.is_empty() {
+                return;
+            }
+            Commitment::sum(items)
+        };
+        if let Ok(mut sum) = sum
+            && sum.check_subgroup().is_ok()
+        {
+            return;
+        }
+        for d in with_phase2 {
+            self.convict_torsion(&d, 2);
         }
     }
 
@@ -1161,14 +1233,22 @@ impl Engine {
                 needed,
             });
         }
-        let commitments = qual
+        // The dealers whose polynomials make the new one: all of QUAL for a DKG; for a
+        // reshare any `t_old` of them determine the same polynomial (the secret is
+        // fixed), and taking exactly that many — the first, in address order, the same
+        // at every node — makes the Lagrange combination a third cheaper at n = 100.
+        let combined: Vec<OperatorAddress> = match self.params.kind {
+            SessionKind::Dkg => qual.clone(),
+            SessionKind::Reshare => qual.iter().take(needed).copied().collect(),
+        };
+        let commitments = combined
             .iter()
             .map(|d| self.dealer_feldman_commitment(d))
             .collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<Scalar> = match self.params.kind {
-            SessionKind::Dkg => vec![Scalar::one(); qual.len()],
+            SessionKind::Dkg => vec![Scalar::one(); combined.len()],
             SessionKind::Reshare => {
-                let xs: Vec<Scalar> = qual
+                let xs: Vec<Scalar> = combined
                     .iter()
                     .filter_map(|d| self.params.dealers.evaluation_point(d).cloned())
                     .collect();
@@ -1177,12 +1257,35 @@ impl Engine {
             }
         };
         let refs: Vec<&Commitment> = commitments.iter().collect();
-        let public = match self.params.kind {
+        let mut public = match self.params.kind {
             // Plain sums: weights of one would cost t multi-scalar multiplications.
             SessionKind::Dkg => Commitment::sum(refs.iter().copied()),
             SessionKind::Reshare => Commitment::linear_combination(&refs, &weights),
         }
         .map_err(|_| SessionFailure::Internal("combine"))?;
+        drop(refs);
+        if public.check_subgroup().is_err() {
+            // The dealers' points were decoded without their subgroup check; the
+            // output gets it exactly. A torsion component that survived the share
+            // checks is found dealer by dealer (every honest node holds the same
+            // commitments, so every one drops the same dealers) and proven.
+            let phase = match self.params.mode {
+                VssMode::Feldman => 1,
+                VssMode::Pedersen => 2,
+            };
+            let culprits: Vec<OperatorAddress> = combined
+                .iter()
+                .filter(|d| self.convict_torsion(d, phase))
+                .copied()
+                .collect();
+            if culprits.is_empty() {
+                return Err(SessionFailure::Internal(
+                    "public polynomial outside G2 without a culprit",
+                ));
+            }
+            let rest = qual.into_iter().filter(|d| !culprits.contains(d)).collect();
+            return self.finalize(rest);
+        }
         if let Some(prev) = &self.params.previous
             && public.constant() != prev.constant()
         {
@@ -1194,7 +1297,7 @@ impl Engine {
             });
         }
         let mut share = Scalar::zero();
-        for (d, w) in qual.iter().zip(&weights) {
+        for (d, w) in combined.iter().zip(&weights) {
             let v = &self.views[d];
             match (&v.my_share, v.share_verified) {
                 (Some((_, s)), Some(true)) => share += &(w * &s.value),

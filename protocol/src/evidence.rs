@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::messages::{
-    DealerCommitment, DealerShare, Payload, SignedMessage, decode_commitment, decode_share,
-    from_address,
+    DealerCommitment, DealerShare, Payload, SignedMessage, decode_commitment,
+    decode_commitment_deferred, decode_share, from_address,
 };
 
 /// Proof that a dealer misbehaved.
@@ -47,6 +47,14 @@ pub enum FraudEvidence {
     WrongReshareConstant {
         /// The dealer's signed Feldman commitment (phase 1 in Feldman mode, phase 2 in
         /// Pedersen mode).
+        commitment: SignedMessage,
+    },
+    /// A signed commitment with a point outside the prime-order subgroup (on the
+    /// curve, canonical, but with a torsion component). Honest dealers cannot produce
+    /// one; commitments are decoded with their subgroup check deferred (see
+    /// [`kms_crypto::Commitment`]), and this is what a failed check proves.
+    InvalidCommitmentPoint {
+        /// The dealer's signed commitment (either phase).
         commitment: SignedMessage,
     },
     /// Pedersen phase 2: the dealer's Feldman commitment contradicts a phase-1 share
@@ -155,7 +163,8 @@ impl FraudEvidence {
         let m = match self {
             Self::InvalidShare { commitment, .. }
             | Self::CommitmentInconsistency { commitment, .. }
-            | Self::WrongReshareConstant { commitment } => commitment,
+            | Self::WrongReshareConstant { commitment }
+            | Self::InvalidCommitmentPoint { commitment } => commitment,
             Self::Equivocation { first, .. } => first,
             Self::Phase2Inconsistency { feldman, .. } => feldman,
         };
@@ -169,6 +178,7 @@ impl FraudEvidence {
             Self::Equivocation { .. } => "equivocation",
             Self::CommitmentInconsistency { .. } => "commitment_inconsistency",
             Self::WrongReshareConstant { .. } => "wrong_reshare_constant",
+            Self::InvalidCommitmentPoint { .. } => "invalid_commitment_point",
             Self::Phase2Inconsistency { .. } => "phase2_inconsistency",
         }
     }
@@ -234,6 +244,25 @@ impl FraudEvidence {
                     return Err(EvidenceError::NoFraud(
                         "the constant is the dealer's public share",
                     ));
+                }
+                Ok(())
+            }
+            Self::InvalidCommitmentPoint { commitment } => {
+                let c = match commitment
+                    .open(key)
+                    .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?
+                {
+                    Payload::Commitment(c) => c,
+                    _ => {
+                        return Err(EvidenceError::Unauthentic(
+                            "expected a commitment message".into(),
+                        ));
+                    }
+                };
+                let parsed = decode_commitment_deferred(&c.commitment)
+                    .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+                if parsed.subgroup_violation().is_none() {
+                    return Err(EvidenceError::NoFraud("every point is in G2"));
                 }
                 Ok(())
             }

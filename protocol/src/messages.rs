@@ -327,6 +327,20 @@ pub fn decode_commitment(words: &[Bytes]) -> Result<Commitment, ProtocolError> {
     Commitment::new(points).map_err(|_| ProtocolError::Malformed("empty commitment"))
 }
 
+/// Decoding of commitment points with the subgroup check deferred (canonical, on the
+/// curve, no identity): what the engine uses for the `n·t` points of a session, which
+/// it checks on the aggregate instead (see [`kms_crypto::Commitment`]).
+pub fn decode_commitment_deferred(words: &[Bytes]) -> Result<Commitment, ProtocolError> {
+    if words.is_empty() {
+        return Err(ProtocolError::Malformed("empty commitment"));
+    }
+    if words.len() > Commitment::MAX_COEFFICIENTS {
+        return Err(ProtocolError::Malformed("commitment too long"));
+    }
+    Commitment::from_eip2537_deferred(words.iter().map(|w| w.as_ref()))
+        .map_err(|_| ProtocolError::Malformed("invalid commitment point"))
+}
+
 /// The share scalars of a share message (canonical, `< r`).
 pub fn decode_share(m: &DealerShare) -> Result<PedersenShare, ProtocolError> {
     let value = Scalar::from_bytes_be(&m.share.0)

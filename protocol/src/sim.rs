@@ -350,7 +350,7 @@ pub mod byzantine {
 
     use kms_crypto::signer::OperatorSigner;
     use kms_crypto::vss::feldman::FeldmanDealing;
-    use kms_crypto::{OperatorAddress, Scalar};
+    use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
@@ -430,6 +430,69 @@ pub mod byzantine {
                     (*a, msg, 0)
                 })
                 .collect()
+        }
+    }
+
+    /// Adds a point of order 13 to coefficient `coefficient` of its commitment of
+    /// `phase` and re-signs the shares to name the tainted commitment: every share
+    /// still lies on the G2 part, so only the torsion is wrong. Commitments are decoded
+    /// with their subgroup check deferred; this is the dealer that tests it.
+    pub struct TorsionCommitment {
+        /// The Byzantine dealer.
+        pub me: OperatorAddress,
+        /// Its signer.
+        pub signer: Arc<dyn OperatorSigner>,
+        /// Which commitment: 1 (Feldman, or Pedersen phase 1) or 2 (Pedersen phase 2).
+        pub phase: u8,
+        /// Which coefficient gets the torsion.
+        pub coefficient: usize,
+        /// Hash of the genuine commitment → hash of the tainted one.
+        pub renamed: Vec<([u8; 32], [u8; 32])>,
+    }
+
+    impl Behaviour for TorsionCommitment {
+        fn outgoing(&mut self, to: OperatorAddress, m: SignedMessage) -> Deliveries {
+            if m.signer != self.me {
+                return vec![(to, m, 0)];
+            }
+            match m.peek() {
+                Ok(Payload::Commitment(mut c)) if c.phase == self.phase => {
+                    let Some(word) = c.commitment.get(self.coefficient) else {
+                        return vec![(to, m, 0)];
+                    };
+                    let Ok(p) = G2Point::from_eip2537(word) else {
+                        return vec![(to, m, 0)];
+                    };
+                    let before =
+                        Commitment::from_eip2537_deferred(c.commitment.iter().map(|w| w.as_ref()))
+                            .map(|c| c.hash());
+                    c.commitment[self.coefficient] = p
+                        .add(&G2Point::small_order_point())
+                        .to_eip2537()
+                        .to_vec()
+                        .into();
+                    let after =
+                        Commitment::from_eip2537_deferred(c.commitment.iter().map(|w| w.as_ref()))
+                            .map(|c| c.hash());
+                    if let (Ok(b), Ok(a)) = (before, after) {
+                        self.renamed.push((b, a));
+                    }
+                    let forged =
+                        SignedMessage::sign(&Payload::Commitment(c), self.me, self.signer.as_ref());
+                    vec![(to, forged, 0)]
+                }
+                Ok(Payload::Share(mut s)) if self.phase == 1 => {
+                    let Some((_, a)) = self.renamed.iter().find(|(b, _)| *b == s.commitmentHash.0)
+                    else {
+                        return vec![(to, m, 0)];
+                    };
+                    s.commitmentHash = (*a).into();
+                    let forged =
+                        SignedMessage::sign(&Payload::Share(s), self.me, self.signer.as_ref());
+                    vec![(to, forged, 0)]
+                }
+                _ => vec![(to, m, 0)],
+            }
         }
     }
 

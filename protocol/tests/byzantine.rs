@@ -229,3 +229,60 @@ fn pedersen_bad_phase2_commitment_is_proven_and_reconstructed() {
     let kinds = evidence_kinds(&f, &honest_of(&ops, &bad), &bad[0]);
     assert!(kinds.contains(&"phase2_inconsistency"), "{kinds:?}");
 }
+
+/// A dealer hides a torsion component (order 13) in one coefficient of its commitment
+/// while every share is right for the G2 part. Commitments are decoded without their
+/// subgroup check, so this is what the deferred check must catch: the dealer is
+/// excluded (Feldman, phase 1) or reconstructed (Pedersen phase 2), with re-verifiable
+/// evidence, and the key is correct and agreed.
+#[test]
+fn torsion_hidden_in_a_commitment_is_proven() {
+    for (mode, phase, coefficient, seed) in [
+        (VssMode::Feldman, 1, 0, 21),
+        (VssMode::Feldman, 1, 3, 22),
+        (VssMode::Pedersen, 1, 2, 23),
+        (VssMode::Pedersen, 2, 1, 24),
+    ] {
+        let (f, bad, ops) = run_with(
+            7,
+            mode,
+            seed,
+            |ops, i| {
+                Box::new(TorsionCommitment {
+                    me: ops[i].address,
+                    signer: ops[i].signer.clone(),
+                    phase,
+                    coefficient,
+                    renamed: Vec::new(),
+                })
+            },
+            1,
+        );
+        let qual = &f.versions.values().next().unwrap().qualified_dealers;
+        if phase == 2 {
+            assert!(
+                qual.contains(&bad[0]),
+                "phase-2 failure must be reconstructed"
+            );
+        } else {
+            assert!(
+                !qual.contains(&bad[0]),
+                "{mode:?}: tainted dealer qualified"
+            );
+        }
+        check_mpk_is_sum_of_qual(&f);
+        for v in f.versions.values() {
+            assert!(v.commitment.coefficients().iter().all(|p| p.in_subgroup()));
+        }
+        let honest = honest_of(&ops, &bad);
+        let kinds = evidence_kinds(&f, &honest, &bad[0]);
+        assert!(
+            kinds.contains(&"invalid_commitment_point"),
+            "{mode:?} phase {phase}: {kinds:?}"
+        );
+        assert!(
+            !kinds.contains(&"invalid_share"),
+            "torsion must not be reported as an invalid share: {kinds:?}"
+        );
+    }
+}

@@ -9,11 +9,19 @@
 //!
 //! with one MSM over `m·t + 2` points. If every individual check holds the sum is zero;
 //! if any fails, the sum is zero only if the weights hit a root of a non-zero linear
-//! form, probability ≤ 2^-128 — provided all points lie in the prime-order subgroup,
-//! which the decoders guarantee (with small-order components a dealer could cancel
-//! errors). The weights come from the verifier's own RNG after the dealers committed,
-//! so a dealer cannot choose errors that cancel. Only when the batch fails do we fall
-//! back to per-dealer checks, to name the culprits.
+//! form, probability ≤ 2^-128. The weights come from the verifier's own RNG after the
+//! dealers committed, so a dealer cannot choose errors that cancel. Only when the batch
+//! fails do we fall back to per-dealer checks, to name the culprits.
+//!
+//! Commitments may arrive with their subgroup check deferred
+//! ([`Commitment::from_eip2537_deferred`]). The curve group is `G2 × T` with `T` of
+//! order coprime to `r`, so the sum is zero only if its G2 part is: the argument above
+//! holds for the G2 parts of the commitments exactly (a torsion component can let a
+//! dealer's errors cancel only in `T`, never in G2). A passing batch therefore says
+//! every share lies on the G2 part of its commitment; that a commitment has no torsion
+//! is established where it matters, on the aggregate (see [`Commitment`]). A failing
+//! batch tests the commitments exactly, so a dealer whose torsion alone broke the
+//! batch is the one named.
 
 use rand_core::{CryptoRng, RngCore};
 
@@ -74,14 +82,19 @@ pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
     if combined_check(x, items, &weights, base) {
         return Ok(());
     }
+    // An item fails if its share is off its commitment or if its commitment has a
+    // torsion component: the batch may have failed for torsion alone, which single
+    // checks need not see, and must then blame the dealer that sent it, not everyone.
     let invalid: Vec<usize> = items
         .iter()
         .enumerate()
-        .filter(|(_, item)| !check_one(x, item, base))
+        .filter(|(_, item)| {
+            item.commitment.subgroup_violation().is_some() || !check_one(x, item, base)
+        })
         .map(|(i, _)| i)
         .collect();
     if invalid.is_empty() {
-        // Individually valid items always sum to zero; reaching this means the
+        // Individually valid items in G2 always sum to zero; reaching this means the
         // combination itself is inconsistent, which we refuse to paper over.
         return Err(BatchFailure {
             invalid: (0..items.len()).collect(),
@@ -254,5 +267,42 @@ mod tests {
                 Err(f) => prop_assert_eq!(f.invalid, expected),
             }
         }
+    }
+
+    #[test]
+    fn a_batch_broken_by_torsion_alone_names_that_dealer() {
+        let (x, commitments, shares) = feldman_setup(7, 6, 4);
+        let torsion = G2Point::small_order_point();
+        let mut failures = 0;
+        for seed in 0..8u64 {
+            // Dealer 2's shares stay right for the G2 part of its commitment.
+            let mut words: Vec<[u8; 256]> = commitments[2]
+                .coefficients()
+                .iter()
+                .map(G2Point::to_eip2537)
+                .collect();
+            words[(seed % 4) as usize] = commitments[2].coefficients()[(seed % 4) as usize]
+                .add(&torsion)
+                .to_eip2537();
+            let tainted =
+                Commitment::from_eip2537_deferred(words.iter().map(|w| w.as_slice())).unwrap();
+            let mut cs = commitments.clone();
+            cs[2] = tainted;
+            let items: Vec<BatchItem> = cs
+                .iter()
+                .zip(&shares)
+                .map(|(c, s)| BatchItem::feldman(c, s))
+                .collect();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            match verify_batch(&x, &items, None, &mut rng) {
+                // Torsion the weights happened to cancel changes no G2 part.
+                Ok(()) => {}
+                Err(f) => {
+                    failures += 1;
+                    assert_eq!(f.invalid, vec![2], "seed {seed}");
+                }
+            }
+        }
+        assert!(failures >= 4, "torsion broke only {failures} of 8 batches");
     }
 }

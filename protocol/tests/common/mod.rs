@@ -157,7 +157,7 @@ pub mod byzantine {
     }
 
     #[allow(unused_imports)] // not every test binary uses them
-    pub use kms_protocol::sim::byzantine::{Equivocator, InvalidShares};
+    pub use kms_protocol::sim::byzantine::{Equivocator, InvalidShares, TorsionCommitment};
 
     /// Sends nothing at all.
     pub struct Silent;
