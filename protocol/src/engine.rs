@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero, powers};
-use kms_crypto::signer::OperatorSigner;
+use kms_crypto::signer::bn254::verify_batch as verify_signature_batch;
+use kms_crypto::signer::{OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key};
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::coin::{self, CoinContribution};
 use kms_crypto::vss::feldman::{self, FeldmanDealing};
@@ -94,7 +95,16 @@ pub struct Engine {
     base: Option<PedersenBase>,
     views: BTreeMap<OperatorAddress, DealerView>,
     evidence: Vec<FraudEvidence>,
+    /// Authenticated messages waiting for something (the Pedersen base, a dealer's
+    /// commitment); their signatures were checked.
     pending: Vec<SignedMessage>,
+    /// Messages of the phase under way whose signatures are checked as one batch
+    /// (see [`Engine::flush_inbox`]); everything but the signature was checked.
+    inbox: Vec<(SignedMessage, Payload, Option<Commitment>)>,
+    /// Participants' BN254 keys with their Miller-loop lines precomputed.
+    prepared: BTreeMap<OperatorAddress, PreparedBn254Key>,
+    /// Messages accepted into the inbox whose signature then failed.
+    bad_signatures: u64,
     phases_done: u64,
     qualified: Option<Vec<OperatorAddress>>,
     outcome: Option<Result<SessionOutcome, SessionFailure>>,
@@ -164,6 +174,9 @@ impl Engine {
             views,
             evidence: Vec::new(),
             pending: Vec::new(),
+            inbox: Vec::new(),
+            prepared: BTreeMap::new(),
+            bad_signatures: 0,
             phases_done: 0,
             qualified: None,
             outcome: None,
@@ -263,11 +276,20 @@ impl Engine {
             && self.phases_done <= last
             && now_ms >= self.params.schedule.phase_end(self.phases_done)
         {
+            // What arrived before the deadline counts for it.
+            self.flush_inbox();
             let phase = self.phases_done;
             self.phases_done += 1;
             self.end_of_phase(phase);
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// Messages that were accepted (everything but the signature checked) and then
+    /// dropped when their batch's signature check named them. A host counts these with
+    /// the refusals [`Engine::handle`] returns.
+    pub fn bad_signatures(&self) -> u64 {
+        self.bad_signatures
     }
 
     /// Handles one message. `Err` says why it was rejected; rejected messages change
@@ -288,7 +310,12 @@ impl Engine {
         Ok(actions)
     }
 
-    fn authenticate(&self, m: &SignedMessage) -> Result<Payload, ProtocolError> {
+    /// Checks everything about `m` but its signature; returns the payload and the
+    /// author's registered key.
+    fn authenticate(
+        &self,
+        m: &SignedMessage,
+    ) -> Result<(Payload, &OperatorPublicKey), ProtocolError> {
         let payload = m.peek()?;
         let (ts, hash) = payload.session();
         if ts != self.params.timestamp || hash != self.session_hash {
@@ -313,16 +340,214 @@ impl Engine {
                 "signer is not the message's author",
             ));
         }
-        m.open(&participant.public_key)
+        Ok((m.open_unverified()?, &participant.public_key))
     }
 
     fn process(&mut self, m: &SignedMessage) -> Result<(), ProtocolError> {
         if self.outcome.is_some() {
             return Err(ProtocolError::Rejected("session already finished"));
         }
-        let payload = self.authenticate(m)?;
+        let (payload, key) = self.authenticate(m)?;
+        if self.batches(&payload) {
+            // Refuse what is malformed now; only the signature waits for the batch.
+            let parsed = self.precheck(&payload)?;
+            if self.inbox.len() >= self.inbox_cap() {
+                self.flush_inbox();
+            }
+            self.inbox.push((m.clone(), payload, parsed));
+            if self.inbox_complete() {
+                self.flush_inbox();
+            }
+            return Ok(());
+        }
+        m.verify_signature(key)?;
+        self.dispatch(m, payload, None)
+    }
+
+    /// The content checks of a message that can be made before acting on it; returns
+    /// a commitment's decoded points so they are decoded once.
+    fn precheck(&self, payload: &Payload) -> Result<Option<Commitment>, ProtocolError> {
         match payload {
-            Payload::Commitment(c) => self.on_commitment(m, c),
+            Payload::Commitment(c) => self.parse_commitment(c).map(Some),
+            Payload::Share(s) => {
+                self.params
+                    .players
+                    .evaluation_point(&from_address(&s.player))
+                    .ok_or(ProtocolError::Rejected("share for a non-member"))?;
+                self.check_share_encoding(s)?;
+                Ok(None)
+            }
+            Payload::Ack(a) => {
+                self.check_ack(a)?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn parse_commitment(&self, c: &DealerCommitment) -> Result<Commitment, ProtocolError> {
+        let parsed = decode_commitment_deferred(&c.commitment)?;
+        if parsed.threshold() != self.params.players.threshold() {
+            return Err(ProtocolError::Rejected("commitment has the wrong degree"));
+        }
+        if c.phase != 1 && !(c.phase == 2 && self.params.mode == VssMode::Pedersen) {
+            return Err(ProtocolError::Rejected("unknown commitment phase"));
+        }
+        Ok(parsed)
+    }
+
+    fn check_share_encoding(&self, s: &DealerShare) -> Result<PedersenShare, ProtocolError> {
+        let value = decode_share(s)?;
+        if self.params.mode == VssMode::Feldman && !value.blinding.is_zero() {
+            return Err(ProtocolError::Malformed(
+                "Feldman share with a blinding value",
+            ));
+        }
+        Ok(value)
+    }
+
+    fn check_ack(&self, a: &PlayerAcks) -> Result<(), ProtocolError> {
+        if a.acks.len() > self.params.dealers.len() {
+            return Err(ProtocolError::Malformed("more acks than dealers"));
+        }
+        if a.acks
+            .iter()
+            .any(|e| !self.views.contains_key(&from_address(&e.dealer)))
+        {
+            return Err(ProtocolError::Rejected("ack for a non-dealer"));
+        }
+        Ok(())
+    }
+
+    /// A message this node signed itself: no signature to check, no batching.
+    fn process_own(&mut self, m: &SignedMessage) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Ok((payload, _)) = self.authenticate(m) {
+            // Rejections (e.g. duplicates) are fine.
+            let _ = self.dispatch(m, payload, None);
+        }
+    }
+
+    /// Whether `payload` belongs to the bulk of the phase under way (or one about to
+    /// start), whose signatures are checked together: every dealer's commitment and
+    /// share in the deal phase, every player's acks after it, the coin flip, the
+    /// phase-2 commitments. Anything else (complaints, reveals, late messages) is
+    /// checked on arrival.
+    fn batches(&self, payload: &Payload) -> bool {
+        let (off, done) = (self.offset(), self.phases_done);
+        let pedersen = self.params.mode == VssMode::Pedersen;
+        match payload {
+            Payload::Commitment(c) if c.phase == 1 => done <= off,
+            Payload::Commitment(_) => pedersen && done <= off + 3,
+            Payload::Share(_) => done <= off,
+            Payload::Ack(_) => done <= off + 1,
+            Payload::CoinCommit(_) => pedersen && done == 0,
+            Payload::CoinReveal(_) => pedersen && done <= 1,
+            Payload::Complaint(_) => false,
+        }
+    }
+
+    /// The inbox is flushed early when it holds everything the phase under way
+    /// expects from the others (so a fast network is not held to the deadline).
+    fn inbox_complete(&self) -> bool {
+        let (off, done) = (self.offset(), self.phases_done);
+        let others =
+            |set: &crate::session::OperatorSet| set.len() - usize::from(set.contains(&self.me));
+        let count =
+            |f: &dyn Fn(&Payload) -> bool| self.inbox.iter().filter(|(_, p, _)| f(p)).count();
+        let pedersen = self.params.mode == VssMode::Pedersen;
+        if pedersen && done == 0 {
+            return count(&|p| matches!(p, Payload::CoinCommit(_))) >= others(&self.params.players);
+        }
+        if pedersen && done == 1 {
+            return count(&|p| matches!(p, Payload::CoinReveal(_))) >= others(&self.params.players);
+        }
+        if done == off {
+            let commitments = count(&|p| matches!(p, Payload::Commitment(c) if c.phase == 1));
+            let shares =
+                count(&|p| matches!(p, Payload::Share(s) if from_address(&s.player) == self.me));
+            let dealers = others(&self.params.dealers);
+            return commitments >= dealers && (!self.is_player() || shares >= dealers);
+        }
+        if done == off + 1 {
+            return count(&|p| matches!(p, Payload::Ack(_))) >= others(&self.params.players);
+        }
+        if pedersen && done == off + 3 {
+            let qual = self
+                .qualified
+                .as_ref()
+                .map_or(0, |q| q.len() - usize::from(q.contains(&self.me)));
+            return count(&|p| matches!(p, Payload::Commitment(c) if c.phase == 2)) >= qual;
+        }
+        false
+    }
+
+    /// Bounds the inbox: a flood of messages is checked (and dropped) in batches.
+    fn inbox_cap(&self) -> usize {
+        4 * (self.params.players.len() + self.params.dealers.len())
+    }
+
+    /// Checks the inbox's signatures as one batch — BN254 signatures with one
+    /// multi-Miller loop over the distinct signers and one final exponentiation;
+    /// one by one only if the batch fails — then handles the authentic messages in
+    /// their order of arrival.
+    fn flush_inbox(&mut self) {
+        if self.inbox.is_empty() {
+            return;
+        }
+        let inbox = std::mem::take(&mut self.inbox);
+        let mut keys: Vec<PreparedBn254Key> = Vec::new();
+        let mut key_index: BTreeMap<OperatorAddress, usize> = BTreeMap::new();
+        let mut items = Vec::new();
+        let mut bn254 = vec![false; inbox.len()];
+        for (i, (m, _, _)) in inbox.iter().enumerate() {
+            let pk = match self.authenticate(m) {
+                Ok((_, OperatorPublicKey::Bn254(pk))) => *pk,
+                _ => continue,
+            };
+            let OperatorSignature::Bn254(sig) = &m.signature else {
+                continue;
+            };
+            let k = *key_index.entry(m.signer).or_insert_with(|| {
+                let prepared = self
+                    .prepared
+                    .entry(m.signer)
+                    .or_insert_with(|| pk.prepare())
+                    .clone();
+                keys.push(prepared);
+                keys.len() - 1
+            });
+            items.push((k, m.hash, *sig));
+            bn254[i] = true;
+        }
+        let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
+        for (i, (m, payload, parsed)) in inbox.into_iter().enumerate() {
+            let authentic = (bn254[i] && batch_ok)
+                || self
+                    .authenticate(&m)
+                    .is_ok_and(|(_, key)| m.verify_signature(key).is_ok());
+            if !authentic {
+                self.bad_signatures += 1;
+                continue;
+            }
+            if self.outcome.is_some() {
+                return;
+            }
+            let _ = self.dispatch(&m, payload, parsed);
+        }
+    }
+
+    /// Acts on an authenticated message.
+    fn dispatch(
+        &mut self,
+        m: &SignedMessage,
+        payload: Payload,
+        parsed: Option<Commitment>,
+    ) -> Result<(), ProtocolError> {
+        match payload {
+            Payload::Commitment(c) => self.on_commitment(m, c, parsed),
             Payload::Share(s) => self.on_share(m, s),
             Payload::Ack(a) => self.on_ack(m.hash, a),
             Payload::Complaint(c) => self.on_complaint(m, c),
@@ -341,13 +566,13 @@ impl Engine {
             to: OperatorAddress::ZERO,
             message: m.clone(),
         });
-        // Own messages are authentic by construction; rejections (e.g. duplicates) are fine.
-        let _ = self.process(&m);
+        // Own messages are authentic by construction.
+        self.process_own(&m);
     }
 
     fn send(&mut self, to: OperatorAddress, m: SignedMessage) {
         if to == self.me {
-            let _ = self.process(&m);
+            self.process_own(&m);
         } else {
             self.out.push(Action::Send { to, message: m });
         }
@@ -526,15 +751,13 @@ impl Engine {
         &mut self,
         m: &SignedMessage,
         c: DealerCommitment,
+        parsed: Option<Commitment>,
     ) -> Result<(), ProtocolError> {
         let dealer = from_address(&c.dealer);
-        let parsed = decode_commitment_deferred(&c.commitment)?;
-        if parsed.threshold() != self.params.players.threshold() {
-            return Err(ProtocolError::Rejected("commitment has the wrong degree"));
-        }
-        if c.phase != 1 && !(c.phase == 2 && self.params.mode == VssMode::Pedersen) {
-            return Err(ProtocolError::Rejected("unknown commitment phase"));
-        }
+        let parsed = match parsed {
+            Some(p) => p,
+            None => self.parse_commitment(&c)?,
+        };
         if c.phase == 1 && self.params.mode == VssMode::Pedersen && self.base.is_none() {
             self.pending.push(m.clone());
             return Ok(());
@@ -609,12 +832,7 @@ impl Engine {
             .evaluation_point(&player)
             .cloned()
             .ok_or(ProtocolError::Rejected("share for a non-member"))?;
-        let value = decode_share(&s)?;
-        if self.params.mode == VssMode::Feldman && !value.blinding.is_zero() {
-            return Err(ProtocolError::Malformed(
-                "Feldman share with a blinding value",
-            ));
-        }
+        let value = self.check_share_encoding(&s)?;
         let Some(view) = self.views.get(&dealer) else {
             return Err(ProtocolError::Rejected("not a dealer"));
         };
@@ -837,15 +1055,7 @@ impl Engine {
 
     fn on_ack(&mut self, message_hash: [u8; 32], a: PlayerAcks) -> Result<(), ProtocolError> {
         let player = from_address(&a.player);
-        if a.acks.len() > self.params.dealers.len() {
-            return Err(ProtocolError::Malformed("more acks than dealers"));
-        }
-        if a.acks
-            .iter()
-            .any(|e| !self.views.contains_key(&from_address(&e.dealer)))
-        {
-            return Err(ProtocolError::Rejected("ack for a non-dealer"));
-        }
+        self.check_ack(&a)?;
         for entry in &a.acks {
             let dealer = from_address(&entry.dealer);
             let view = self.views.get_mut(&dealer).expect("checked above");
@@ -910,7 +1120,10 @@ impl Engine {
     fn retry_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         for m in pending {
-            let _ = self.process(&m);
+            // Authenticated when first handled.
+            if let Ok(payload) = m.peek() {
+                let _ = self.dispatch(&m, payload, None);
+            }
         }
     }
 

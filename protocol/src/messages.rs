@@ -285,6 +285,15 @@ impl SignedMessage {
     /// Decodes the payload and checks the hash, the author and the signature against
     /// `key` (the registered key of `self.signer`).
     pub fn open(&self, key: &OperatorPublicKey) -> Result<Payload, ProtocolError> {
+        let payload = self.open_unverified()?;
+        self.verify_signature(key)?;
+        Ok(payload)
+    }
+
+    /// Everything [`SignedMessage::open`] checks except the signature: the hash, the
+    /// canonical payload, the author. For callers that verify signatures in batches
+    /// (and must do so before acting on the payload).
+    pub fn open_unverified(&self) -> Result<Payload, ProtocolError> {
         let hash: [u8; 32] = Keccak256::digest(&self.payload).into();
         if hash != self.hash {
             return Err(ProtocolError::Malformed("hash does not match payload"));
@@ -295,9 +304,14 @@ impl SignedMessage {
                 "signer is not the message's author",
             ));
         }
-        key.verify(&hash, &self.signature)
-            .map_err(|_| ProtocolError::BadSignature)?;
         Ok(payload)
+    }
+
+    /// Checks the signature on `self.hash` (which [`SignedMessage::open_unverified`]
+    /// ties to the payload) against `key`.
+    pub fn verify_signature(&self, key: &OperatorPublicKey) -> Result<(), ProtocolError> {
+        key.verify(&self.hash, &self.signature)
+            .map_err(|_| ProtocolError::BadSignature)
     }
 
     /// Decodes the payload without checking the signature (for routing only).

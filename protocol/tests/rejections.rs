@@ -88,24 +88,20 @@ fn non_member_forgery_and_misaddressed_shares_are_rejected() {
     let (_, commitment) = msgs.iter().find(|(to, _)| to.is_zero()).unwrap().clone();
     receiver.handle(1, &commitment).unwrap();
 
-    // A share addressed to members[2], delivered to members[1] during the deal phase.
+    // A share addressed to members[2], delivered to members[1] during the deal phase:
+    // taken into the phase's batch (it could be a complainer's proof), then ignored.
     let (_, to_other) = msgs
         .iter()
         .find(|(to, _)| *to == members[2].address)
         .unwrap()
         .clone();
-    assert_eq!(
-        receiver.handle(1, &to_other).unwrap_err(),
-        ProtocolError::Rejected("share addressed to another player")
-    );
+    receiver.handle(1, &to_other).unwrap();
 
-    // The same payload signed by a non-member claiming to be the dealer: bad signature.
+    // The same payload signed by a non-member claiming to be the dealer: during the
+    // deal phase signatures are checked in a batch, so it is dropped there and counted.
     let mut forged = commitment.clone();
     forged.signature = outsider.signer.sign(&forged.hash);
-    assert_eq!(
-        receiver.handle(1, &forged).unwrap_err(),
-        ProtocolError::BadSignature
-    );
+    receiver.handle(1, &forged).unwrap();
 
     // A payload authored by the outsider itself: not a member.
     let Payload::Commitment(mut c) = commitment.peek().unwrap() else {
@@ -137,13 +133,49 @@ fn non_member_forgery_and_misaddressed_shares_are_rejected() {
         Arc::new(Bn254Signer::new(Bn254SecretKey::random(&mut rng)));
     let mut resigned = commitment.clone();
     resigned.signature = stranger.sign(&resigned.hash);
-    assert_eq!(
-        receiver.handle(1, &resigned).unwrap_err(),
-        ProtocolError::BadSignature
-    );
+    receiver.handle(1, &resigned).unwrap();
 
     // The genuine message is still accepted (as a duplicate): rejections changed nothing.
     assert!(receiver.handle(1, &commitment).is_ok());
+    assert_eq!(receiver.bad_signatures(), 0, "checked at the deadline");
+    let _ = receiver.tick(params.schedule.phase_end(0));
+    assert_eq!(receiver.bad_signatures(), 2, "the two bad signatures");
+    assert!(
+        receiver.evidence().is_empty(),
+        "a forgery is not equivocation"
+    );
+    // Outside the batched phases a bad signature is refused on arrival.
+    let mut late_forgery = commitment.clone();
+    late_forgery.signature = outsider.signer.sign(&late_forgery.hash);
+    assert_eq!(
+        receiver
+            .handle(params.schedule.phase_end(0) + 1, &late_forgery)
+            .unwrap_err(),
+        ProtocolError::BadSignature
+    );
+
+    // A forgery that arrives before the genuine commitment does not take its place:
+    // the genuine one is acknowledged after the batch.
+    let mut first_forged = engine(&params, &members[2]);
+    let (_, share) = msgs
+        .iter()
+        .find(|(to, _)| *to == members[2].address)
+        .unwrap()
+        .clone();
+    first_forged.handle(1, &forged).unwrap();
+    first_forged.handle(1, &share).unwrap();
+    first_forged.handle(1, &commitment).unwrap();
+    let acks = sent(&first_forged.tick(params.schedule.phase_end(0)));
+    assert_eq!(first_forged.bad_signatures(), 1);
+    assert!(first_forged.evidence().is_empty());
+    assert!(
+        acks.iter().any(|(_, m)| matches!(
+            m.peek(),
+            Ok(Payload::Ack(a)) if a.acks.iter().any(|e| e.dealer.as_slice() == members[0].address.as_bytes())
+        )),
+        "the genuine commitment from dealer 0 is acknowledged"
+    );
+
     // After the session ends, nothing is accepted.
     let _ = receiver.tick(params.schedule.phase_end(5));
     assert!(receiver.outcome().is_some());

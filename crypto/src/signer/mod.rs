@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::address::OperatorAddress;
-pub use bn254::{Bn254PublicKey, Bn254SecretKey, Bn254Signature, Bn254Signer};
+pub use bn254::{Bn254PublicKey, Bn254SecretKey, Bn254Signature, Bn254Signer, PreparedBn254Key};
 pub use ecdsa::{EcdsaSignature, EcdsaSigner};
 
 /// The signature scheme of an operator key (EigenLayer's KeyRegistrar curve types).
