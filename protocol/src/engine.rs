@@ -34,8 +34,9 @@ use crate::error::ProtocolError;
 use crate::evidence::FraudEvidence;
 use crate::messages::{
     AckEntry, CoinCommit, CoinReveal, ComplaintReason, DealerCommitment, DealerShare, Payload,
-    PlayerAcks, PlayerComplaint, SignedMessage, b256, decode_commitment_deferred, decode_share,
-    encode_commitment, from_address, share_hash, to_address,
+    PlayerAcks, PlayerComplaint, SignedMessage, b256, commitment_words_hash,
+    decode_commitment_deferred, decode_share, encode_commitment, from_address, share_hash,
+    to_address,
 };
 use crate::outcome::{KeyShareVersion, SessionFailure, SessionOutcome};
 use crate::session::{SessionKind, SessionParams, VssMode};
@@ -105,6 +106,10 @@ pub struct Engine {
     prepared: BTreeMap<OperatorAddress, PreparedBn254Key>,
     /// Messages accepted into the inbox whose signature then failed.
     bad_signatures: u64,
+    /// Handling the inbox's messages: checks that can be batched wait for the end.
+    flushing: bool,
+    /// Dealers whose phase-2 commitment arrived and awaits the batched share check.
+    phase2_unchecked: Vec<OperatorAddress>,
     phases_done: u64,
     qualified: Option<Vec<OperatorAddress>>,
     outcome: Option<Result<SessionOutcome, SessionFailure>>,
@@ -177,6 +182,8 @@ impl Engine {
             inbox: Vec::new(),
             prepared: BTreeMap::new(),
             bad_signatures: 0,
+            flushing: false,
+            phase2_unchecked: Vec::new(),
             phases_done: 0,
             qualified: None,
             outcome: None,
@@ -523,6 +530,7 @@ impl Engine {
             bn254[i] = true;
         }
         let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
+        self.flushing = true;
         for (i, (m, payload, parsed)) in inbox.into_iter().enumerate() {
             let authentic = (bn254[i] && batch_ok)
                 || self
@@ -533,10 +541,12 @@ impl Engine {
                 continue;
             }
             if self.outcome.is_some() {
-                return;
+                break;
             }
             let _ = self.dispatch(&m, payload, parsed);
         }
+        self.flushing = false;
+        self.check_phase2_batch();
     }
 
     /// Acts on an authenticated message.
@@ -795,7 +805,10 @@ impl Engine {
         }
         *slot = Some((m.clone(), parsed.clone()));
         if c.phase == 2 {
-            self.check_phase2(&dealer);
+            self.phase2_unchecked.push(dealer);
+            if !self.flushing {
+                self.check_phase2_batch();
+            }
             let public: Vec<(SignedMessage, OperatorAddress, PedersenShare)> = self.views[&dealer]
                 .public_shares
                 .iter()
@@ -807,7 +820,8 @@ impl Engine {
                 }
             }
         } else {
-            let h = parsed.hash();
+            let h = commitment_words_hash(&c.commitment);
+            debug_assert_eq!(h, parsed.hash());
             let view = self.views.get_mut(&dealer).expect("exists");
             view.commitment_hash = Some(h);
             if !view.forwarded && view.acks.values().any(|a| *a != h) {
@@ -1297,37 +1311,64 @@ impl Engine {
         self.broadcast(msg);
     }
 
-    fn check_phase2(&mut self, dealer: &OperatorAddress) {
+    /// Checks this node's phase-1 share against the phase-2 commitments received since
+    /// the last call, all in one batch (one MSM however many dealers; per dealer only
+    /// if it fails).
+    fn check_phase2_batch(&mut self) {
+        let todo = std::mem::take(&mut self.phase2_unchecked);
         let Some(x) = self.params.players.evaluation_point(&self.me).cloned() else {
             return;
         };
+        let ready: Vec<(OperatorAddress, Commitment, Scalar)> = todo
+            .into_iter()
+            .filter_map(|d| {
+                let v = self.views.get(&d)?;
+                match (&v.phase2, &v.my_share, v.share_verified) {
+                    (Some((_, fc)), Some((_, share)), Some(true)) => {
+                        Some((d, fc.clone(), share.value.clone()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let items: Vec<BatchItem> = ready
+            .iter()
+            .map(|(_, fc, s)| BatchItem::feldman(fc, s))
+            .collect();
+        let invalid = match verify_batch(&x, &items, None, &mut self.rng) {
+            Ok(()) => return,
+            Err(f) => f.invalid,
+        };
+        drop(items);
+        for i in invalid {
+            self.phase2_failed(&ready[i].0);
+        }
+    }
+
+    /// This node's phase-1 share does not fit `dealer`'s phase-2 commitment.
+    fn phase2_failed(&mut self, dealer: &OperatorAddress) {
         let Some(view) = self.views.get(dealer) else {
             return;
         };
-        let (Some((pmsg, _)), Some((fmsg, fc)), Some((smsg, share)), Some(true)) = (
-            &view.commitment,
-            &view.phase2,
-            &view.my_share,
-            view.share_verified,
-        ) else {
+        let (Some((pmsg, _)), Some((fmsg, _)), Some((smsg, _))) =
+            (&view.commitment, &view.phase2, &view.my_share)
+        else {
             return;
         };
-        if !feldman::verify_share(&x, &share.value, fc) {
-            let ev = FraudEvidence::Phase2Inconsistency {
-                pedersen: pmsg.clone(),
-                feldman: fmsg.clone(),
-                share: smsg.clone(),
-            };
-            let share_msg = smsg.clone();
-            if !self.convict_torsion(dealer, 2) && !self.convict_torsion(dealer, 1) {
-                self.convict(ev);
-            }
-            self.complain(dealer, ComplaintReason::InvalidPhase2);
-            self.out.push(Action::Send {
-                to: OperatorAddress::ZERO,
-                message: share_msg,
-            });
+        let ev = FraudEvidence::Phase2Inconsistency {
+            pedersen: pmsg.clone(),
+            feldman: fmsg.clone(),
+            share: smsg.clone(),
+        };
+        let share_msg = smsg.clone();
+        if !self.convict_torsion(dealer, 2) && !self.convict_torsion(dealer, 1) {
+            self.convict(ev);
         }
+        self.complain(dealer, ComplaintReason::InvalidPhase2);
+        self.out.push(Action::Send {
+            to: OperatorAddress::ZERO,
+            message: share_msg,
+        });
     }
 
     /// Pedersen: the phase-2 (Feldman) commitments of QUAL make the public polynomial,

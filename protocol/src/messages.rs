@@ -341,6 +341,17 @@ pub fn decode_commitment(words: &[Bytes]) -> Result<Commitment, ProtocolError> {
     Commitment::new(points).map_err(|_| ProtocolError::Malformed("empty commitment"))
 }
 
+/// `keccak256` of the words as received: equal to [`Commitment::hash`] of the decoded
+/// commitment, since a word that decodes is the point's only encoding — without
+/// re-encoding `t` points.
+pub fn commitment_words_hash(words: &[Bytes]) -> [u8; 32] {
+    let mut h = Keccak256::new();
+    for w in words {
+        h.update(w);
+    }
+    h.finalize().into()
+}
+
 /// Decoding of commitment points with the subgroup check deferred (canonical, on the
 /// curve, no identity): what the engine uses for the `n·t` points of a session, which
 /// it checks on the aggregate instead (see [`kms_crypto::Commitment`]).

@@ -47,6 +47,7 @@ pub struct PedersenDealing {
     secret: Polynomial,
     blinding: Polynomial,
     commitment: Commitment,
+    feldman: Commitment,
 }
 
 impl PedersenDealing {
@@ -59,18 +60,22 @@ impl PedersenDealing {
     ) -> Result<Self, CryptoError> {
         let secret = Polynomial::random(secret, threshold, rng)?;
         let blinding = Polynomial::random(Scalar::random(rng), threshold, rng)?;
-        let g = G2Point::generator();
         let h = base.point();
-        let coeffs = secret
+        // The Feldman commitment `a_k·G2` is kept for phase 2; the Pedersen one adds
+        // `b_k·H2`. Both products are constant-time multiplications (the coefficients
+        // are secret; `msm` is variable time).
+        let feldman = feldman::commit(&secret);
+        let coeffs = feldman
             .coefficients()
             .iter()
             .zip(blinding.coefficients())
-            .map(|(a, b)| G2Point::msm(&[g, *h], &[a.clone(), b.clone()]))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(ag, b)| ag.add(&h.mul(b)))
+            .collect();
         Ok(Self {
             secret,
             blinding,
             commitment: Commitment::new(coeffs)?,
+            feldman,
         })
     }
 
@@ -82,7 +87,7 @@ impl PedersenDealing {
     /// The Feldman commitment `a_k·G2` of the same secret polynomial, published in
     /// phase 2 by qualified dealers; it yields the public key.
     pub fn feldman_commitment(&self) -> Commitment {
-        feldman::commit(&self.secret)
+        self.feldman.clone()
     }
 
     /// The secret polynomial `f`.
