@@ -309,6 +309,21 @@ impl NodeShared {
         }
         let kind = kind_label(session.kind());
         let ts = session.timestamp();
+        let bad = session.bad_signatures();
+        if bad > 0 {
+            // Accepted during a phase, dropped when the phase's batch was checked.
+            warn!(
+                session = ts,
+                count = bad,
+                "messages with bad signatures dropped"
+            );
+            self.metrics
+                .rejected
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "bad_signature".to_string(),
+                })
+                .inc_by(bad);
+        }
         if let Some(chain) = self.chain.clone() {
             // Whatever the outcome: a dealer records what it dealt, and evidence
             // against others is worth submitting even if this node's session failed.

@@ -100,6 +100,14 @@ impl RunningSession {
         }
     }
 
+    /// Messages the engine took into a batch and then dropped for a bad signature.
+    pub fn bad_signatures(&self) -> u64 {
+        self.engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bad_signatures()
+    }
+
     /// Starts the engine.
     pub async fn start(self: &Arc<Self>, shared: &Arc<NodeShared>) {
         let actions = self.with_engine(shared, |e, now| e.start(now)).await;
