@@ -77,6 +77,16 @@ struct DealerView {
     fraud: bool,
 }
 
+/// A message held for its phase's signature batch: everything else was checked.
+struct Held {
+    message: SignedMessage,
+    payload: Payload,
+    /// A commitment's points, decoded once on arrival.
+    parsed: Option<Commitment>,
+    /// The author's registered key.
+    key: OperatorPublicKey,
+}
+
 /// One node's engine for one session.
 pub struct Engine {
     params: SessionParams,
@@ -101,7 +111,9 @@ pub struct Engine {
     pending: Vec<SignedMessage>,
     /// Messages of the phase under way whose signatures are checked as one batch
     /// (see [`Engine::flush_inbox`]); everything but the signature was checked.
-    inbox: Vec<(SignedMessage, Payload, Option<Commitment>)>,
+    inbox: Vec<Held>,
+    /// The phase whose mid-point flush of the inbox was done.
+    mid_flushed: Option<u64>,
     /// Participants' BN254 keys with their Miller-loop lines precomputed.
     prepared: BTreeMap<OperatorAddress, PreparedBn254Key>,
     /// Messages accepted into the inbox whose signature then failed.
@@ -180,6 +192,7 @@ impl Engine {
             evidence: Vec::new(),
             pending: Vec::new(),
             inbox: Vec::new(),
+            mid_flushed: None,
             prepared: BTreeMap::new(),
             bad_signatures: 0,
             flushing: false,
@@ -279,6 +292,20 @@ impl Engine {
             } else {
                 2
             };
+        // Halfway through a phase, whatever has arrived is checked even if the phase
+        // still waits for someone: complaints and forwarded proofs it produces must
+        // reach the others before the deadline (Pedersen phase 2 decides who gets
+        // reconstructed).
+        let phase = self.phases_done;
+        let mid = self
+            .params
+            .schedule
+            .phase_end(phase)
+            .saturating_sub(self.params.schedule.phase_ms / 2);
+        if self.mid_flushed != Some(phase) && now_ms >= mid && self.outcome.is_none() {
+            self.mid_flushed = Some(phase);
+            self.flush_inbox();
+        }
         while self.outcome.is_none()
             && self.phases_done <= last
             && now_ms >= self.params.schedule.phase_end(self.phases_done)
@@ -355,19 +382,25 @@ impl Engine {
             return Err(ProtocolError::Rejected("session already finished"));
         }
         let (payload, key) = self.authenticate(m)?;
+        let key = key.clone();
         if self.batches(&payload) {
             // Refuse what is malformed now; only the signature waits for the batch.
             let parsed = self.precheck(&payload)?;
             if self.inbox.len() >= self.inbox_cap() {
                 self.flush_inbox();
             }
-            self.inbox.push((m.clone(), payload, parsed));
+            self.inbox.push(Held {
+                message: m.clone(),
+                payload,
+                parsed,
+                key,
+            });
             if self.inbox_complete() {
                 self.flush_inbox();
             }
             return Ok(());
         }
-        m.verify_signature(key)?;
+        m.verify_signature(&key)?;
         self.dispatch(m, payload, None)
     }
 
@@ -463,7 +496,7 @@ impl Engine {
         let others =
             |set: &crate::session::OperatorSet| set.len() - usize::from(set.contains(&self.me));
         let count =
-            |f: &dyn Fn(&Payload) -> bool| self.inbox.iter().filter(|(_, p, _)| f(p)).count();
+            |f: &dyn Fn(&Payload) -> bool| self.inbox.iter().filter(|h| f(&h.payload)).count();
         let pedersen = self.params.mode == VssMode::Pedersen;
         if pedersen && done == 0 {
             return count(&|p| matches!(p, Payload::CoinCommit(_))) >= others(&self.params.players);
@@ -509,14 +542,13 @@ impl Engine {
         let mut key_index: BTreeMap<OperatorAddress, usize> = BTreeMap::new();
         let mut items = Vec::new();
         let mut bn254 = vec![false; inbox.len()];
-        for (i, (m, _, _)) in inbox.iter().enumerate() {
-            let pk = match self.authenticate(m) {
-                Ok((_, OperatorPublicKey::Bn254(pk))) => *pk,
-                _ => continue,
-            };
-            let OperatorSignature::Bn254(sig) = &m.signature else {
+        for (i, h) in inbox.iter().enumerate() {
+            let (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) =
+                (&h.key, &h.message.signature)
+            else {
                 continue;
             };
+            let m = &h.message;
             let k = *key_index.entry(m.signer).or_insert_with(|| {
                 let prepared = self
                     .prepared
@@ -531,11 +563,8 @@ impl Engine {
         }
         let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
         self.flushing = true;
-        for (i, (m, payload, parsed)) in inbox.into_iter().enumerate() {
-            let authentic = (bn254[i] && batch_ok)
-                || self
-                    .authenticate(&m)
-                    .is_ok_and(|(_, key)| m.verify_signature(key).is_ok());
+        for (i, h) in inbox.into_iter().enumerate() {
+            let authentic = (bn254[i] && batch_ok) || h.message.verify_signature(&h.key).is_ok();
             if !authentic {
                 self.bad_signatures += 1;
                 continue;
@@ -543,7 +572,7 @@ impl Engine {
             if self.outcome.is_some() {
                 break;
             }
-            let _ = self.dispatch(&m, payload, parsed);
+            let _ = self.dispatch(&h.message, h.payload, h.parsed);
         }
         self.flushing = false;
         self.check_phase2_batch();

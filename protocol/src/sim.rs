@@ -290,12 +290,20 @@ impl Network {
             .next()
             .map(|n| n.engine.params().schedule);
         let Some(schedule) = schedule else { return };
+        // Nodes tick at every deadline and halfway through every phase (a real node
+        // ticks every 50 ms; the engine acts on deadlines and phase mid-points).
         let mut next_phase = 0u64;
+        let mut half_done = false;
         loop {
             if self.nodes.values().all(|n| n.engine.outcome().is_some()) || self.now > until_ms {
                 break;
             }
-            let deadline = schedule.phase_end(next_phase);
+            let end = schedule.phase_end(next_phase);
+            let deadline = if half_done {
+                end
+            } else {
+                end.saturating_sub(schedule.phase_ms / 2)
+            };
             let next_msg = self.queue.peek().map(|Reverse((t, ..))| *t);
             match next_msg {
                 Some(t) if t < deadline => {
@@ -314,7 +322,10 @@ impl Network {
                 }
                 _ => {
                     self.now = deadline;
-                    next_phase += 1;
+                    if half_done {
+                        next_phase += 1;
+                    }
+                    half_done = !half_done;
                     for a in &addrs {
                         let actions = self.timed(*a, |e, now| e.tick(now));
                         self.apply(*a, actions);

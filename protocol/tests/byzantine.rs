@@ -286,3 +286,47 @@ fn torsion_hidden_in_a_commitment_is_proven() {
         );
     }
 }
+
+/// Phase 2 with one dealer silent and one whose phase-2 commitment fits the shares of
+/// four honest players and not the fifth's. The phase never has everything it
+/// expects, so its signature batch is checked halfway through the phase (the engine
+/// does not wait for the deadline); the fooled nodes learn of the lie from the fifth
+/// player's forwarded share, every honest node reconstructs both dealers and all end
+/// with the same key.
+#[test]
+fn pedersen_phase2_with_a_silent_and_a_selective_liar() {
+    let (f, bad, ops) = run_with(
+        7,
+        VssMode::Pedersen,
+        25,
+        |ops, i| -> Box<dyn Behaviour> {
+            if i == 0 {
+                Box::new(AbortsPhase2)
+            } else {
+                Box::new(SelectivePhase2 {
+                    me: ops[i].address,
+                    signer: ops[i].signer.clone(),
+                    fooled: ops[2..6].iter().map(|o| o.address).collect(),
+                })
+            }
+        },
+        2,
+    );
+    let honest = honest_of(&ops, &bad);
+    assert_eq!(
+        f.versions.len(),
+        honest.len(),
+        "every honest node has the key"
+    );
+    let qual = &f.versions.values().next().unwrap().qualified_dealers;
+    assert!(bad.iter().all(|b| qual.contains(b)), "both reconstructed");
+    check_mpk_is_sum_of_qual(&f);
+    let kinds = evidence_kinds(&f, &honest, &bad[1]);
+    assert!(kinds.contains(&"phase2_inconsistency"), "{kinds:?}");
+    for h in &honest {
+        assert!(
+            f.net.evidence(h).iter().any(|e| e.dealer() == bad[1]),
+            "{h} did not learn of the lie"
+        );
+    }
+}

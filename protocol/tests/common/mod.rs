@@ -231,6 +231,53 @@ pub mod byzantine {
             }
         }
     }
+
+    /// Publishes a phase-2 commitment to `f + Π_{j∈fooled}(X − x_j)` instead of `f`:
+    /// it agrees with the phase-1 shares of the players in `fooled` and with no one
+    /// else's, so only the others can complain, and the fooled rely on the forwarded
+    /// proof arriving before the reconstruction round.
+    pub struct SelectivePhase2 {
+        pub me: OperatorAddress,
+        pub signer: Arc<dyn OperatorSigner>,
+        pub fooled: Vec<OperatorAddress>,
+    }
+
+    impl Behaviour for SelectivePhase2 {
+        fn outgoing(
+            &mut self,
+            to: OperatorAddress,
+            m: SignedMessage,
+        ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+            match m.peek() {
+                Ok(Payload::Commitment(c)) if c.phase == 2 && m.signer == self.me => {
+                    // Coefficients of Π (X − x_j), lowest degree first.
+                    let mut pi = vec![Scalar::one()];
+                    for a in &self.fooled {
+                        let x = kms_crypto::evaluation_point(a).unwrap();
+                        let mut next = vec![Scalar::zero(); pi.len() + 1];
+                        for (k, p) in pi.iter().enumerate() {
+                            next[k + 1] = &next[k + 1] + p;
+                            next[k] = &next[k] - &(p * &x);
+                        }
+                        pi = next;
+                    }
+                    assert!(pi.len() <= c.commitment.len(), "too many fooled players");
+                    let mut c2 = c.clone();
+                    for (k, p) in pi.iter().enumerate() {
+                        let ck = kms_crypto::G2Point::from_eip2537(&c.commitment[k]).unwrap();
+                        let shifted = ck.add(&kms_crypto::G2Point::generator().mul(p));
+                        c2.commitment[k] = shifted.to_eip2537().to_vec().into();
+                    }
+                    vec![(
+                        to,
+                        resign(&Payload::Commitment(c2), self.me, &self.signer),
+                        0,
+                    )]
+                }
+                _ => vec![(to, m, 0)],
+            }
+        }
+    }
 }
 
 /// Runs a reshare of `previous` from `dealers` (with their shares) to `players`.
