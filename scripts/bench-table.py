@@ -38,6 +38,7 @@ for group, name, label in [
     ("ibe_1KiB", "decrypt", "IBE decrypt (1 KiB)"),
     ("bn254", "sign", "BN254 operator signature: sign"),
     ("bn254", "verify", "BN254 operator signature: verify"),
+    ("bn254", "verify_batch_100", "BN254: 100 signatures by 100 keys, one batch"),
     ("ecdsa", "sign", "ECDSA operator signature: sign"),
     ("ecdsa", "verify", "ECDSA operator signature: verify (recover)"),
 ]:

@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::sol_types::SolValue;
-use kms_protocol::messages::Payload;
+use kms_protocol::messages::{Payload, decode_commitment_deferred};
 use kms_protocol::{FraudEvidence, SessionParams, SignedMessage, VssMode};
 
 use crate::bindings::EigenKMSSlashing;
@@ -21,6 +21,8 @@ pub enum FraudKind {
     Equivocation = 2,
     /// A share or the registry names another commitment than the signed one.
     CommitmentInconsistency = 3,
+    /// A signed commitment with a point the precompiles refuse (outside G2).
+    InvalidCommitmentPoint = 4,
 }
 
 /// A proof the slashing contract can verify.
@@ -54,6 +56,14 @@ pub enum FraudProof {
     RegistryInconsistency {
         /// The dealer's signed phase-1 commitment.
         commitment: SignedMessage,
+    },
+    /// `proveInvalidCommitmentPoint`: a signed commitment (either phase) whose point
+    /// `index` lies outside G2.
+    InvalidCommitmentPoint {
+        /// The dealer's signed commitment.
+        commitment: SignedMessage,
+        /// The first coefficient outside G2.
+        index: usize,
     },
 }
 
@@ -143,10 +153,22 @@ impl FraudProof {
                     "wrong reshare constant (needs the previous public polynomial)",
                 ));
             }
-            FraudEvidence::InvalidCommitmentPoint { .. } => {
-                return Err(ChainError::Unsupported(
-                    "commitment point outside G2 (the slashing contract has no proof for it yet)",
-                ));
+            FraudEvidence::InvalidCommitmentPoint { commitment } => {
+                let Ok(Payload::Commitment(c)) = commitment.peek() else {
+                    return Err(ChainError::InvalidEvidence(
+                        "invalid-point evidence without a commitment".into(),
+                    ));
+                };
+                let index = decode_commitment_deferred(&c.commitment)
+                    .ok()
+                    .and_then(|parsed| parsed.subgroup_violation())
+                    .ok_or_else(|| {
+                        ChainError::InvalidEvidence("every commitment point is in G2".into())
+                    })?;
+                Self::InvalidCommitmentPoint {
+                    commitment: commitment.clone(),
+                    index,
+                }
             }
             FraudEvidence::Phase2Inconsistency { .. } => {
                 return Err(ChainError::Unsupported(
@@ -171,6 +193,7 @@ impl FraudProof {
             Self::CommitmentInconsistency { .. } | Self::RegistryInconsistency { .. } => {
                 FraudKind::CommitmentInconsistency
             }
+            Self::InvalidCommitmentPoint { .. } => FraudKind::InvalidCommitmentPoint,
         }
     }
 
@@ -178,7 +201,8 @@ impl FraudProof {
         match self {
             Self::InvalidShare { commitment, .. }
             | Self::CommitmentInconsistency { commitment, .. }
-            | Self::RegistryInconsistency { commitment } => commitment,
+            | Self::RegistryInconsistency { commitment }
+            | Self::InvalidCommitmentPoint { commitment, .. } => commitment,
             Self::Equivocation { first, .. } => first,
         }
     }
@@ -231,6 +255,10 @@ impl FraudProof {
             ]),
             Self::RegistryInconsistency { commitment } => id(&[
                 tag("EIGENKMS-V1-PROOF-REGISTRY-INCONSISTENCY"),
+                payload_hash(commitment),
+            ]),
+            Self::InvalidCommitmentPoint { commitment, .. } => id(&[
+                tag("EIGENKMS-V1-PROOF-INVALID-COMMITMENT-POINT"),
                 payload_hash(commitment),
             ]),
         }

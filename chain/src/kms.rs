@@ -2,7 +2,7 @@
 //! commitment records and fraud proofs, each idempotent (what the chain already holds
 //! is not sent again).
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolValue;
 use kms_crypto::signer::OperatorPublicKey;
 use kms_protocol::{FraudEvidence, SessionParams};
@@ -366,6 +366,10 @@ impl KmsContracts {
                 let call = s.proveRegistryInconsistency(signed(commitment));
                 self.conn.send_with_headroom(C, call, H).await
             }
+            FraudProof::InvalidCommitmentPoint { commitment, index } => {
+                let call = s.proveInvalidCommitmentPoint(signed(commitment), U256::from(*index));
+                self.conn.send_with_headroom(C, call, H).await
+            }
         };
         match sent {
             Ok(tx) => Ok(ProofOutcome::Submitted(tx)),
@@ -457,6 +461,12 @@ impl KmsContracts {
                 .map(|_| ()),
             FraudProof::RegistryInconsistency { commitment } => s
                 .proveRegistryInconsistency(signed(commitment))
+                .from(from)
+                .call()
+                .await
+                .map(|_| ()),
+            FraudProof::InvalidCommitmentPoint { commitment, index } => s
+                .proveInvalidCommitmentPoint(signed(commitment), U256::from(*index))
                 .from(from)
                 .call()
                 .await

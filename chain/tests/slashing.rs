@@ -320,6 +320,85 @@ async fn a_commitment_other_than_the_recorded_one_is_provable() {
     .await;
 }
 
+/// Nodes decode commitment points without the subgroup check (they check the
+/// aggregate); a dealer that hid a torsion component in a coefficient is proven on-chain
+/// with the point's index: the G2MSM precompile refuses it. A valid point, an index
+/// past the end and a second submission are refused; the Rust verifier agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commitment_point_outside_g2_is_provable() {
+    use kms_crypto::{Commitment, G2Point};
+    let Some(f) = Fixture::new(4, KeyCurve::Bn254, 13).await else {
+        return;
+    };
+    let params = session(TS, VssMode::Feldman, f.participants());
+    let dealer = &f.operators[0];
+    let complainer = &f.operators[1];
+    let honest = Dealing::new(&dealer.sim(), &params, 3);
+    let clean = FraudEvidence::InvalidCommitmentPoint {
+        commitment: honest.commitment.clone(),
+    };
+    assert!(FraudProof::from_evidence(&clean, &params).is_err());
+    refused(
+        &f,
+        complainer,
+        &FraudProof::InvalidCommitmentPoint {
+            commitment: honest.commitment.clone(),
+            index: 1,
+        },
+        Some(&clean),
+        "PointIsValid",
+    )
+    .await;
+
+    let words: Vec<[u8; 256]> = honest
+        .dealing
+        .commitment()
+        .coefficients()
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            if k == 2 {
+                c.add(&G2Point::small_order_point()).to_eip2537()
+            } else {
+                c.to_eip2537()
+            }
+        })
+        .collect();
+    let tainted = Commitment::from_eip2537_deferred(words.iter().map(|w| w.as_slice())).unwrap();
+    let msg = commitment_msg(&dealer.sim(), &params, 1, &tainted);
+    let evidence = FraudEvidence::InvalidCommitmentPoint {
+        commitment: msg.clone(),
+    };
+    let proof = FraudProof::from_evidence(&evidence, &params).unwrap();
+    assert!(matches!(
+        proof,
+        FraudProof::InvalidCommitmentPoint { index: 2, .. }
+    ));
+    let at = |index| FraudProof::InvalidCommitmentPoint {
+        commitment: msg.clone(),
+        index,
+    };
+    refused(&f, complainer, &at(1), None, "PointIsValid").await;
+    refused(&f, complainer, &at(99), None, "PointIndexOutOfRange").await;
+    refused(&f, dealer, &proof, None, "SelfComplaint").await;
+    accepted(&f, complainer, &proof, &evidence).await;
+    let tx = submitted(complainer.kms.submit_fraud_proof(&proof).await.unwrap());
+    eprintln!("proveInvalidCommitmentPoint (slash): {} gas", tx.gas_used);
+    assert_eq!(f.slashes_of(&dealer.address).await, (1, wad(100)));
+    assert!(
+        complainer
+            .kms
+            .is_punished(
+                eth(&dealer.address),
+                TS,
+                kms_chain::FraudKind::InvalidCommitmentPoint
+            )
+            .await
+            .unwrap()
+    );
+    refused(&f, &f.operators[2], &proof, None, "ProofAlreadyAccepted").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fraud_in_three_sessions_means_full_slash_and_ejection() {
     let Some(f) = Fixture::new(4, KeyCurve::Bn254, 13).await else {

@@ -20,7 +20,8 @@ import {KmsMessages} from "./libraries/KmsMessages.sol";
 ///
 /// Thresholds: an invalid share is punished after 3 complaints by distinct members
 /// (any valid invalid-share proof of the dealer in that session, their own share or one
-/// forwarded to them); equivocation and commitment inconsistency after 1 proof;
+/// forwarded to them); equivocation, commitment inconsistency and an invalid
+/// commitment point after 1 proof;
 /// a dealer punished in 3 sessions loses its whole allocation and is ejected. Each
 /// fraud kind is punished at most once per dealer and session, each proof counts once.
 contract EigenKMSSlashing {
@@ -29,7 +30,8 @@ contract EigenKMSSlashing {
         None,
         InvalidShare,
         Equivocation,
-        CommitmentInconsistency
+        CommitmentInconsistency,
+        InvalidCommitmentPoint
     }
 
     /// @notice A signed protocol message: the payload and the signer's signature over
@@ -69,6 +71,7 @@ contract EigenKMSSlashing {
     bytes32 private constant TAG_EQUIVOCATION = keccak256("EIGENKMS-V1-PROOF-EQUIVOCATION");
     bytes32 private constant TAG_INCONSISTENCY = keccak256("EIGENKMS-V1-PROOF-COMMITMENT-INCONSISTENCY");
     bytes32 private constant TAG_REGISTRY = keccak256("EIGENKMS-V1-PROOF-REGISTRY-INCONSISTENCY");
+    bytes32 private constant TAG_INVALID_POINT = keccak256("EIGENKMS-V1-PROOF-INVALID-COMMITMENT-POINT");
 
     IAllocationManager public immutable allocationManager;
     IKeyRegistrar public immutable keyRegistrar;
@@ -124,6 +127,7 @@ contract EigenKMSSlashing {
     error ShareIsValid();
     error CommitmentMatches();
     error NoRegistrySubmission();
+    error PointIsValid();
 
     /// @dev A dealer's registered key.
     struct DealerKey {
@@ -247,6 +251,22 @@ contract EigenKMSSlashing {
         _accept(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
     }
 
+    /// @notice A signed commitment (either phase) with a point at `index` that the G2MSM
+    /// precompile refuses — outside the prime-order subgroup, off the curve, or not a
+    /// reduced encoding (`FraudEvidence::InvalidCommitmentPoint`). Nodes decode
+    /// commitment points without the subgroup check and check the aggregate instead;
+    /// this is how a dealer that hid a torsion component in its commitment is proven,
+    /// and it is what keeps such a dealer from escaping the other proofs (which refuse
+    /// its points). Slashed like a commitment inconsistency.
+    function proveInvalidCommitmentPoint(SignedPayload calldata commitment, uint256 index) external {
+        KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
+        bytes32 proofId = keccak256(abi.encode(TAG_INVALID_POINT, keccak256(commitment.payload)));
+        _admit(c.dealer, c.sessionTimestamp, FraudKind.InvalidCommitmentPoint, proofId);
+        _checkSignature(_dealerKey(c.dealer), commitment);
+        if (BLS12381.pointIsValid(c.points, index)) revert PointIsValid();
+        _accept(c.dealer, c.sessionTimestamp, FraudKind.InvalidCommitmentPoint, proofId);
+    }
+
     // ---------------------------------------------------------------- views
 
     /// @notice Whether `dealer` was already punished for `kind` in `sessionTimestamp`.
@@ -342,6 +362,8 @@ contract EigenKMSSlashing {
             (wad, why) = (invalidShareWad, "EigenKMS: invalid shares");
         } else if (kind == FraudKind.Equivocation) {
             (wad, why) = (equivocationWad, "EigenKMS: equivocation");
+        } else if (kind == FraudKind.InvalidCommitmentPoint) {
+            (wad, why) = (inconsistencyWad, "EigenKMS: invalid commitment point");
         } else {
             (wad, why) = (inconsistencyWad, "EigenKMS: commitment inconsistency");
         }

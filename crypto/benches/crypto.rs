@@ -177,6 +177,30 @@ fn operator_signatures(c: &mut Criterion) {
     g.bench_function("verify", |b| {
         b.iter(|| bn_pk.verify(black_box(&hash), &bn_sig).unwrap())
     });
+    // What a node does per phase: one message from each of 100 operators, their keys
+    // prepared once per session.
+    let signers: Vec<Bn254Signer> = (0..100)
+        .map(|_| Bn254Signer::new(Bn254SecretKey::random(&mut rng)))
+        .collect();
+    let keys: Vec<_> = signers
+        .iter()
+        .map(|s| s.bn254_public_key().prepare())
+        .collect();
+    let items: Vec<_> = signers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let h = [i as u8; 32];
+            (i, h, s.sign_hash(&h))
+        })
+        .collect();
+    g.bench_function("verify_batch_100", |b| {
+        b.iter(|| {
+            assert!(kms_crypto::signer::bn254::verify_batch(
+                &keys, &items, &mut rng
+            ))
+        })
+    });
     g.finish();
     let ec = EcdsaSigner::random(&mut rng);
     let ec_pk = ec.public_key();

@@ -68,6 +68,34 @@ library BLS12381 {
         }
     }
 
+    /// @dev Gas handed to G2MSM for one pair: EIP-2537 prices it at 22,500; the rest is
+    /// headroom for a repricing.
+    uint256 private constant ONE_PAIR_GAS = 60_000;
+
+    /// @notice `index` is past the last point.
+    error PointIndexOutOfRange();
+    /// @notice Not enough gas left to give the precompile its full allowance.
+    error InsufficientGasForCheck();
+
+    /// @notice Whether G2MSM accepts point `index` of `points` (the identity included).
+    /// A failing precompile call consumes the gas it was given, so a failure could also
+    /// mean a starved call: the check refuses to run unless the call gets its whole
+    /// allowance (EIP-150 forwards at most 63/64 of what is left), so `false` means the
+    /// precompile refused the point itself.
+    function pointIsValid(bytes memory points, uint256 index) internal view returns (bool ok) {
+        if (index >= points.length / POINT) revert PointIndexOutOfRange();
+        bytes memory input = new bytes(PAIR);
+        bytes memory out = new bytes(POINT);
+        assembly ("memory-safe") {
+            mcopy(add(input, 0x20), add(add(points, 0x20), mul(index, POINT)), POINT)
+            mstore(add(add(input, 0x20), POINT), 1)
+        }
+        if (gasleft() < (ONE_PAIR_GAS * 64) / 63 + 10_000) revert InsufficientGasForCheck();
+        assembly ("memory-safe") {
+            ok := staticcall(ONE_PAIR_GAS, G2_MSM, add(input, 0x20), PAIR, add(out, 0x20), POINT)
+        }
+    }
+
     /// @notice Strict point checks of `Commitment` decoding: every point a reduced
     /// encoding, on the curve, in the prime-order subgroup and not the identity.
     function validatePoints(bytes memory points) internal view {
