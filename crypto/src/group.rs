@@ -36,6 +36,25 @@ fn map_blst_error(e: BLST_ERROR) -> CryptoError {
     }
 }
 
+/// The scalars of an MSM over `npoints` points as consecutive 32-byte little-endian
+/// words (what blst reads); `None` for an empty MSM, an error if the lengths differ.
+fn msm_scalars(
+    npoints: usize,
+    scalars: &[Scalar],
+) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
+    if npoints != scalars.len() {
+        return Err(CryptoError::InvalidParameters("msm: length mismatch"));
+    }
+    if npoints == 0 {
+        return Ok(None);
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(32 * scalars.len()));
+    for s in scalars {
+        bytes.extend_from_slice(&s.to_blst_scalar().b);
+    }
+    Ok(Some(bytes))
+}
+
 macro_rules! point_type {
     (
         $(#[$doc:meta])*
@@ -180,16 +199,9 @@ macro_rules! point_type {
             /// `Σ scalars[i] · points[i]` with blst's Pippenger multi-scalar
             /// multiplication. Variable time: use for public scalars only.
             pub fn msm(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
-                if points.len() != scalars.len() {
-                    return Err(CryptoError::InvalidParameters("msm: length mismatch"));
-                }
-                if points.is_empty() {
+                let Some(bytes) = msm_scalars(points.len(), scalars)? else {
                     return Ok(Self::identity());
-                }
-                let mut bytes = Zeroizing::new(Vec::with_capacity(32 * scalars.len()));
-                for s in scalars {
-                    bytes.extend_from_slice(&s.to_blst_scalar().b);
-                }
+                };
                 // SAFETY: `$name` is repr(transparent) over the affine blst type.
                 let raw: &[$affine] = unsafe {
                     std::slice::from_raw_parts(points.as_ptr().cast::<$affine>(), points.len())
@@ -367,16 +379,9 @@ impl G2Point {
     /// combination of commitments, where it costs less CPU. Variable time: public
     /// scalars only.
     pub fn msm_serial(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
-        if points.len() != scalars.len() {
-            return Err(CryptoError::InvalidParameters("msm: length mismatch"));
-        }
-        if points.is_empty() {
+        let Some(bytes) = msm_scalars(points.len(), scalars)? else {
             return Ok(Self::identity());
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(32 * scalars.len()));
-        for s in scalars {
-            bytes.extend_from_slice(&s.to_blst_scalar().b);
-        }
+        };
         let point_ptrs: [*const blst_p2_affine; 2] = [&points[0].0, std::ptr::null()];
         let scalar_ptrs: [*const u8; 2] = [bytes.as_ptr(), std::ptr::null()];
         // SAFETY: blst reads the scratch size it asks for.
