@@ -317,6 +317,10 @@ impl G1Point {
     }
 }
 
+/// `h2·r / 13²`, big-endian (`13²` divides the cofactor `h2`): multiplying a curve
+/// point by it leaves only its component in the 13-part of the group.
+const TO_13_PART: &str = "04005449cda731a7136c440a0c65b728ba1c1fa6b6708356f3b9bdc84396cab33907d71557a7d33677f5d45f7cedb8cfdac10ff1fc5b48d6461e907737d78e96568f2d18c750b4b3ca5c33c3fd8ff8a70629888281914529f4e3380941cfdd";
+
 impl G2Point {
     /// The 256-byte uncompressed EIP-2537 encoding: `x.c0 ‖ x.c1 ‖ y.c0 ‖ y.c1`, each
     /// a 64-byte word. Note the order differs from the ZCash serialization, which puts
@@ -359,7 +363,10 @@ impl G2Point {
         // three flag bits, and blst refuses a coordinate ≥ p, so these bytes are the
         // point's only encoding. (Re-encoding converted four coordinates out of
         // Montgomery form: a tenth of a session's decoding time at n = 100.)
-        finish_eip2537(Self(p), rc, |_| true, |_| true)
+        if rc != BLST_ERROR::BLST_SUCCESS {
+            return Err(map_blst_error(rc));
+        }
+        Ok(Self(p))
     }
 
     /// Whether the point lies in the prime-order subgroup (blst's endomorphism test,
@@ -369,9 +376,7 @@ impl G2Point {
         // SAFETY: reads one affine point.
         unsafe { blst_p2_affine_in_g2(&self.0) }
     }
-}
 
-impl G2Point {
     /// `Σ scalars[i] · points[i]` with blst's Pippenger on the calling thread only.
     /// [`G2Point::msm`] spreads large inputs over blst's thread pool (lower latency,
     /// the same or more CPU) and multiplies point by point below 32 points; this is
@@ -403,13 +408,7 @@ impl G2Point {
         };
         Ok(Self::from_projective(&out))
     }
-}
 
-/// `h2·r / 13²`, big-endian (`13²` divides the cofactor `h2`): multiplying a curve
-/// point by it leaves only its component in the 13-part of the group.
-const TO_13_PART: &str = "04005449cda731a7136c440a0c65b728ba1c1fa6b6708356f3b9bdc84396cab33907d71557a7d33677f5d45f7cedb8cfdac10ff1fc5b48d6461e907737d78e96568f2d18c750b4b3ca5c33c3fd8ff8a70629888281914529f4e3380941cfdd";
-
-impl G2Point {
     /// A point of order 13 on the G2 curve, outside the prime-order subgroup. Public
     /// math, exposed for tests and simulations that play a hostile dealer hiding a
     /// torsion component in its commitment; no protocol path produces one.

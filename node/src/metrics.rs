@@ -188,11 +188,16 @@ impl Metrics {
 
     /// Counts a rejection.
     pub fn reject(&self, reason: &str) {
+        self.reject_many(reason, 1);
+    }
+
+    /// Counts `count` rejections for one reason (messages a session dropped in bulk).
+    pub fn reject_many(&self, reason: &str, count: u64) {
         self.rejected
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     /// The Prometheus text exposition.

@@ -317,12 +317,7 @@ impl NodeShared {
                 count = bad,
                 "messages with bad signatures dropped"
             );
-            self.metrics
-                .rejected
-                .get_or_create(&crate::metrics::ReasonLabel {
-                    reason: "bad_signature".to_string(),
-                })
-                .inc_by(bad);
+            self.metrics.reject_many("bad_signature", bad);
         }
         if let Some(chain) = self.chain.clone() {
             // Whatever the outcome: a dealer records what it dealt, and evidence

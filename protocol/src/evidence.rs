@@ -90,23 +90,30 @@ pub struct EvidenceContext<'a> {
     pub previous: Option<&'a Commitment>,
 }
 
-fn open_commitment(
+/// A dealer's authentic commitment message, points not decoded.
+fn open_commitment_message(
     m: &SignedMessage,
     key: &OperatorPublicKey,
-) -> Result<(DealerCommitment, Commitment), EvidenceError> {
+) -> Result<DealerCommitment, EvidenceError> {
     match m
         .open(key)
         .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?
     {
-        Payload::Commitment(c) => {
-            let parsed = decode_commitment(&c.commitment)
-                .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
-            Ok((c, parsed))
-        }
+        Payload::Commitment(c) => Ok(c),
         _ => Err(EvidenceError::Unauthentic(
             "expected a commitment message".into(),
         )),
     }
+}
+
+fn open_commitment(
+    m: &SignedMessage,
+    key: &OperatorPublicKey,
+) -> Result<(DealerCommitment, Commitment), EvidenceError> {
+    let c = open_commitment_message(m, key)?;
+    let parsed =
+        decode_commitment(&c.commitment).map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
+    Ok((c, parsed))
 }
 
 fn open_share(m: &SignedMessage, key: &OperatorPublicKey) -> Result<DealerShare, EvidenceError> {
@@ -248,17 +255,7 @@ impl FraudEvidence {
                 Ok(())
             }
             Self::InvalidCommitmentPoint { commitment } => {
-                let c = match commitment
-                    .open(key)
-                    .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?
-                {
-                    Payload::Commitment(c) => c,
-                    _ => {
-                        return Err(EvidenceError::Unauthentic(
-                            "expected a commitment message".into(),
-                        ));
-                    }
-                };
+                let c = open_commitment_message(commitment, key)?;
                 let parsed = decode_commitment_deferred(&c.commitment)
                     .map_err(|e| EvidenceError::Unauthentic(e.to_string()))?;
                 if parsed.subgroup_violation().is_none() {

@@ -382,12 +382,12 @@ pub mod byzantine {
 
     use kms_crypto::signer::OperatorSigner;
     use kms_crypto::vss::feldman::FeldmanDealing;
-    use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
+    use kms_crypto::{G2Point, OperatorAddress, Scalar};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
     use super::Behaviour;
-    use crate::messages::{Payload, SignedMessage, encode_commitment};
+    use crate::messages::{Payload, SignedMessage, commitment_words_hash, encode_commitment};
 
     type Deliveries = Vec<(OperatorAddress, SignedMessage, u64)>;
 
@@ -495,20 +495,14 @@ pub mod byzantine {
                     let Ok(p) = G2Point::from_eip2537(word) else {
                         return vec![(to, m, 0)];
                     };
-                    let before =
-                        Commitment::from_eip2537_deferred(c.commitment.iter().map(|w| w.as_ref()))
-                            .map(|c| c.hash());
+                    let before = commitment_words_hash(&c.commitment);
                     c.commitment[self.coefficient] = p
                         .add(&G2Point::small_order_point())
                         .to_eip2537()
                         .to_vec()
                         .into();
-                    let after =
-                        Commitment::from_eip2537_deferred(c.commitment.iter().map(|w| w.as_ref()))
-                            .map(|c| c.hash());
-                    if let (Ok(b), Ok(a)) = (before, after) {
-                        self.renamed.push((b, a));
-                    }
+                    self.renamed
+                        .push((before, commitment_words_hash(&c.commitment)));
                     let forged =
                         SignedMessage::sign(&Payload::Commitment(c), self.me, self.signer.as_ref());
                     vec![(to, forged, 0)]

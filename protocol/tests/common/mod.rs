@@ -207,28 +207,36 @@ pub mod byzantine {
         pub signer: Arc<dyn OperatorSigner>,
     }
 
+    /// `m` as it is, unless it is `me`'s phase-2 commitment: then with its points
+    /// rewritten by `rewrite` and signed again.
+    fn rewrite_own_phase2(
+        me: OperatorAddress,
+        signer: &Arc<dyn OperatorSigner>,
+        to: OperatorAddress,
+        m: SignedMessage,
+        rewrite: impl FnOnce(&mut Vec<alloy_primitives::Bytes>),
+    ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
+        match m.peek() {
+            Ok(Payload::Commitment(mut c)) if c.phase == 2 && m.signer == me => {
+                rewrite(&mut c.commitment);
+                vec![(to, resign(&Payload::Commitment(c), me, signer), 0)]
+            }
+            _ => vec![(to, m, 0)],
+        }
+    }
+
     impl Behaviour for BadPhase2 {
         fn outgoing(
             &mut self,
             to: OperatorAddress,
             m: SignedMessage,
         ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-            match m.peek() {
-                Ok(Payload::Commitment(c)) if c.phase == 2 && m.signer == self.me => {
-                    let mut rng = ChaCha20Rng::seed_from_u64(5);
-                    let other =
-                        FeldmanDealing::new(Scalar::random(&mut rng), c.commitment.len(), &mut rng)
-                            .unwrap();
-                    let mut c2 = c.clone();
-                    c2.commitment = encode_commitment(other.commitment());
-                    vec![(
-                        to,
-                        resign(&Payload::Commitment(c2), self.me, &self.signer),
-                        0,
-                    )]
-                }
-                _ => vec![(to, m, 0)],
-            }
+            rewrite_own_phase2(self.me, &self.signer, to, m, |words| {
+                let mut rng = ChaCha20Rng::seed_from_u64(5);
+                let other =
+                    FeldmanDealing::new(Scalar::random(&mut rng), words.len(), &mut rng).unwrap();
+                *words = encode_commitment(other.commitment());
+            })
         }
     }
 
@@ -248,34 +256,26 @@ pub mod byzantine {
             to: OperatorAddress,
             m: SignedMessage,
         ) -> Vec<(OperatorAddress, SignedMessage, u64)> {
-            match m.peek() {
-                Ok(Payload::Commitment(c)) if c.phase == 2 && m.signer == self.me => {
-                    // Coefficients of Π (X − x_j), lowest degree first.
-                    let mut pi = vec![Scalar::one()];
-                    for a in &self.fooled {
-                        let x = kms_crypto::evaluation_point(a).unwrap();
-                        let mut next = vec![Scalar::zero(); pi.len() + 1];
-                        for (k, p) in pi.iter().enumerate() {
-                            next[k + 1] = &next[k + 1] + p;
-                            next[k] = &next[k] - &(p * &x);
-                        }
-                        pi = next;
-                    }
-                    assert!(pi.len() <= c.commitment.len(), "too many fooled players");
-                    let mut c2 = c.clone();
+            let fooled = &self.fooled;
+            rewrite_own_phase2(self.me, &self.signer, to, m, |words| {
+                // Coefficients of Π (X − x_j), lowest degree first.
+                let mut pi = vec![Scalar::one()];
+                for a in fooled {
+                    let x = kms_crypto::evaluation_point(a).unwrap();
+                    let mut next = vec![Scalar::zero(); pi.len() + 1];
                     for (k, p) in pi.iter().enumerate() {
-                        let ck = kms_crypto::G2Point::from_eip2537(&c.commitment[k]).unwrap();
-                        let shifted = ck.add(&kms_crypto::G2Point::generator().mul(p));
-                        c2.commitment[k] = shifted.to_eip2537().to_vec().into();
+                        next[k + 1] = &next[k + 1] + p;
+                        next[k] = &next[k] - &(p * &x);
                     }
-                    vec![(
-                        to,
-                        resign(&Payload::Commitment(c2), self.me, &self.signer),
-                        0,
-                    )]
+                    pi = next;
                 }
-                _ => vec![(to, m, 0)],
-            }
+                assert!(pi.len() <= words.len(), "too many fooled players");
+                for (k, p) in pi.iter().enumerate() {
+                    let ck = kms_crypto::G2Point::from_eip2537(&words[k]).unwrap();
+                    let shifted = ck.add(&kms_crypto::G2Point::generator().mul(p));
+                    words[k] = shifted.to_eip2537().to_vec().into();
+                }
+            })
         }
     }
 }
