@@ -78,6 +78,32 @@ pub fn node_report_data(operator_public_key: &[u8], tls_cert_der: &[u8]) -> [u8;
     hasher.finalize().into()
 }
 
+/// The tag of [`unlock_report_data`] (18 ASCII bytes).
+pub const UNLOCK_BINDING_TAG: &[u8; 18] = b"EIGENKMS-UNLOCK-V1";
+
+/// The `report_data` a locked node attests with when it asks its operator for the
+/// passphrase of its sealed key file (`GET /unlock`):
+///
+/// ```text
+/// report_data = SHA-512( "EIGENKMS-UNLOCK-V1" ‖ operator_address (20 bytes) ‖ x25519_public (32 bytes) )
+/// ```
+///
+/// `x25519_public` is the one-use key the operator encrypts the passphrase to: a
+/// quote over it shows that only the measured TD holds its private half, so a host
+/// that relays the exchange learns nothing. `operator_address` names the key file
+/// the TD will open. All fields have fixed sizes; the tag separates this binding
+/// from [`node_report_data`] and [`secrets_report_data`].
+pub fn unlock_report_data(
+    operator_address: &[u8; 20],
+    x25519_public: &[u8; 32],
+) -> [u8; REPORT_DATA_LEN] {
+    let mut hasher = Sha512::new();
+    hasher.update(UNLOCK_BINDING_TAG);
+    hasher.update(operator_address);
+    hasher.update(x25519_public);
+    hasher.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +145,19 @@ mod tests {
         let expected: [u8; 64] = Sha512::digest(&input).into();
         assert_eq!(node_report_data(&key, cert), expected);
         assert_ne!(node_report_data(&key, b"other cert"), expected);
+    }
+
+    #[test]
+    fn unlock_binding_is_the_documented_encoding_and_differs_from_the_node_binding() {
+        let address = [0x11u8; 20];
+        let key = [0x22u8; 32];
+        let mut input = b"EIGENKMS-UNLOCK-V1".to_vec();
+        input.extend_from_slice(&address);
+        input.extend_from_slice(&key);
+        let expected: [u8; REPORT_DATA_LEN] = Sha512::digest(&input).into();
+        assert_eq!(unlock_report_data(&address, &key), expected);
+        assert_ne!(unlock_report_data(&address, &[0x23u8; 32]), expected);
+        assert_ne!(unlock_report_data(&[0x12u8; 20], &key), expected);
+        assert_ne!(node_report_data(&address, &key), expected);
     }
 }

@@ -24,7 +24,7 @@ use kms_crypto::signer::OperatorPublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha384};
 
-use crate::config::{AttestationMode, NodeConfig};
+use crate::config::{AttestationConfig, AttestationMode, NodeConfig};
 
 /// What `GET /attestation` returns.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,77 +95,11 @@ impl NodeAttestation {
         now: u64,
     ) -> anyhow::Result<Self> {
         let a = &cfg.attestation;
-        let insecure_dev = a.mode == AttestationMode::InsecureDev;
-        let mut builder = Verifier::builder().insecure_dev(insecure_dev);
-        if !a.collateral_dir.as_os_str().is_empty() {
-            builder = builder.dcap(
-                DcapVerifier::new(CachingCollateralSource::new(CollateralDir::new(
-                    a.collateral_dir.clone(),
-                )))
-                .map_err(|e| anyhow::anyhow!("attestation.collateral_dir: {e}"))?,
-            );
-        } else if !a.pccs_url.is_empty() {
-            let url = a
-                .pccs_url
-                .parse()
-                .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
-            let roots = if a.pccs_ca_file.as_os_str().is_empty() {
-                None
-            } else {
-                Some(
-                    crate::tls::client_roots(&a.pccs_ca_file)
-                        .map_err(|e| anyhow::anyhow!("attestation.pccs_ca_file: {e}"))?,
-                )
-            };
-            let fetcher = kms_attestation::PccsFetcher::new(url, roots, PCCS_TIMEOUT)
-                .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
-            builder = builder.dcap(
-                DcapVerifier::new(CachingCollateralSource::new(fetcher))
-                    .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?,
-            );
-        }
-        let ita = ItaConfig {
-            issuer: a.ita_issuer.clone(),
-            ..ItaConfig::default()
-        };
-        if !a.ita_jwks_file.as_os_str().is_empty() {
-            let jwks = Jwks::from_file(&a.ita_jwks_file)
-                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_file: {e}"))?;
-            builder = builder.ita(ItaVerifier::new(Arc::new(jwks), ita));
-        } else if !a.ita_jwks_url.is_empty() {
-            let url = a
-                .ita_jwks_url
-                .parse()
-                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
-            let fetcher = kms_attestation::JwksUrl::new(url, None, PCCS_TIMEOUT)
-                .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
-            builder = builder.ita(ItaVerifier::new(
-                kms_attestation::CachingJwks::new(fetcher, JWKS_TTL_SECS),
-                ita,
-            ));
-        }
-        let verifier = builder.build();
-        let mut policy = if a.policy_file.as_os_str().is_empty() {
-            Policy::strict()
-        } else {
-            read_policy(&a.policy_file)?
-        };
-        for release in &a.release_files {
-            policy = policy.allow_node_image(release_image(release)?);
-        }
+        let (verifier, policy) = verifier_and_policy(a)?;
         let key = key_bytes(public_key);
         let report_data = kms_attestation::node_report_data(&key, tls_cert_der);
-        let (evidence, measurements) = if insecure_dev {
+        let (evidence, measurements) = if a.mode == AttestationMode::InsecureDev {
             let m = simulated_measurements(&a.simulated_identity);
-            policy = Policy {
-                accepted_tcb_statuses: Policy::insecure_dev().accepted_tcb_statuses,
-                ..policy
-            };
-            if a.policy_file.as_os_str().is_empty() {
-                // Development clusters: nodes of the same simulated identity accept
-                // each other.
-                policy = policy.allow_node_image(m);
-            }
             let e = SimulatedProvider::new(m)
                 .quote(&report_data)
                 .map_err(|e| anyhow::anyhow!("simulated quote: {e}"))?;
@@ -249,6 +183,84 @@ impl NodeAttestation {
         self.policy.appraise(&td, Subject::NodeImage, &expected)?;
         Ok(td)
     }
+}
+
+/// The verifier and the policy of an `[attestation]` section: DCAP collateral
+/// (directory or PCCS), Trust Authority keys, the policy file, the released node
+/// images of `release_files`; in insecure-dev, simulated quotes and their
+/// statuses are accepted, and without a policy file the nodes of the simulated
+/// identity admit each other. Shared by the node and `kms-node unlock`.
+pub fn verifier_and_policy(a: &AttestationConfig) -> anyhow::Result<(Verifier, Policy)> {
+    let insecure_dev = a.mode == AttestationMode::InsecureDev;
+    let mut builder = Verifier::builder().insecure_dev(insecure_dev);
+    if !a.collateral_dir.as_os_str().is_empty() {
+        builder = builder.dcap(
+            DcapVerifier::new(CachingCollateralSource::new(CollateralDir::new(
+                a.collateral_dir.clone(),
+            )))
+            .map_err(|e| anyhow::anyhow!("attestation.collateral_dir: {e}"))?,
+        );
+    } else if !a.pccs_url.is_empty() {
+        let url = a
+            .pccs_url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
+        let roots = if a.pccs_ca_file.as_os_str().is_empty() {
+            None
+        } else {
+            Some(
+                crate::tls::client_roots(&a.pccs_ca_file)
+                    .map_err(|e| anyhow::anyhow!("attestation.pccs_ca_file: {e}"))?,
+            )
+        };
+        let fetcher = kms_attestation::PccsFetcher::new(url, roots, PCCS_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?;
+        builder = builder.dcap(
+            DcapVerifier::new(CachingCollateralSource::new(fetcher))
+                .map_err(|e| anyhow::anyhow!("attestation.pccs_url: {e}"))?,
+        );
+    }
+    let ita = ItaConfig {
+        issuer: a.ita_issuer.clone(),
+        ..ItaConfig::default()
+    };
+    if !a.ita_jwks_file.as_os_str().is_empty() {
+        let jwks = Jwks::from_file(&a.ita_jwks_file)
+            .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_file: {e}"))?;
+        builder = builder.ita(ItaVerifier::new(Arc::new(jwks), ita));
+    } else if !a.ita_jwks_url.is_empty() {
+        let url = a
+            .ita_jwks_url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
+        let fetcher = kms_attestation::JwksUrl::new(url, None, PCCS_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("attestation.ita_jwks_url: {e}"))?;
+        builder = builder.ita(ItaVerifier::new(
+            kms_attestation::CachingJwks::new(fetcher, JWKS_TTL_SECS),
+            ita,
+        ));
+    }
+    let verifier = builder.build();
+    let mut policy = if a.policy_file.as_os_str().is_empty() {
+        Policy::strict()
+    } else {
+        read_policy(&a.policy_file)?
+    };
+    for release in &a.release_files {
+        policy = policy.allow_node_image(release_image(release)?);
+    }
+    if insecure_dev {
+        policy = Policy {
+            accepted_tcb_statuses: Policy::insecure_dev().accepted_tcb_statuses,
+            ..policy
+        };
+        if a.policy_file.as_os_str().is_empty() {
+            // Development clusters: nodes of the same simulated identity accept
+            // each other.
+            policy = policy.allow_node_image(simulated_measurements(&a.simulated_identity));
+        }
+    }
+    Ok((verifier, policy))
 }
 
 fn read_policy(path: &Path) -> anyhow::Result<Policy> {

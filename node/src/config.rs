@@ -72,14 +72,31 @@ pub struct OperatorConfig {
     /// The operator key file written by `kms-node keygen`. Its passphrase comes from the
     /// environment variable `KMS_OPERATOR_KEY_PASSPHRASE`, never from the file.
     pub key_file: PathBuf,
+    /// Where the passphrase of a sealed key file comes from when the environment
+    /// variable is not set: `env` (nowhere else: the node stops) or `remote` (the
+    /// node waits, locked, on `server.listen` until the operator sends it with
+    /// `kms-node unlock`, encrypted to a key the node's TD attests; see
+    /// `node/src/unlock.rs`). TDX images use `remote`: the host never sees it.
+    pub unlock: UnlockMode,
 }
 
 impl Default for OperatorConfig {
     fn default() -> Self {
         Self {
             key_file: PathBuf::from("operator.key"),
+            unlock: UnlockMode::Env,
         }
     }
+}
+
+/// `operator.unlock`: how a sealed operator key file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnlockMode {
+    /// The passphrase is in `KMS_OPERATOR_KEY_PASSPHRASE`.
+    Env,
+    /// The operator sends it to the attested TD (`kms-node unlock`).
+    Remote,
 }
 
 /// `[server]`.

@@ -6,6 +6,10 @@
 //! derives an AES-256-GCM key. A plaintext key file exists only for development; it
 //! is written by `keygen --insecure-plaintext` and loaded only when the node runs with
 //! `insecure.plaintext_keys = true`, which the node announces in its log and `/health`.
+//!
+//! Other secret files the node reads (its TLS private key) are sealed the same way
+//! under the same passphrase ([`seal_secret`], `kms-node seal`), each with its purpose
+//! in the authenticated data, so that one sealed file cannot stand in for another.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,9 +49,32 @@ pub enum KeyFileError {
         "key file {0} is not encrypted; plaintext keys are a development mode: set insecure.plaintext_keys = true to accept them"
     )]
     PlaintextRefused(String),
+    /// A sealed secret file made for another use.
+    #[error("{path} is sealed for {found:?}, not {expected:?}")]
+    WrongPurpose {
+        /// The file.
+        path: String,
+        /// The use it was read for.
+        expected: String,
+        /// The use it was sealed for.
+        found: String,
+    },
     /// The file is sealed and no passphrase was given.
-    #[error("key file {0} is encrypted and no passphrase was given (KMS_OPERATOR_KEY_PASSPHRASE)")]
+    #[error(
+        "{0} is encrypted and no passphrase was given (KMS_OPERATOR_KEY_PASSPHRASE, or operator.unlock = \"remote\")"
+    )]
     PassphraseMissing(String),
+}
+
+/// The public header of a key file ([`OperatorKeys::peek`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyFileInfo {
+    /// The operator's address, as the file states it (checked when it is opened).
+    pub address: OperatorAddress,
+    /// The scheme of its message key.
+    pub scheme: SignatureScheme,
+    /// Whether it is sealed under a passphrase.
+    pub sealed: bool,
 }
 
 /// The secrets of one operator.
@@ -182,28 +209,14 @@ impl OperatorKeys {
         let secrets = self.secrets();
         let file = match passphrase {
             Some(pass) => {
-                let mut salt = [0u8; 16];
-                OsRng.fill_bytes(&mut salt);
-                let mut nonce = [0u8; 12];
-                OsRng.fill_bytes(&mut nonce);
-                let key = derive(pass, &salt)?;
                 let plain = Zeroizing::new(serde_json::to_vec(&secrets).expect("serializable"));
-                let ct = Aes256Gcm::new_from_slice(key.as_ref())
-                    .expect("32-byte key")
-                    .encrypt(
-                        Nonce::from_slice(&nonce),
-                        Payload {
-                            msg: &plain,
-                            aad: AAD,
-                        },
-                    )
-                    .expect("in-memory encryption cannot fail");
+                let sealed = Sealed::seal(pass, AAD, &plain)?;
                 KeyFile::Sealed {
                     address: self.address(),
                     scheme: self.scheme,
-                    salt: hex::encode(salt),
-                    nonce: hex::encode(nonce),
-                    ciphertext: hex::encode(ct),
+                    salt: sealed.salt,
+                    nonce: sealed.nonce,
+                    ciphertext: sealed.ciphertext,
                 }
             }
             None => KeyFile::InsecurePlaintext {
@@ -214,21 +227,45 @@ impl OperatorKeys {
             },
         };
         let text = Zeroizing::new(serde_json::to_string_pretty(&file).expect("serializable"));
-        let io = |source| KeyFileError::Io {
-            path: p.clone(),
-            source,
-        };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        use std::io::Write;
-        let mut f = opts.open(path).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)
+        write_new_private(path, text.as_bytes())
+            .map_err(|source| KeyFileError::Io { path: p, source })
+    }
+
+    /// What a key file says about itself without being opened: the operator's
+    /// address, its scheme and whether it is sealed.
+    pub fn peek(path: &Path) -> Result<KeyFileInfo, KeyFileError> {
+        let p = path.display().to_string();
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+                    path: p.clone(),
+                    source,
+                })?,
+            );
+        let file: KeyFile = serde_json::from_str(&text).map_err(|_| KeyFileError::Malformed(p))?;
+        Ok(match file {
+            KeyFile::Sealed {
+                address, scheme, ..
+            } => KeyFileInfo {
+                address,
+                scheme,
+                sealed: true,
+            },
+            KeyFile::InsecurePlaintext {
+                address,
+                scheme,
+                account,
+                bn254,
+            } => {
+                // Zeroized on drop.
+                drop(Secrets { account, bn254 });
+                KeyFileInfo {
+                    address,
+                    scheme,
+                    sealed: false,
+                }
+            }
+        })
     }
 
     /// Reads a key file. A plaintext file is accepted only with `allow_plaintext`.
@@ -270,19 +307,12 @@ impl OperatorKeys {
             } => {
                 let pass = passphrase.ok_or_else(|| KeyFileError::PassphraseMissing(p.clone()))?;
                 let malformed = || KeyFileError::Malformed(p.clone());
-                let salt = hex::decode(salt).map_err(|_| malformed())?;
-                let nonce: [u8; 12] = hex::decode(nonce)
-                    .ok()
-                    .and_then(|n| n.try_into().ok())
-                    .ok_or_else(malformed)?;
-                let ct = hex::decode(ciphertext).map_err(|_| malformed())?;
-                let key = derive(pass, &salt)?;
-                let plain = Zeroizing::new(
-                    Aes256Gcm::new_from_slice(key.as_ref())
-                        .expect("32-byte key")
-                        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: AAD })
-                        .map_err(|_| KeyFileError::Unseal(p.clone()))?,
-                );
+                let sealed = Sealed {
+                    salt,
+                    nonce,
+                    ciphertext,
+                };
+                let plain = sealed.open(pass, AAD, &p)?;
                 let s: Secrets = serde_json::from_slice(&plain).map_err(|_| malformed())?;
                 (Self::from_secrets(scheme, &s, &p)?, address)
             }
@@ -292,6 +322,129 @@ impl OperatorKeys {
         }
         Ok(keys.0)
     }
+}
+
+/// Argon2id + AES-256-GCM under a passphrase: the fields of a sealed file, in hex.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    salt: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+impl Sealed {
+    fn seal(passphrase: &str, aad: &[u8], plain: &[u8]) -> Result<Self, KeyFileError> {
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let key = derive(passphrase, &salt)?;
+        let ciphertext = Aes256Gcm::new_from_slice(key.as_ref())
+            .expect("32-byte key")
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+            .expect("in-memory encryption cannot fail");
+        Ok(Self {
+            salt: hex::encode(salt),
+            nonce: hex::encode(nonce),
+            ciphertext: hex::encode(ciphertext),
+        })
+    }
+
+    /// The plaintext; `path` names the file in errors.
+    fn open(
+        &self,
+        passphrase: &str,
+        aad: &[u8],
+        path: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+        let malformed = || KeyFileError::Malformed(path.to_string());
+        let salt = hex::decode(&self.salt).map_err(|_| malformed())?;
+        let nonce: [u8; 12] = hex::decode(&self.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(malformed)?;
+        let ct = hex::decode(&self.ciphertext).map_err(|_| malformed())?;
+        let key = derive(passphrase, &salt)?;
+        Aes256Gcm::new_from_slice(key.as_ref())
+            .expect("32-byte key")
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| KeyFileError::Unseal(path.to_string()))
+    }
+}
+
+/// The `format` of a sealed secret file.
+const SECRET_FORMAT: &str = "eigenkms-sealed-secret/v1";
+
+/// A secret other than the operator key, sealed under the operator's passphrase.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretFile {
+    format: String,
+    /// What the secret is for (`tls-key`); bound as authenticated data.
+    purpose: String,
+    #[serde(flatten)]
+    sealed: Sealed,
+}
+
+fn secret_aad(purpose: &str) -> Vec<u8> {
+    [b"EIGENKMS-V1-SEALED-SECRET:".as_slice(), purpose.as_bytes()].concat()
+}
+
+/// Seals `plain` (for example a TLS private key in PEM) under `passphrase` for
+/// `purpose`, as the JSON text of a sealed secret file.
+pub fn seal_secret(plain: &[u8], purpose: &str, passphrase: &str) -> Result<String, KeyFileError> {
+    let file = SecretFile {
+        format: SECRET_FORMAT.to_string(),
+        purpose: purpose.to_string(),
+        sealed: Sealed::seal(passphrase, &secret_aad(purpose), plain)?,
+    };
+    Ok(serde_json::to_string_pretty(&file).expect("serializable"))
+}
+
+/// Whether `bytes` is a sealed secret file (whatever its purpose).
+pub fn is_sealed_secret(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<SecretFile>(bytes).is_ok_and(|f| f.format == SECRET_FORMAT)
+}
+
+/// Opens a sealed secret file's `bytes` (read from `path`, named in errors) for
+/// `purpose`: a file sealed for another purpose, a wrong passphrase and a modified
+/// file are all refused.
+pub fn unseal_secret(
+    bytes: &[u8],
+    purpose: &str,
+    passphrase: Option<&str>,
+    path: &str,
+) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+    let file: SecretFile =
+        serde_json::from_slice(bytes).map_err(|_| KeyFileError::Malformed(path.to_string()))?;
+    if file.format != SECRET_FORMAT {
+        return Err(KeyFileError::Malformed(path.to_string()));
+    }
+    if file.purpose != purpose {
+        return Err(KeyFileError::WrongPurpose {
+            path: path.to_string(),
+            expected: purpose.to_string(),
+            found: file.purpose,
+        });
+    }
+    let pass = passphrase.ok_or_else(|| KeyFileError::PassphraseMissing(path.to_string()))?;
+    file.sealed.open(pass, &secret_aad(purpose), path)
+}
+
+/// Writes `bytes` to a new file readable by its owner only; never overwrites.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn derive(passphrase: &str, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
@@ -371,6 +524,71 @@ mod tests {
         assert!(matches!(
             OperatorKeys::read(&path, None, true),
             Err(KeyFileError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_purpose_and_passphrase() {
+        let pem = b"-----BEGIN PRIVATE KEY-----\nhunter2material\n-----END PRIVATE KEY-----\n";
+        let text = seal_secret(pem, "tls-key", "correct horse battery").unwrap();
+        assert!(is_sealed_secret(text.as_bytes()));
+        assert!(!is_sealed_secret(pem));
+        assert!(!text.contains("hunter2material"));
+        let back = unseal_secret(
+            text.as_bytes(),
+            "tls-key",
+            Some("correct horse battery"),
+            "f",
+        )
+        .unwrap();
+        assert_eq!(back.as_slice(), pem);
+        assert!(matches!(
+            unseal_secret(text.as_bytes(), "tls-key", Some("wrong"), "f"),
+            Err(KeyFileError::Unseal(_))
+        ));
+        assert!(matches!(
+            unseal_secret(text.as_bytes(), "tls-key", None, "f"),
+            Err(KeyFileError::PassphraseMissing(_))
+        ));
+        assert!(matches!(
+            unseal_secret(text.as_bytes(), "other", Some("correct horse battery"), "f"),
+            Err(KeyFileError::WrongPurpose { .. })
+        ));
+        // Relabelling the purpose does not help: it is authenticated.
+        let relabelled = text.replace("\"tls-key\"", "\"other\"");
+        assert!(matches!(
+            unseal_secret(
+                relabelled.as_bytes(),
+                "other",
+                Some("correct horse battery"),
+                "f"
+            ),
+            Err(KeyFileError::Unseal(_))
+        ));
+    }
+
+    #[test]
+    fn peek_reads_the_header_without_the_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = dir.path().join("sealed.key");
+        let plain = dir.path().join("plain.key");
+        let a = OperatorKeys::generate(SignatureScheme::Bn254);
+        let b = OperatorKeys::generate(SignatureScheme::Ecdsa);
+        a.write(&sealed, Some("correct horse")).unwrap();
+        b.write(&plain, None).unwrap();
+        let info = OperatorKeys::peek(&sealed).unwrap();
+        assert_eq!(
+            info,
+            KeyFileInfo {
+                address: a.address(),
+                scheme: SignatureScheme::Bn254,
+                sealed: true
+            }
+        );
+        assert!(!OperatorKeys::peek(&plain).unwrap().sealed);
+        assert!(matches!(
+            OperatorKeys::peek(&dir.path().join("missing")),
+            Err(KeyFileError::Io { .. })
         ));
     }
 }

@@ -21,6 +21,7 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod unlock;
 
 pub use config::NodeConfig;
 pub use keys::OperatorKeys;

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use kms_crypto::signer::SignatureScheme;
+use kms_node::config::{AttestationConfig, AttestationMode, UnlockMode};
 use kms_node::devnet::{self, DevnetSpec};
-use kms_node::{Node, NodeConfig, OperatorKeys};
+use kms_node::{Node, NodeConfig, OperatorKeys, StartOptions};
 use kms_protocol::VssMode;
 use tracing_subscriber::EnvFilter;
+use zeroize::Zeroizing;
 
 const PASSPHRASE_ENV: &str = "KMS_OPERATOR_KEY_PASSPHRASE";
 
@@ -65,6 +67,47 @@ enum Command {
         /// Write the secrets unencrypted (development only).
         #[arg(long)]
         insecure_plaintext: bool,
+    },
+    /// Send the operator key's passphrase ($KMS_OPERATOR_KEY_PASSPHRASE, else one
+    /// line of standard input) to a locked node (`operator.unlock = "remote"`), after
+    /// checking its attestation: a released node image (--release-file or the policy's
+    /// node images) on an accepted platform, bound to the one-use key it is sent to.
+    Unlock {
+        /// The locked node (its server.listen), e.g. http://10.0.0.5:8001.
+        #[arg(long)]
+        url: url::Url,
+        /// The operator the node's key file must belong to.
+        #[arg(long)]
+        expect_address: Option<kms_crypto::OperatorAddress>,
+        /// Released node images the node may run (measurements/<release>.json; repeatable).
+        #[arg(long = "release-file", value_name = "FILE")]
+        release_files: Vec<PathBuf>,
+        /// Policy JSON (accepted TCB statuses, node images).
+        #[arg(long, value_name = "FILE")]
+        policy_file: Option<PathBuf>,
+        /// DCAP collateral directory (<FMSPC>[-<ca>].json files).
+        #[arg(long, value_name = "DIR", conflicts_with = "pccs_url")]
+        collateral_dir: Option<PathBuf>,
+        /// Or a PCCS (v4 API) to fetch the node platform's collateral from.
+        #[arg(long, value_name = "URL")]
+        pccs_url: Option<String>,
+        /// Accept the simulated quotes of an insecure-dev node of this identity
+        /// (development only: they prove nothing).
+        #[arg(long, value_name = "NAME")]
+        insecure_dev_identity: Option<String>,
+    },
+    /// Seal a secret file (a TLS private key) under $KMS_OPERATOR_KEY_PASSPHRASE, for
+    /// a node that opens it with its operator key's passphrase.
+    Seal {
+        /// What the secret is for (the node reads tls.key_file as "tls-key").
+        #[arg(long, default_value = kms_node::tls::TLS_KEY_PURPOSE)]
+        purpose: String,
+        /// The plaintext file.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// The sealed file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Configuration tools.
     Config {
@@ -137,6 +180,21 @@ fn load_config(config: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     )?)
 }
 
+/// The passphrase from the environment, else one line of standard input.
+fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    eprintln!("{PASSPHRASE_ENV} is not set: reading the passphrase from standard input");
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line)?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    if trimmed.is_empty() {
+        bail!("no passphrase given");
+    }
+    Ok(trimmed)
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -164,15 +222,93 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, overrides } => {
             let cfg = load_config(config, &overrides)?;
-            let passphrase = std::env::var(PASSPHRASE_ENV).ok();
-            let keys = OperatorKeys::read(
-                &cfg.operator.key_file,
-                passphrase.as_deref(),
-                cfg.insecure.plaintext_keys,
-            )?;
-            let node = Node::start(cfg, keys).await?;
+            let env_passphrase = std::env::var(PASSPHRASE_ENV).ok().map(Zeroizing::new);
+            let remote = cfg.operator.unlock == UnlockMode::Remote
+                && env_passphrase.is_none()
+                && OperatorKeys::peek(&cfg.operator.key_file)?.sealed;
+            let (keys, passphrase) = if remote {
+                match kms_node::unlock::wait_for_unlock(&cfg, shutdown_signal()).await? {
+                    Some(u) => (u.keys, Some(u.passphrase)),
+                    None => return Ok(()),
+                }
+            } else {
+                let keys = OperatorKeys::read(
+                    &cfg.operator.key_file,
+                    env_passphrase.as_deref().map(|p| p.as_str()),
+                    cfg.insecure.plaintext_keys,
+                )?;
+                (keys, env_passphrase)
+            };
+            let options = StartOptions {
+                passphrase,
+                ..StartOptions::default()
+            };
+            let node = Node::start_with(cfg, keys, options).await?;
             shutdown_signal().await;
             node.shutdown().await;
+            Ok(())
+        }
+        Command::Unlock {
+            url,
+            expect_address,
+            release_files,
+            policy_file,
+            collateral_dir,
+            pccs_url,
+            insecure_dev_identity,
+        } => {
+            let mut a = AttestationConfig {
+                release_files,
+                policy_file: policy_file.unwrap_or_default(),
+                collateral_dir: collateral_dir.unwrap_or_default(),
+                pccs_url: pccs_url.unwrap_or_default(),
+                ..AttestationConfig::default()
+            };
+            if let Some(identity) = insecure_dev_identity {
+                eprintln!("WARNING: accepting simulated quotes (insecure-dev): they prove nothing");
+                a.mode = AttestationMode::InsecureDev;
+                a.simulated_identity = identity;
+            }
+            let (verifier, policy) = kms_node::attest::verifier_and_policy(&a)?;
+            let passphrase = read_passphrase()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let policy = kms_node::unlock::UnlockPolicy {
+                verifier,
+                policy,
+                expect_address,
+            };
+            let (address, td) =
+                kms_node::unlock::unlock_remote(&url, passphrase.as_str(), &policy, now).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "unlocked": address,
+                    "td": td,
+                }))?
+            );
+            Ok(())
+        }
+        Command::Seal {
+            purpose,
+            input,
+            out,
+        } => {
+            let passphrase = Zeroizing::new(std::env::var(PASSPHRASE_ENV).with_context(|| {
+                format!("set {PASSPHRASE_ENV}: the passphrase of the operator key file")
+            })?);
+            let plain = Zeroizing::new(
+                std::fs::read(&input).with_context(|| format!("{}", input.display()))?,
+            );
+            let sealed = kms_node::keys::seal_secret(&plain, &purpose, &passphrase)?;
+            kms_node::keys::write_new_private(&out, sealed.as_bytes())
+                .with_context(|| format!("{}", out.display()))?;
+            eprintln!(
+                "sealed {} for {purpose:?} into {}; delete the plaintext file",
+                input.display(),
+                out.display()
+            );
             Ok(())
         }
         Command::Devnet {

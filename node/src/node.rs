@@ -113,6 +113,9 @@ pub struct StartOptions {
     pub peering: Option<Arc<dyn PeeringDataFetcher>>,
     /// Session boundaries (default: the chain in chain mode, the wall clock otherwise).
     pub boundaries: Option<Arc<dyn BoundarySource>>,
+    /// The operator's passphrase, when other sealed files than the operator key are
+    /// to be opened with it (a sealed `tls.key_file`).
+    pub passphrase: Option<zeroize::Zeroizing<String>>,
     /// Fault injection for tests of Byzantine operators: every protocol message this
     /// node sends goes through the behaviour, which may rewrite, split or drop it
     /// (extra delays are ignored). Only in builds with the `fault-injection` feature;
@@ -835,6 +838,7 @@ impl Node {
             clock,
             peering,
             boundaries,
+            passphrase,
             #[cfg(feature = "fault-injection")]
             fault,
         } = options;
@@ -891,6 +895,8 @@ impl Node {
             Some(crate::tls::server_config(
                 &cfg.tls.cert_file,
                 &cfg.tls.key_file,
+                passphrase.as_deref().map(|p| p.as_str()),
+                cfg.insecure.plaintext_keys,
             )?)
         } else {
             None

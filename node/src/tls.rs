@@ -52,13 +52,45 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
+/// The purpose a TLS private key is sealed for (`kms-node seal --purpose tls-key`).
+pub const TLS_KEY_PURPOSE: &str = "tls-key";
+
 /// The server configuration for `cert_file` (PEM chain, leaf first) and `key_file`
 /// (PEM PKCS#8, SEC1 or PKCS#1 private key). Offers HTTP/1.1 only, as the server
 /// speaks nothing else.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+///
+/// The key file is sealed under the operator's passphrase ([`crate::keys::seal_secret`]
+/// with [`TLS_KEY_PURPOSE`]); a plain PEM key is accepted only with `allow_plaintext`
+/// (`insecure.plaintext_keys`): whoever reads the key can terminate the node's TLS,
+/// and protocol messages carry key shares.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    passphrase: Option<&str>,
+    allow_plaintext: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
     crate::install_crypto_provider();
     let chain = read_certificates(cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| file_err(key_file, e))?;
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(key_file).map_err(|e| file_err(key_file, e))?);
+    let pem = if crate::keys::is_sealed_secret(&bytes) {
+        crate::keys::unseal_secret(
+            &bytes,
+            TLS_KEY_PURPOSE,
+            passphrase,
+            &key_file.display().to_string(),
+        )
+        .map_err(|e| file_err(key_file, e))?
+    } else if allow_plaintext {
+        bytes
+    } else {
+        return Err(file_err(
+            key_file,
+            "the TLS private key is not sealed: seal it with `kms-node seal --purpose tls-key` \
+             (or set insecure.plaintext_keys = true for a development cluster)",
+        ));
+    };
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| file_err(key_file, e))?;
     let mut cfg = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
@@ -178,13 +210,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = DevCa::generate().unwrap();
         let (cert, key) = ca.write_node_cert(dir.path(), "node0").unwrap();
-        server_config(&cert, &key).expect("loads");
+        server_config(&cert, &key, None, true).expect("loads");
         let ca_file = dir.path().join("ca.crt");
         std::fs::write(&ca_file, ca.cert_pem()).unwrap();
         assert_eq!(client_roots(&ca_file).unwrap().len(), 1);
 
         // A key file is not a certificate; an empty file has none; a missing file is named.
-        let e = server_config(&key, &key).unwrap_err().to_string();
+        let e = server_config(&key, &key, None, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("node0.key"), "{e}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
@@ -194,18 +228,55 @@ mod tests {
                 .to_string()
                 .contains("empty.pem")
         );
-        let e = server_config(&cert, &dir.path().join("missing.key"))
+        let e = server_config(&cert, &dir.path().join("missing.key"), None, true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.key"), "{e}");
         // A key that does not belong to the certificate.
         let (_, other_key) = ca.write_node_cert(dir.path(), "node1").unwrap();
-        assert!(server_config(&cert, &other_key).is_err());
+        assert!(server_config(&cert, &other_key, None, true).is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&key).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_tls_key_must_be_sealed_unless_plaintext_keys_are_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::generate().unwrap();
+        let (cert, key) = ca.write_node_cert(dir.path(), "node0").unwrap();
+        let e = server_config(&cert, &key, None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not sealed"), "{e}");
+
+        let pem = std::fs::read(&key).unwrap();
+        let sealed = dir.path().join("node0.key.sealed");
+        let text =
+            crate::keys::seal_secret(&pem, TLS_KEY_PURPOSE, "correct horse battery").unwrap();
+        std::fs::write(&sealed, text).unwrap();
+        server_config(&cert, &sealed, Some("correct horse battery"), false).expect("unsealed");
+        let e = server_config(&cert, &sealed, Some("wrong passphrase"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node0.key.sealed") && e.contains("wrong passphrase or modified"),
+            "{e}"
+        );
+        assert!(server_config(&cert, &sealed, None, true).is_err());
+        // Sealed for another use: refused.
+        let other = dir.path().join("other.sealed");
+        std::fs::write(
+            &other,
+            crate::keys::seal_secret(&pem, "something-else", "correct horse battery").unwrap(),
+        )
+        .unwrap();
+        let e = server_config(&cert, &other, Some("correct horse battery"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sealed for"), "{e}");
     }
 }
