@@ -16,8 +16,11 @@
 #                 a snapshot archive URL pins the package versions for good)
 #   UPDATE_LOCK=1 accept a changed package set and rewrite the lock files
 #   REUSE_TOOLS=0 rebuild the tools tree even if its lock matches
-#   IMAGE_FROM_WORKTREE=1  take rootfs/, initrd/ and the lock files from the working
-#                 tree instead of $COMMIT (development; the release name gets "-wt")
+#   IMAGE_FROM_WORKTREE=1  take rootfs/, profiles/, initrd/ and the lock files from the
+#                 working tree instead of $COMMIT (development; release names get "-wt")
+#   PROFILES      the profiles to build (default "dev production"): each is rootfs/ plus
+#                 profiles/<profile>/, its own root hash, UKI, disk and measurements.
+#                 dev -> eigenkms-<version>-dev-<commit>, production -> eigenkms-<version>-<commit>
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,11 +34,23 @@ mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-image}
 version=$(git -C "$repo" show "$COMMIT:Cargo.toml" | sed -n 's/^version = "\(.*\)"/\1/p' | head -n1)
-RELEASE=${RELEASE:-eigenkms-$version-dev-$(git -C "$repo" rev-parse --short=12 "$COMMIT")}
-[[ ${IMAGE_FROM_WORKTREE:-0} == 1 ]] && RELEASE=$RELEASE-wt
-OUT=$BUILD/out/$RELEASE
+short=$(git -C "$repo" rev-parse --short=12 "$COMMIT")
+PROFILES=${PROFILES:-dev production}
+# The release name of a profile.
+release_of() {
+    local name
+    case $1 in
+    dev) name=eigenkms-$version-dev-$short ;;
+    production) name=eigenkms-$version-$short ;;
+    *) echo "build.sh: unknown profile $1 (dev, production)" >&2; exit 1 ;;
+    esac
+    [[ ${IMAGE_FROM_WORKTREE:-0} == 1 ]] && name=$name-wt
+    echo "$name"
+}
+for p in $PROFILES; do release_of "$p" >/dev/null; done
 TOOLS=$BUILD/tools
-ROOT=$BUILD/root
+ROOTS=$BUILD/roots
+ROOT=$ROOTS/common
 WORK=$BUILD/work
 
 # Debian packages: the tools that write outputs, and the guest.
@@ -97,7 +112,7 @@ bind_tools() {
     mount -t proc proc "$TOOLS/proc" && mounted+=("$TOOLS/proc")
     mount --bind /dev "$TOOLS/dev" && mounted+=("$TOOLS/dev")
     mount --bind "$WORK" "$TOOLS/w" && mounted+=("$TOOLS/w")
-    mount --bind "$ROOT" "$TOOLS/r" && mounted+=("$TOOLS/r")
+    mount --bind "$ROOTS" "$TOOLS/r" && mounted+=("$TOOLS/r")
 }
 
 # Compares a package list with its lock file (or writes the lock on request).
@@ -120,9 +135,10 @@ check_lock() {
 
 package_list() { chroot "$1" dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort; }
 
-rm -rf "$WORK" "$ROOT" "$OUT"
-mkdir -p "$WORK" "$OUT"
-log "release $RELEASE, commit $COMMIT, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, suite $SUITE"
+rm -rf "$WORK" "$ROOTS"
+mkdir -p "$WORK" "$ROOTS"
+for p in $PROFILES; do rm -rf "$BUILD/out/$(release_of "$p")"; done
+log "profiles $PROFILES, commit $COMMIT, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, suite $SUITE"
 
 # --- 1. kms-node from the committed source ------------------------------------------
 SRC=$BUILD/src
@@ -133,7 +149,7 @@ if [[ ${IMAGE_FROM_WORKTREE:-0} == 1 ]]; then
     img=$here
 else
     img=$SRC/enclave-image
-    [[ -d $img/rootfs ]] || { echo "build.sh: commit $COMMIT has no enclave-image/ (IMAGE_FROM_WORKTREE=1 builds from the working tree)" >&2; exit 1; }
+    [[ -d $img/rootfs && -d $img/profiles ]] || { echo "build.sh: commit $COMMIT has no enclave-image/{rootfs,profiles} (IMAGE_FROM_WORKTREE=1 builds from the working tree)" >&2; exit 1; }
 fi
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 sysroot=$(rustc --print sysroot)
@@ -178,11 +194,14 @@ grep -q '^CONFIG_TSM_REPORTS=[ym]' "$ROOT/boot/config-$kver" || { echo "kernel $
 mv "$ROOT/boot/vmlinuz-$kver" "$WORK/vmlinuz"
 rm -f "$ROOT"/boot/initrd.img* "$ROOT"/vmlinuz* "$ROOT"/initrd.img*
 
-log "configuring the guest root"
+grep -qE '/tsm\.ko' "$ROOT/lib/modules/$kver/modules.dep" || grep -qE '/tsm\.ko' "$ROOT/lib/modules/$kver/modules.builtin" ||
+    { echo "kernel $kver has no tsm module (configfs-tsm reports)" >&2; exit 1; }
+
+log "configuring the guest root (common to all profiles)"
 cp -a "$img/rootfs/." "$ROOT/"
 install -m 0755 "$WORK/kms-node" "$ROOT/usr/bin/kms-node"
 chroot "$ROOT" systemd-sysusers
-chroot "$ROOT" systemctl enable kms-node.service kms-eventlog.service systemd-networkd.service >/dev/null 2>&1
+chroot "$ROOT" systemctl enable kms-node.service kms-tsm-access.service kms-eventlog.service systemd-networkd.service >/dev/null 2>&1
 # No login anywhere: no getty on any console, no rescue or emergency shell.
 chroot "$ROOT" systemctl mask getty.target getty@.service serial-getty@.service console-getty.service \
     rescue.service emergency.service debug-shell.service systemd-firstboot.service \
@@ -199,27 +218,11 @@ rm -f "$ROOT/var/lib/dbus/machine-id"
 # Caches and logs that record the build host or time.
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/* "$ROOT"/var/log/* "$ROOT"/tmp/* \
     "$ROOT"/var/cache/ldconfig/aux-cache
-printf '%s\n' "$RELEASE" >"$ROOT/etc/eigenkms-release"
 find "$ROOT" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 timing "guest configuration"
 
-# --- 4. root filesystem and its dm-verity hash tree ---------------------------------
 bind_tools
-log "erofs root and dm-verity"
-tool mkfs.erofs --quiet -zlz4hc,12 -T"$SOURCE_DATE_EPOCH" -U"$EROFS_UUID" -x-1 /w/root.erofs /r
-root_size=$(stat -c %s "$WORK/root.erofs")
-root_size=$(((root_size + 1048575) / 1048576 * 1048576))
-truncate -s "$root_size" "$WORK/root.erofs"
-tool veritysetup format --data-block-size=4096 --hash-block-size=4096 --salt="$VERITY_SALT" \
-    --uuid="$VERITY_UUID" /w/root.erofs /w/root.verity >"$WORK/verity.txt"
-roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' "$WORK/verity.txt")
-[[ $roothash =~ ^[0-9a-f]{64}$ ]] || { echo "no root hash from veritysetup" >&2; exit 1; }
-verity_size=$(stat -c %s "$WORK/root.verity")
-verity_size=$(((verity_size + 1048575) / 1048576 * 1048576))
-truncate -s "$verity_size" "$WORK/root.verity"
-timing "erofs + verity"
-
-# --- 5. initrd ----------------------------------------------------------------------
+# --- 4. initrd (one for all profiles: modules and /init only) -----------------------
 log "initrd"
 I=$WORK/initrd
 mkdir -p "$I"/{bin,dev,proc,sys,newroot,lib/modules}
@@ -266,22 +269,51 @@ find "$I" -print0 | xargs -0 touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 (cd "$I" && find . -mindepth 1 | LC_ALL=C sort | tool sh -c 'cd /w/initrd && cpio --quiet -o -H newc --reproducible -R 0:0' >"$WORK/initrd.cpio")
 timing "initrd"
 
+# --- 5-8. per profile: root, erofs + dm-verity, UKI, disk, measurements -------------
+build_profile() {
+local P=$1 W R OUT release roothash root_size verity_size cmdline esp_mib mib esp_start root_start verity_start disk_size
+release=$(release_of "$P")
+W=$WORK/$P
+R=$ROOTS/$P
+OUT=$BUILD/out/$release
+mkdir -p "$W" "$OUT"
+log "[$P] root of $release (rootfs/ + profiles/$P/)"
+cp -a "$ROOT" "$R"
+cp -a "$img/profiles/$P/." "$R/"
+printf '%s\n' "$release" >"$R/etc/eigenkms-release"
+find "$R" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
+
+# --- 5. root filesystem and its dm-verity hash tree ---------------------------------
+log "[$P] erofs root and dm-verity"
+tool mkfs.erofs --quiet -zlz4hc,12 -T"$SOURCE_DATE_EPOCH" -U"$EROFS_UUID" -x-1 /w/$P/root.erofs /r/$P
+root_size=$(stat -c %s "$W/root.erofs")
+root_size=$(((root_size + 1048575) / 1048576 * 1048576))
+truncate -s "$root_size" "$W/root.erofs"
+tool veritysetup format --data-block-size=4096 --hash-block-size=4096 --salt="$VERITY_SALT" \
+    --uuid="$VERITY_UUID" /w/$P/root.erofs /w/$P/root.verity >"$W/verity.txt"
+roothash=$(sed -n 's/^Root hash:[[:space:]]*//p' "$W/verity.txt")
+[[ $roothash =~ ^[0-9a-f]{64}$ ]] || { echo "no root hash from veritysetup" >&2; exit 1; }
+verity_size=$(stat -c %s "$W/root.verity")
+verity_size=$(((verity_size + 1048575) / 1048576 * 1048576))
+truncate -s "$verity_size" "$W/root.verity"
+timing "$P: erofs + verity"
+
 # --- 6. UKI -------------------------------------------------------------------------
-log "UKI"
+log "[$P] UKI"
 cmdline="console=ttyS0,115200 kms.roothash=$roothash ro panic=30 systemd.firstboot=off systemd.show_status=error"
-printf '%s' "$cmdline" >"$WORK/cmdline.txt"
-printf '%s' "$kver" >"$WORK/uname.txt"
-tool ukify build --linux=/w/vmlinuz --initrd=/w/initrd.cpio --cmdline=@/w/cmdline.txt --uname="$kver" \
-    --os-release= --stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub --output=/w/uki.efi >/dev/null
-timing "UKI"
+printf '%s' "$cmdline" >"$W/cmdline.txt"
+printf '%s' "$kver" >"$W/uname.txt"
+tool ukify build --linux=/w/vmlinuz --initrd=/w/initrd.cpio --cmdline=@/w/$P/cmdline.txt --uname="$kver" \
+    --os-release= --stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub --output=/w/$P/uki.efi >/dev/null
+timing "$P: UKI"
 
 # --- 7. ESP and disk ----------------------------------------------------------------
-log "ESP and GPT disk"
-touch --date="@$SOURCE_DATE_EPOCH" "$WORK/uki.efi"
+log "[$P] ESP and GPT disk"
+touch --date="@$SOURCE_DATE_EPOCH" "$W/uki.efi"
 esp_mib=64
-tool mkfs.vfat -F 32 -n ESP -i "$ESP_VOLID" --invariant -C /w/esp.img $((esp_mib * 1024)) >/dev/null
-tool mmd -i /w/esp.img ::/EFI ::/EFI/BOOT
-tool mcopy -m -i /w/esp.img /w/uki.efi ::/EFI/BOOT/BOOTX64.EFI
+tool mkfs.vfat -F 32 -n ESP -i "$ESP_VOLID" --invariant -C /w/$P/esp.img $((esp_mib * 1024)) >/dev/null
+tool mmd -i /w/$P/esp.img ::/EFI ::/EFI/BOOT
+tool mcopy -m -i /w/$P/esp.img /w/$P/uki.efi ::/EFI/BOOT/BOOTX64.EFI
 
 mib=1048576
 esp_start=$mib
@@ -289,9 +321,9 @@ root_start=$((esp_start + esp_mib * mib))
 verity_start=$((root_start + root_size))
 disk_size=$((verity_start + verity_size + mib))
 uuid_of() { echo "${1:0:8}-${1:8:4}-${1:12:4}-${1:16:4}-${1:20:12}"; }
-rm -f "$WORK/disk.raw"
-truncate -s "$disk_size" "$WORK/disk.raw"
-tool sfdisk --quiet --no-reread --no-tell-kernel /w/disk.raw <<EOF
+rm -f "$W/disk.raw"
+truncate -s "$disk_size" "$W/disk.raw"
+tool sfdisk --quiet --no-reread --no-tell-kernel /w/$P/disk.raw <<EOF
 label: gpt
 label-id: $DISK_GUID
 unit: sectors
@@ -300,29 +332,32 @@ start=$((esp_start / 512)), size=$((esp_mib * mib / 512)), type=C12A7328-F81F-11
 start=$((root_start / 512)), size=$((root_size / 512)), type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$(uuid_of "${roothash:0:32}"), name="kms-root"
 start=$((verity_start / 512)), size=$((verity_size / 512)), type=2C7357ED-EBD2-46D9-AEC3-23D88BDF6FDF, uuid=$(uuid_of "${roothash:32:32}"), name="kms-root-verity"
 EOF
-dd if="$WORK/esp.img" of="$WORK/disk.raw" bs=1M seek=$((esp_start / mib)) conv=notrunc status=none
-dd if="$WORK/root.erofs" of="$WORK/disk.raw" bs=1M seek=$((root_start / mib)) conv=notrunc status=none
-dd if="$WORK/root.verity" of="$WORK/disk.raw" bs=1M seek=$((verity_start / mib)) conv=notrunc status=none
-timing "disk"
+dd if="$W/esp.img" of="$W/disk.raw" bs=1M seek=$((esp_start / mib)) conv=notrunc status=none
+dd if="$W/root.erofs" of="$W/disk.raw" bs=1M seek=$((root_start / mib)) conv=notrunc status=none
+dd if="$W/root.verity" of="$W/disk.raw" bs=1M seek=$((verity_start / mib)) conv=notrunc status=none
+timing "$P: disk"
 
 # --- 8. outputs and measurements ------------------------------------------------------
-for f in disk.raw uki.efi vmlinuz initrd.cpio cmdline.txt kms-node packages.txt tools-packages.txt rustc-version.txt; do
-    cp "$WORK/$f" "$OUT/$f"
-done
+for f in disk.raw uki.efi cmdline.txt; do cp "$W/$f" "$OUT/$f"; done
+for f in vmlinuz initrd.cpio kms-node packages.txt tools-packages.txt rustc-version.txt; do cp "$WORK/$f" "$OUT/$f"; done
 cp "$TOOLS/usr/share/ovmf/OVMF.fd" "$OUT/OVMF.fd"
 printf '%s\n' "$roothash" >"$OUT/roothash.txt"
-log "kernel Authenticode check against Debian's signature"
+log "[$P] kernel Authenticode check against Debian's signature"
 # kms-measure from the same commit as the image.
 measure() { cargo run --quiet --locked --manifest-path "$SRC/Cargo.toml" -p kms-measure -- "$@"; }
 measure authenticode --check-signature "$OUT/vmlinuz" >"$OUT/kernel-authenticode.txt"
-log "measurements"
+log "[$P] measurements"
 measure release \
-    --name "$RELEASE" --disk "$OUT/disk.raw" --uki "$OUT/uki.efi" --firmware "$OUT/OVMF.fd" \
+    --name "$release" --disk "$OUT/disk.raw" --uki "$OUT/uki.efi" --firmware "$OUT/OVMF.fd" \
     --commit "$COMMIT" --source-date-epoch "$SOURCE_DATE_EPOCH" --packages "$OUT/packages.txt" \
     --output "$OUT/measurements.json"
 (cd "$OUT" && sha256sum disk.raw uki.efi vmlinuz initrd.cpio kms-node OVMF.fd measurements.json >SHA256SUMS)
-timing "measurements"
+timing "$P: measurements"
 cp "$WORK/timings.txt" "$OUT/timings.txt"
-ln -sfn "$RELEASE" "$BUILD/out/latest"
-log "done: $OUT ($(du -h --apparent-size "$OUT/disk.raw" | cut -f1) disk, $(($(date +%s) - started)) s)"
+ln -sfn "$release" "$BUILD/out/latest-$P"
+[[ $P == dev ]] && ln -sfn "$release" "$BUILD/out/latest"
+log "[$P] done: $OUT ($(du -h --apparent-size "$OUT/disk.raw" | cut -f1) disk, $(($(date +%s) - started)) s)"
 cat "$OUT/SHA256SUMS"
+}
+
+for p in $PROFILES; do build_profile "$p"; done

@@ -95,7 +95,7 @@ impl NodeAttestation {
         now: u64,
     ) -> anyhow::Result<Self> {
         let a = &cfg.attestation;
-        let (verifier, policy) = verifier_and_policy(a)?;
+        let (verifier, mut policy) = verifier_and_policy(a)?;
         let key = key_bytes(public_key);
         let report_data = kms_attestation::node_report_data(&key, tls_cert_der);
         let (evidence, measurements) = if a.mode == AttestationMode::InsecureDev {
@@ -126,6 +126,9 @@ impl NodeAttestation {
             })?;
             (e, td.measurements())
         };
+        if a.admit_own_image {
+            policy = policy.allow_node_image(measurements);
+        }
         Ok(Self {
             mode: a.mode,
             verifier,
@@ -378,6 +381,45 @@ mod tests {
         other.rtmr[2][0] ^= 1;
         assert_eq!(
             me.check_peer(&quote(other), &peer.public_key(), b"cert", 0)
+                .unwrap_err()
+                .kind(),
+            "measurement_not_allowed"
+        );
+    }
+
+    #[test]
+    fn admit_own_image_admits_peers_of_exactly_this_image() {
+        // A policy file that lists no node image: nothing is admitted by default.
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.json");
+        std::fs::write(&policy, r#"{"accepted_tcb_statuses": ["UpToDate"]}"#).unwrap();
+        let config = |identity: &str, admit_own: bool| {
+            let mut cfg = dev_cfg(identity);
+            cfg.attestation.policy_file = policy.clone();
+            cfg.attestation.admit_own_image = admit_own;
+            cfg
+        };
+        let ka = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let kb = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let b =
+            NodeAttestation::from_config(&config("img", true), &kb.public_key(), b"b", 0).unwrap();
+        let other =
+            NodeAttestation::from_config(&config("img2", true), &kb.public_key(), b"b", 0).unwrap();
+        let closed =
+            NodeAttestation::from_config(&config("img", false), &ka.public_key(), b"a", 0).unwrap();
+        assert_eq!(
+            closed
+                .check_peer(b.evidence(), &kb.public_key(), b"b", 0)
+                .unwrap_err()
+                .kind(),
+            "measurement_not_allowed"
+        );
+        let open =
+            NodeAttestation::from_config(&config("img", true), &ka.public_key(), b"a", 0).unwrap();
+        open.check_peer(b.evidence(), &kb.public_key(), b"b", 0)
+            .expect("the same image");
+        assert_eq!(
+            open.check_peer(other.evidence(), &kb.public_key(), b"b", 0)
                 .unwrap_err()
                 .kind(),
             "measurement_not_allowed"

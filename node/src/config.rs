@@ -363,6 +363,10 @@ pub struct AttestationConfig {
     /// register not known yet (RTMR0 before its reference boot) is refused at start:
     /// an unknown register must not become a wildcard.
     pub release_files: Vec<PathBuf>,
+    /// Peers running exactly this node's own image (its verified MRTD and RTMRs) are
+    /// admitted too. A TDX image sets it in its measured configuration: the image
+    /// cannot list its own measurements, which depend on that very file.
+    pub admit_own_image: bool,
     /// `/secrets`: attestations older than this many seconds are refused.
     pub max_age_secs: u64,
     /// insecure-dev only: the name the simulated measurements are derived from
@@ -382,6 +386,7 @@ impl Default for AttestationConfig {
             ita_issuer: String::new(),
             policy_file: PathBuf::new(),
             release_files: Vec::new(),
+            admit_own_image: false,
             max_age_secs: 300,
             simulated_identity: "eigenkms-dev-image".into(),
         }
@@ -762,6 +767,47 @@ mod tests {
         assert_eq!(c.schedule.interval_secs, 120);
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.schedule.mode, VssMode::Pedersen);
+    }
+
+    #[test]
+    fn the_enclave_image_profiles_are_valid_and_only_dev_is_insecure() {
+        let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../enclave-image/profiles");
+        let dev =
+            NodeConfig::load(Some(&image.join("dev/etc/kms/node.toml")), env(&[]), &[]).unwrap();
+        assert_eq!(dev.attestation.mode, AttestationMode::InsecureDev);
+        assert!(!dev.insecure_modes().is_empty());
+
+        let prod_path = image.join("production/etc/kms/node.toml");
+        let prod = NodeConfig::load(Some(&prod_path), env(&[]), &[]).unwrap();
+        assert!(
+            prod.insecure_modes().is_empty(),
+            "{:?}",
+            prod.insecure_modes()
+        );
+        assert_eq!(prod.attestation.mode, AttestationMode::Tdx);
+        assert_eq!(prod.operator.unlock, UnlockMode::Remote);
+        assert!(prod.attestation.admit_own_image);
+        assert!(prod.tls.enabled());
+        // Every file the node writes or reads as the operator's is on the data disk;
+        // the policy is in the measured root.
+        for path in [
+            &prod.operator.key_file,
+            &prod.store.path,
+            &prod.peering.file,
+            &prod.tls.cert_file,
+            &prod.tls.key_file,
+            &prod.tls.ca_file,
+            &prod.attestation.collateral_dir,
+            &prod.secrets.apps_file,
+        ] {
+            assert!(path.starts_with("/var/lib/kms"), "{}", path.display());
+        }
+        assert_eq!(
+            prod.attestation.policy_file,
+            Path::new("/etc/kms/policy.json")
+        );
+        let policy = std::fs::read(image.join("production/etc/kms/policy.json")).unwrap();
+        kms_attestation::Policy::from_json(&policy).expect("the image's policy parses");
     }
 
     #[test]
