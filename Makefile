@@ -48,8 +48,9 @@ clean: ## Remove build outputs
 image: ## Enclave image: reproducible TDX guest disk, UKI, measurements (as root; enclave-image/README.md)
 	enclave-image/build.sh
 
-image-smoke: ## Boot the built image under QEMU (software emulation) and check kms-node's /health
-	enclave-image/smoke-test.sh
+image-smoke: ## Boot both built profiles under QEMU (software emulation) and check kms-node (dev: /health ok; production: locked, quote path)
+	SMOKE_PROFILE=dev enclave-image/smoke-test.sh
+	SMOKE_PROFILE=production enclave-image/smoke-test.sh
 
 image-repro: ## Build the image twice from the same commit and require identical outputs (slow)
 	enclave-image/repro-test.sh

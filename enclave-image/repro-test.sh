@@ -3,8 +3,8 @@
 # own build directory, with its own freshly bootstrapped tools tree and its own empty
 # cargo target directory, and requires bit-identical outputs (SHA256SUMS).
 #
-# REPRO_BASELINE=<out dir> compares one fresh build against an earlier build of the
-# same commit instead of building twice (halves the time).
+# REPRO_BASELINE=<build>/out compares one fresh build against an earlier build of the
+# same commit (its latest-dev and latest-production) instead of building twice.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,28 +26,37 @@ build() {
 }
 
 if [[ -n ${REPRO_BASELINE:-} ]]; then
-    a=$(readlink -f "$REPRO_BASELINE")
+    a_out=$(readlink -f "$REPRO_BASELINE")
 else
     build a
-    a=$(readlink -f "$base/a/out/latest")
+    a_out=$base/a/out
 fi
 build b
-b=$(readlink -f "$base/b/out/latest")
+b_out=$base/b/out
 
-echo "repro: comparing $a and $b"
-if cmp -s "$a/SHA256SUMS" "$b/SHA256SUMS"; then
-    cat "$a/SHA256SUMS"
-    echo "repro: PASSED: bit-identical"
-    exit 0
+failed=0
+for profile in dev production; do
+    a=$(readlink -f "$a_out/latest-$profile")
+    b=$(readlink -f "$b_out/latest-$profile")
+    echo "repro: $profile: comparing $a and $b"
+    if cmp -s "$a/SHA256SUMS" "$b/SHA256SUMS"; then
+        cat "$a/SHA256SUMS"
+        echo "repro: $profile: bit-identical"
+        continue
+    fi
+    failed=1
+    diff "$a/SHA256SUMS" "$b/SHA256SUMS" || true
+    # Narrow it down: the intermediate artefacts of each build.
+    for f in kms-node vmlinuz initrd.cpio uki.efi; do
+        cmp -s "$a/$f" "$b/$f" || echo "repro: $profile: $f differs"
+    done
+    for f in root.erofs root.verity esp.img; do
+        cmp -s "$(dirname "$(dirname "$a")")/work/$profile/$f" "$(dirname "$(dirname "$b")")/work/$profile/$f" 2>/dev/null ||
+            echo "repro: $profile: $f differs (or is not kept)"
+    done
+done
+if ((failed)); then
+    echo "repro: FAILED: outputs differ" >&2
+    exit 1
 fi
-diff "$a/SHA256SUMS" "$b/SHA256SUMS" || true
-# Narrow it down: the intermediate artefacts of each build.
-for f in kms-node vmlinuz initrd.cpio uki.efi; do
-    cmp -s "$a/$f" "$b/$f" || echo "repro: $f differs"
-done
-for f in root.erofs root.verity esp.img; do
-    cmp -s "$(dirname "$(dirname "$a")")/work/$f" "$(dirname "$(dirname "$b")")/work/$f" 2>/dev/null ||
-        echo "repro: $f differs (or is not kept)"
-done
-echo "repro: FAILED: outputs differ" >&2
-exit 1
+echo "repro: PASSED: every profile bit-identical"

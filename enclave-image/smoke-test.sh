@@ -6,18 +6,27 @@
 #
 # Exit status: 0 passed, 1 failed, 0 with "SKIPPED" when qemu is not installed.
 #
+# SMOKE_PROFILE selects the image: dev (default) must answer /health "ok" with its
+# insecure modes announced; production gets a data disk provisioned like an operator's
+# (provision-data-disk.sh: sealed operator key, certificate and sealed TLS key, peers)
+# and must wait locked for its passphrase, announce no insecure mode, and, asked for an
+# unlock challenge, reach the TDX quote driver as user kms (which answers "no device"
+# outside a TD): the quote path works up to the hardware.
+#
 # With swtpm installed (SMOKE_TPM=0 to skip) the VM also gets a virtual TPM: the
 # firmware, systemd-stub and the kernel then measure the boot into it as they would
 # into the RTMRs, the image prints the TPM event log on the console, and the test
 # requires every RTMR1/RTMR2 event kms-measure predicts to be in that log, in order.
 # This checks the measurement model against real components without TDX hardware.
 #
-# Environment: IMAGE_DIR (default enclave-image/build/out/latest), SMOKE_TIMEOUT,
+# Environment: SMOKE_PROFILE, IMAGE_DIR (default enclave-image/build/out/latest-<profile>), SMOKE_TIMEOUT,
 # SMOKE_ACCEL (tcg, kvm, or kvm:tcg), SMOKE_KEEP=1 keeps the console log and data disk.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-IMAGE_DIR=${IMAGE_DIR:-$here/build/out/latest}
+PROFILE=${SMOKE_PROFILE:-dev}
+case $PROFILE in dev | production) ;; *) echo "FAILED: SMOKE_PROFILE must be dev or production" >&2; exit 1 ;; esac
+IMAGE_DIR=${IMAGE_DIR:-$here/build/out/latest-$PROFILE}
 TIMEOUT=${SMOKE_TIMEOUT:-600}
 QEMU=${QEMU:-qemu-system-x86_64}
 
@@ -39,7 +48,36 @@ for a in "${accels[@]}"; do accel_args+=(-accel "$a"); done
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 console=$tmp/console.log
-truncate -s 256M "$tmp/data.raw"
+if [[ $PROFILE == production ]]; then
+    # The operator's side, as docs/operators.md describes it: a sealed key file, a
+    # certificate whose key is sealed under the same passphrase, a peering file.
+    [[ -x $IMAGE_DIR/kms-node ]] || { echo "FAILED: $IMAGE_DIR/kms-node missing" >&2; exit 1; }
+    command -v openssl >/dev/null || { echo "FAILED: openssl is needed to make the smoke test's certificate" >&2; exit 1; }
+    export KMS_OPERATOR_KEY_PASSPHRASE="smoke test passphrase $port"
+    prov=$tmp/provision
+    mkdir -p "$prov"
+    "$IMAGE_DIR/kms-node" keygen --scheme ecdsa --out "$prov/operator.key" >"$prov/keygen.json"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=kms-smoke \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$prov/tls.key" -out "$prov/node.crt" 2>/dev/null
+    "$IMAGE_DIR/kms-node" seal --purpose tls-key --in "$prov/tls.key" --out "$prov/node.key.sealed" 2>/dev/null
+    rm -f "$prov/tls.key"
+    python3 - "$prov/keygen.json" "$port" >"$prov/peers.toml" <<'PY'
+import json, sys
+k = json.load(open(sys.argv[1]))
+print("[[operators]]")
+print(f'address = "{k["address"]}"')
+print(f'url = "https://127.0.0.1:{sys.argv[2]}/"')
+print("[operators.public_key]")
+print(f'scheme = "{k["public_key"]["scheme"]}"')
+print(f'key = "{k["public_key"]["key"]}"')
+PY
+    unset KMS_OPERATOR_KEY_PASSPHRASE
+    "$here/provision-data-disk.sh" --out "$tmp/data.raw" --size 256M --key "$prov/operator.key" \
+        --cert "$prov/node.crt" --tls-key "$prov/node.key.sealed" --ca "$prov/node.crt" \
+        --peers "$prov/peers.toml" >/dev/null
+else
+    truncate -s 256M "$tmp/data.raw"
+fi
 qemu_pid=
 finish() {
     [[ -n $qemu_pid ]] && kill "$qemu_pid" 2>/dev/null && wait "$qemu_pid" 2>/dev/null
@@ -69,7 +107,7 @@ else
     echo "smoke: no virtual TPM (swtpm not installed or SMOKE_TPM=0): the measurement check is skipped"
 fi
 
-echo "smoke: booting $(readlink -f "$IMAGE_DIR") (accelerators: $accel), /health on 127.0.0.1:$port, timeout ${TIMEOUT}s"
+echo "smoke: booting the $PROFILE profile, $(readlink -f "$IMAGE_DIR") (accelerators: $accel), /health on 127.0.0.1:$port, timeout ${TIMEOUT}s"
 started=$(date +%s)
 # The image disk is attached read-only: the root is dm-verity, the ESP is never written.
 # romfile= keeps the NIC's option ROM out of the boot (it would be measured into RTMR1).
@@ -114,8 +152,29 @@ elapsed=$(($(date +%s) - started))
 
 fail=0
 echo "smoke: /health answered after ${elapsed}s: $health"
-grep -q '"status":"ok"' <<<"$health" || { echo "FAILED: /health status is not ok" >&2; fail=1; }
-grep -q 'attestation-insecure-dev' <<<"$health" || { echo "FAILED: /health does not announce insecure-dev attestation" >&2; fail=1; }
+if [[ $PROFILE == dev ]]; then
+    grep -q '"status":"ok"' <<<"$health" || { echo "FAILED: /health status is not ok" >&2; fail=1; }
+    grep -q 'attestation-insecure-dev' <<<"$health" || { echo "FAILED: /health does not announce insecure-dev attestation" >&2; fail=1; }
+else
+    grep -q '"status":"locked"' <<<"$health" || { echo "FAILED: /health status is not locked (the key is sealed)" >&2; fail=1; }
+    grep -q '"insecureModes":\[\]' <<<"$health" || { echo "FAILED: the production image announces insecure modes" >&2; fail=1; }
+    address=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["address"])' "$prov/keygen.json")
+    grep -qi "\"operatorAddress\":\"$address\"" <<<"$health" || { echo "FAILED: /health names another operator than the data disk's ($address)" >&2; fail=1; }
+    # An unlock challenge needs a quote. Outside a TD the TSM core answers "no such
+    # device" when the report is read; a permission problem would fail earlier, when
+    # user kms creates the report entry ("cannot create").
+    challenge=$(curl -sS --max-time 30 -w '\n%{http_code}' "http://127.0.0.1:$port/unlock" || true)
+    echo "smoke: GET /unlock -> $(tr '\n' ' ' <<<"$challenge")"
+    if [[ $(tail -n1 <<<"$challenge") != 503 ]] || ! grep -q '"quote_unavailable"' <<<"$challenge"; then
+        echo "FAILED: expected 503 quote_unavailable from a TD without the TDX device" >&2
+        fail=1
+    elif grep -q 'cannot create' <<<"$challenge" || ! grep -q 'outblob' <<<"$challenge"; then
+        echo "FAILED: the quote failed before the TDX driver (configfs-tsm permissions?)" >&2
+        fail=1
+    else
+        echo "smoke: user kms created a configfs-tsm report and wrote inblob; only the TDX device is missing"
+    fi
+fi
 if grep -qi 'login:' "$console"; then
     echo "FAILED: a login prompt appeared on the console" >&2
     fail=1

@@ -10,7 +10,8 @@
 //! - [`rtmr0`]: the RTMR0 events fixed by the firmware file;
 //! - [`gpt`], [`uki`]: the RTMR1/RTMR2 events of booting a UKI from a GPT disk;
 //! - [`eventlog`]: replaying a TD's event log (for RTMR0 and cross-checks);
-//! - [`release`]: the `measurements/<release>.json` format policies read.
+//! - [`release`]: the `measurements/<release>.json` format policies read;
+//! - [`signed`]: release approvals, Ed25519 signatures over such a file.
 
 pub mod authenticode;
 pub mod compute;
@@ -21,6 +22,7 @@ pub mod pe;
 pub mod release;
 pub mod rtmr;
 pub mod rtmr0;
+pub mod signed;
 pub mod tdvf;
 pub mod uki;
 

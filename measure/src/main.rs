@@ -145,6 +145,39 @@ enum Command {
         #[arg(long)]
         reference_log: Option<PathBuf>,
     },
+    /// Make a release-signing key (Ed25519, PKCS#8): the file is the secret (keep it
+    /// offline); the printed public key goes into nodes' attestation.release_signers.
+    ReleaseKey {
+        /// Where to write the key (never overwritten; owner-only).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Approve a release: add this key's signature to <release>.json.sig.
+    Sign {
+        /// The release-signing key (from release-key).
+        #[arg(long)]
+        key: PathBuf,
+        /// The release file (measurements/<release>.json).
+        release: PathBuf,
+    },
+    /// Check a release's approvals as a node does: at least --required signatures from
+    /// the --signer keys over exactly this file.
+    CheckSignatures {
+        /// A release signer's public key (hex; repeatable).
+        #[arg(long = "signer", required = true)]
+        signers: Vec<String>,
+        /// Signatures required.
+        #[arg(long, default_value_t = 1)]
+        required: usize,
+        /// The release file; its signatures are in <file>.sig.
+        release: PathBuf,
+    },
+}
+
+fn signature_path(release: &Path) -> PathBuf {
+    let mut p = release.as_os_str().to_owned();
+    p.push(kms_measure::signed::SIGNATURE_SUFFIX);
+    PathBuf::from(p)
 }
 
 fn parse_page_order(s: &str) -> Result<PageOrder, String> {
@@ -398,6 +431,58 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             println!("{}: all recomputed values match", release.display());
+        }
+        Command::ReleaseKey { out } => {
+            let (pkcs8, public) = kms_measure::signed::generate_key();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            use std::io::Write;
+            opts.open(&out)
+                .and_then(|mut f| f.write_all(&pkcs8).and_then(|()| f.sync_all()))
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", hex::encode(public));
+        }
+        Command::Sign { key, release } => {
+            let file = read(&release)?;
+            let sig_path = signature_path(&release);
+            let existing = match std::fs::read_to_string(&sig_path) {
+                Ok(text) => Some(kms_measure::signed::ReleaseSignatures::from_json(&text)?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", sig_path.display())),
+            };
+            let signed = kms_measure::signed::sign(&file, &read(&key)?, existing)?;
+            std::fs::write(&sig_path, signed.to_json())
+                .with_context(|| format!("writing {}", sig_path.display()))?;
+            println!(
+                "{}: {} signature(s)",
+                sig_path.display(),
+                signed.signatures.len()
+            );
+        }
+        Command::CheckSignatures {
+            signers,
+            required,
+            release,
+        } => {
+            let keys = signers
+                .iter()
+                .map(|s| {
+                    kms_measure::signed::parse_signer(s)
+                        .with_context(|| format!("--signer {s}: expected 64 hex digits"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let sig_path = signature_path(&release);
+            let sigs = kms_measure::signed::ReleaseSignatures::from_json(
+                &std::fs::read_to_string(&sig_path)
+                    .with_context(|| format!("reading {}", sig_path.display()))?,
+            )?;
+            let approved = kms_measure::signed::verify(&read(&release)?, &sigs, &keys, required)?;
+            println!("{}: approved", approved.release);
         }
     }
     Ok(())

@@ -38,7 +38,26 @@ pub struct AttestationResponse {
     pub evidence: Evidence,
     /// Whether the evidence is simulated (insecure-dev).
     pub simulated: bool,
+    /// The approval of the node's release, when its image is admitted by signature
+    /// (a release rolling out): peers whose own configuration trusts the signers
+    /// admit it without having the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_approval: Option<ReleaseApproval>,
 }
+
+/// A release approval as a node presents it: the release's measurements file (its
+/// exact text) and the signatures over it (`kms-measure sign`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseApproval {
+    /// `measurements/<release>.json`, byte for byte.
+    pub measurements: String,
+    /// Its `.sig` file.
+    pub signatures: kms_measure::signed::ReleaseSignatures,
+}
+
+/// Largest measurements file in an approval.
+const MAX_RELEASE_FILE_BYTES: usize = 1 << 20;
 
 /// A canonical byte form of an operator key, for bindings: `0x01 ‖ g1 ‖ g2` (BN254,
 /// EVM layout) or `0x02 ‖ address` (ECDSA).
@@ -77,6 +96,76 @@ pub struct NodeAttestation {
     evidence: Evidence,
     measurements: TdMeasurements,
     public_key: OperatorPublicKey,
+    signed: Option<SignedReleases>,
+}
+
+/// A release file's verdict: the image it admits and its approval, or why not.
+type Approved = Result<(TdMeasurements, ReleaseApproval), String>;
+
+/// Releases approved by signature (`attestation.signed_release_dir`): re-read before
+/// every session, so that nodes of an old release admit a new one without a change
+/// to their measured configuration; approvals peers present are checked the same way.
+struct SignedReleases {
+    dir: std::path::PathBuf,
+    signers: Vec<[u8; 32]>,
+    required: usize,
+    /// As of the last scan: file name, image, approval.
+    admitted: std::sync::RwLock<Vec<(String, TdMeasurements, ReleaseApproval)>>,
+}
+
+impl SignedReleases {
+    /// The image an approval admits, if enough listed signers signed a complete release.
+    fn verify(&self, a: &ReleaseApproval) -> Result<TdMeasurements, String> {
+        if a.measurements.len() > MAX_RELEASE_FILE_BYTES {
+            return Err("measurements file larger than 1 MiB".into());
+        }
+        let release = kms_measure::signed::verify(
+            a.measurements.as_bytes(),
+            &a.signatures,
+            &self.signers,
+            self.required,
+        )
+        .map_err(|e| e.to_string())?;
+        let (mrtd, rtmr) = release.expected().map_err(|e| e.to_string())?;
+        Ok(TdMeasurements { mrtd, rtmr })
+    }
+
+    /// Every `<release>.json` with a `.sig` in the directory, approved or not (why).
+    fn scan(&self) -> Vec<(String, Approved)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let mut sig = path.as_os_str().to_owned();
+                sig.push(kms_measure::signed::SIGNATURE_SUFFIX);
+                let read = |p: &Path| -> Result<String, String> {
+                    let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
+                    if meta.len() > MAX_RELEASE_FILE_BYTES as u64 {
+                        return Err(format!("{} is larger than 1 MiB", p.display()));
+                    }
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+                };
+                let verdict = read(&path).and_then(|measurements| {
+                    let signatures =
+                        kms_measure::signed::ReleaseSignatures::from_json(&read(Path::new(&sig))?)
+                            .map_err(|e| e.to_string())?;
+                    let approval = ReleaseApproval {
+                        measurements,
+                        signatures,
+                    };
+                    Ok((self.verify(&approval)?, approval))
+                });
+                (path.display().to_string(), verdict)
+            })
+            .collect()
+    }
 }
 
 /// Per request to the PCCS or the JWKS endpoint.
@@ -129,7 +218,17 @@ impl NodeAttestation {
         if a.admit_own_image {
             policy = policy.allow_node_image(measurements);
         }
-        Ok(Self {
+        let signed = (!a.signed_release_dir.as_os_str().is_empty()).then(|| SignedReleases {
+            dir: a.signed_release_dir.clone(),
+            signers: a
+                .release_signers
+                .iter()
+                .filter_map(|k| kms_measure::signed::parse_signer(k))
+                .collect(),
+            required: a.release_signatures_required,
+            admitted: std::sync::RwLock::new(Vec::new()),
+        });
+        let me = Self {
             mode: a.mode,
             verifier,
             policy,
@@ -137,7 +236,35 @@ impl NodeAttestation {
             evidence,
             measurements,
             public_key: public_key.clone(),
-        })
+            signed,
+        };
+        me.refresh_signed_releases();
+        Ok(me)
+    }
+
+    /// Re-reads `attestation.signed_release_dir` (before every session): releases
+    /// approved by enough listed signers are admitted from now on; the others are
+    /// logged with the reason. Returns the admitted release names.
+    pub fn refresh_signed_releases(&self) -> Vec<String> {
+        let Some(signed) = &self.signed else {
+            return Vec::new();
+        };
+        let mut admitted = Vec::new();
+        for (file, verdict) in signed.scan() {
+            match verdict {
+                Ok((image, approval)) => admitted.push((file, image, approval)),
+                Err(reason) => {
+                    tracing::warn!(file, reason, "release approval refused");
+                }
+            }
+        }
+        let names: Vec<String> = admitted.iter().map(|(n, _, _)| n.clone()).collect();
+        let mut slot = signed.admitted.write().expect("signed releases lock");
+        if slot.iter().map(|(n, _, _)| n).ne(names.iter()) {
+            tracing::info!(releases = ?names, "releases admitted by signature");
+        }
+        *slot = admitted;
+        names
     }
 
     /// This node's evidence.
@@ -157,7 +284,19 @@ impl NodeAttestation {
             public_key: self.public_key.clone(),
             evidence: self.evidence.clone(),
             simulated: matches!(self.evidence, Evidence::Simulated(_)),
+            release_approval: self.own_approval(),
         }
+    }
+
+    /// The approval of this node's own image among the signed releases, if any: what
+    /// lets peers of an older release admit it.
+    pub fn own_approval(&self) -> Option<ReleaseApproval> {
+        let signed = self.signed.as_ref()?;
+        let admitted = signed.admitted.read().expect("signed releases lock");
+        admitted
+            .iter()
+            .find(|(_, image, _)| *image == self.measurements)
+            .map(|(_, _, a)| a.clone())
     }
 
     /// The measured identity in the form the store's key derivation takes:
@@ -181,9 +320,45 @@ impl NodeAttestation {
         tls_cert_der: &[u8],
         now: u64,
     ) -> Result<VerifiedTd, AttestError> {
+        self.check_peer_presenting(evidence, listed_key, tls_cert_der, now, None)
+    }
+
+    /// As [`Self::check_peer`], for a peer that also presented its release's approval:
+    /// an image outside the policy is admitted if this node's signed releases, or that
+    /// approval checked against this node's release signers, name it.
+    pub fn check_peer_presenting(
+        &self,
+        evidence: &Evidence,
+        listed_key: &OperatorPublicKey,
+        tls_cert_der: &[u8],
+        now: u64,
+        approval: Option<&ReleaseApproval>,
+    ) -> Result<VerifiedTd, AttestError> {
         let td = self.verifier.verify(evidence, now)?;
         let expected = kms_attestation::node_report_data(&key_bytes(listed_key), tls_cert_der);
-        self.policy.appraise(&td, Subject::NodeImage, &expected)?;
+        match self.policy.appraise(&td, Subject::NodeImage, &expected) {
+            Err(e) if e.kind() == "measurement_not_allowed" => {
+                let measured = td.measurements();
+                let approved = self.signed.as_ref().is_some_and(|s| {
+                    s.admitted
+                        .read()
+                        .expect("signed releases lock")
+                        .iter()
+                        .any(|(_, image, _)| *image == measured)
+                        || approval
+                            .is_some_and(|a| s.verify(a).is_ok_and(|image| image == measured))
+                });
+                if !approved {
+                    return Err(e);
+                }
+                self.policy.clone().allow_node_image(measured).appraise(
+                    &td,
+                    Subject::NodeImage,
+                    &expected,
+                )?;
+            }
+            other => other?,
+        }
         Ok(td)
     }
 }
@@ -424,5 +599,165 @@ mod tests {
                 .kind(),
             "measurement_not_allowed"
         );
+    }
+
+    #[test]
+    fn releases_approved_by_enough_listed_signers_are_admitted_when_the_directory_is_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let approvals = dir.path().join("releases");
+        std::fs::create_dir(&approvals).unwrap();
+        let keys: Vec<_> = (0..3)
+            .map(|_| kms_measure::signed::generate_key())
+            .collect();
+        let mut cfg = dev_cfg("img");
+        cfg.attestation.policy_file = dir.path().join("policy.json");
+        std::fs::write(
+            &cfg.attestation.policy_file,
+            r#"{"accepted_tcb_statuses": ["UpToDate"]}"#,
+        )
+        .unwrap();
+        cfg.attestation.signed_release_dir = approvals.clone();
+        cfg.attestation.release_signers = keys.iter().map(|(_, p)| hex::encode(p)).collect();
+        cfg.attestation.release_signatures_required = 2;
+        cfg.insecure.plain_http = true;
+        cfg.validate().unwrap();
+        let k = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let me = NodeAttestation::from_config(&cfg, &k.public_key(), b"", 0).unwrap();
+
+        // A complete release (as after its reference boot), and a peer running it.
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../measurements/eigenkms-0.1.0-dev-3380044144b4.json");
+        let mut release: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&committed).unwrap()).unwrap();
+        release["registers"]["rtmr0"]["value"] = serde_json::json!("cd".repeat(48));
+        release["registers"]["rtmr0"]["source"] = serde_json::json!("reference-log");
+        let file = serde_json::to_vec_pretty(&release).unwrap();
+        let path = approvals.join("r2.json");
+        std::fs::write(&path, &file).unwrap();
+        let image = release_image(&path).unwrap();
+        let peer = crate::keys::OperatorKeys::generate(SignatureScheme::Bn254);
+        let quote = SimulatedProvider::new(image)
+            .quote(&kms_attestation::node_report_data(
+                &key_bytes(&peer.public_key()),
+                b"cert",
+            ))
+            .unwrap();
+        let check = || me.check_peer(&quote, &peer.public_key(), b"cert", 0);
+        assert_eq!(check().unwrap_err().kind(), "measurement_not_allowed");
+
+        // One signature of two required: still refused.
+        let sig_path = approvals.join("r2.json.sig");
+        let one = kms_measure::signed::sign(&file, &keys[0].0, None).unwrap();
+        std::fs::write(&sig_path, one.to_json()).unwrap();
+        assert!(me.refresh_signed_releases().is_empty());
+        assert_eq!(check().unwrap_err().kind(), "measurement_not_allowed");
+
+        // A second listed signer: admitted at the next re-read, not before.
+        let two = kms_measure::signed::sign(&file, &keys[2].0, Some(one)).unwrap();
+        std::fs::write(&sig_path, two.to_json()).unwrap();
+        assert_eq!(check().unwrap_err().kind(), "measurement_not_allowed");
+        assert_eq!(me.refresh_signed_releases().len(), 1);
+        check().expect("an approved release");
+        // Still bound to the key and certificate.
+        assert_eq!(
+            me.check_peer(&quote, &peer.public_key(), b"other", 0)
+                .unwrap_err()
+                .kind(),
+            "binding_mismatch"
+        );
+
+        // Editing the approved file (another RTMR0) voids the approval.
+        release["registers"]["rtmr0"]["value"] = serde_json::json!("ce".repeat(48));
+        std::fs::write(&path, serde_json::to_vec_pretty(&release).unwrap()).unwrap();
+        assert!(me.refresh_signed_releases().is_empty());
+        assert_eq!(check().unwrap_err().kind(), "measurement_not_allowed");
+
+        // A peer can present the approval itself (a node of the older release has no
+        // file): checked against this node's signers and the peer's measurements.
+        let approval = ReleaseApproval {
+            measurements: String::from_utf8(file.clone()).unwrap(),
+            signatures: two.clone(),
+        };
+        me.check_peer_presenting(&quote, &peer.public_key(), b"cert", 0, Some(&approval))
+            .expect("a presented approval");
+        let stranger = kms_measure::signed::generate_key();
+        let unlisted = ReleaseApproval {
+            measurements: approval.measurements.clone(),
+            signatures: kms_measure::signed::sign(&file, &stranger.0, None).unwrap(),
+        };
+        let refused =
+            me.check_peer_presenting(&quote, &peer.public_key(), b"cert", 0, Some(&unlisted));
+        assert_eq!(refused.unwrap_err().kind(), "measurement_not_allowed");
+        // An approval of another image does not admit this one.
+        let mut elsewhere = image;
+        elsewhere.rtmr[1][0] ^= 1;
+        let other_quote = SimulatedProvider::new(elsewhere)
+            .quote(&kms_attestation::node_report_data(
+                &key_bytes(&peer.public_key()),
+                b"cert",
+            ))
+            .unwrap();
+        let refused = me.check_peer_presenting(
+            &other_quote,
+            &peer.public_key(),
+            b"cert",
+            0,
+            Some(&approval),
+        );
+        assert_eq!(refused.unwrap_err().kind(), "measurement_not_allowed");
+        // A node running an approved release presents its approval at /attestation,
+        // and a node without the file admits it from that alone.
+        let r2_image = simulated_measurements("r2-img");
+        let mut r2_release = release.clone();
+        let registers = [
+            ("mrtd", r2_image.mrtd),
+            ("rtmr0", r2_image.rtmr[0]),
+            ("rtmr1", r2_image.rtmr[1]),
+            ("rtmr2", r2_image.rtmr[2]),
+            ("rtmr3", r2_image.rtmr[3]),
+        ];
+        for (name, value) in registers {
+            r2_release["registers"][name]["value"] = serde_json::json!(hex::encode(value));
+            r2_release["registers"][name]["source"] = serde_json::json!("reference-log");
+        }
+        let r2_file = serde_json::to_vec_pretty(&r2_release).unwrap();
+        let r2_dir = dir.path().join("r2-releases");
+        std::fs::create_dir(&r2_dir).unwrap();
+        std::fs::write(r2_dir.join("r2.json"), &r2_file).unwrap();
+        let sigs = kms_measure::signed::sign(&r2_file, &keys[0].0, None).unwrap();
+        let sigs = kms_measure::signed::sign(&r2_file, &keys[1].0, Some(sigs)).unwrap();
+        std::fs::write(r2_dir.join("r2.json.sig"), sigs.to_json()).unwrap();
+        let mut r2_cfg = cfg.clone();
+        r2_cfg.attestation.simulated_identity = "r2-img".into();
+        r2_cfg.attestation.signed_release_dir = r2_dir;
+        let r2_node = NodeAttestation::from_config(&r2_cfg, &peer.public_key(), b"r2", 0).unwrap();
+        let presented = r2_node.response(peer.address());
+        assert!(presented.release_approval.is_some());
+        // Through JSON, as a peer receives it.
+        let presented: AttestationResponse =
+            serde_json::from_str(&serde_json::to_string(&presented).unwrap()).unwrap();
+        me.check_peer_presenting(
+            &presented.evidence,
+            &peer.public_key(),
+            b"r2",
+            0,
+            presented.release_approval.as_ref(),
+        )
+        .expect("admitted on its own approval");
+        assert_eq!(
+            me.check_peer(&presented.evidence, &peer.public_key(), b"r2", 0)
+                .unwrap_err()
+                .kind(),
+            "measurement_not_allowed"
+        );
+        // The old node serves no approval: its image is not a signed release.
+        assert!(me.response(k.address()).release_approval.is_none());
+
+        // Signers must be configured with the directory, and enough of them.
+        let mut bad = cfg.clone();
+        bad.attestation.release_signatures_required = 4;
+        assert!(bad.validate().is_err());
+        bad.attestation.release_signers.clear();
+        assert!(bad.validate().is_err());
     }
 }

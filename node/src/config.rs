@@ -367,6 +367,18 @@ pub struct AttestationConfig {
     /// admitted too. A TDX image sets it in its measured configuration: the image
     /// cannot list its own measurements, which depend on that very file.
     pub admit_own_image: bool,
+    /// A directory of release approvals: `<release>.json` (the `kms-measure` format)
+    /// beside `<release>.json.sig`, signed by at least `release_signatures_required`
+    /// of `release_signers` (`kms-measure sign`). Releases approved so are admitted
+    /// like `release_files`; the directory is re-read before every session, so a new
+    /// release can be rolled out without changing (or restarting) the old nodes. Empty:
+    /// off.
+    pub signed_release_dir: PathBuf,
+    /// Ed25519 public keys (hex) whose signatures approve a release. In a TDX image
+    /// this list is in the measured configuration: the host cannot add a signer.
+    pub release_signers: Vec<String>,
+    /// Distinct signers a release needs.
+    pub release_signatures_required: usize,
     /// `/secrets`: attestations older than this many seconds are refused.
     pub max_age_secs: u64,
     /// insecure-dev only: the name the simulated measurements are derived from
@@ -387,6 +399,9 @@ impl Default for AttestationConfig {
             policy_file: PathBuf::new(),
             release_files: Vec::new(),
             admit_own_image: false,
+            signed_release_dir: PathBuf::new(),
+            release_signers: Vec::new(),
+            release_signatures_required: 1,
             max_age_secs: 300,
             simulated_identity: "eigenkms-dev-image".into(),
         }
@@ -682,6 +697,31 @@ impl NodeConfig {
         if a.mode == AttestationMode::InsecureDev && a.simulated_identity.is_empty() {
             return invalid("attestation.simulated_identity", "must not be empty");
         }
+        if a.release_signers
+            .iter()
+            .any(|k| kms_measure::signed::parse_signer(k).is_none())
+        {
+            return invalid(
+                "attestation.release_signers",
+                "each signer is an Ed25519 public key, 64 hex digits",
+            );
+        }
+        if !a.signed_release_dir.as_os_str().is_empty() {
+            if a.release_signers.is_empty() {
+                return invalid(
+                    "attestation.release_signers",
+                    "required when attestation.signed_release_dir is set",
+                );
+            }
+            if a.release_signatures_required == 0
+                || a.release_signatures_required > a.release_signers.len()
+            {
+                return invalid(
+                    "attestation.release_signatures_required",
+                    "must be between 1 and the number of release_signers",
+                );
+            }
+        }
         if self.secrets.reload_secs == 0 || self.secrets.reload_secs > 3600 {
             return invalid("secrets.reload_secs", "must be between 1 and 3600");
         }
@@ -787,6 +827,7 @@ mod tests {
         assert_eq!(prod.attestation.mode, AttestationMode::Tdx);
         assert_eq!(prod.operator.unlock, UnlockMode::Remote);
         assert!(prod.attestation.admit_own_image);
+        assert!(!prod.attestation.release_signers.is_empty());
         assert!(prod.tls.enabled());
         // Every file the node writes or reads as the operator's is on the data disk;
         // the policy is in the measured root.
@@ -798,6 +839,7 @@ mod tests {
             &prod.tls.key_file,
             &prod.tls.ca_file,
             &prod.attestation.collateral_dir,
+            &prod.attestation.signed_release_dir,
             &prod.secrets.apps_file,
         ] {
             assert!(path.starts_with("/var/lib/kms"), "{}", path.display());

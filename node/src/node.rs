@@ -488,6 +488,9 @@ impl NodeShared {
     /// the peering source lists and the TLS certificate the peer presented. The others
     /// are left out of the session, logged and counted.
     async fn attested(&self, ts: u64, peers: Vec<Peer>) -> Vec<Peer> {
+        // Releases approved since the last session (a rollout in progress).
+        let attestation = self.attestation.clone();
+        let _ = tokio::task::spawn_blocking(move || attestation.refresh_signed_releases()).await;
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
             let get = self.get_from_peer::<AttestationResponse>(p, "/attestation");
@@ -516,7 +519,13 @@ impl NodeShared {
             let verdict = match answers.remove(&p.address) {
                 Some(Ok((a, cert))) if a.operator_address == p.address => self
                     .attestation
-                    .check_peer(&a.evidence, &p.public_key, &cert, now)
+                    .check_peer_presenting(
+                        &a.evidence,
+                        &p.public_key,
+                        &cert,
+                        now,
+                        a.release_approval.as_ref(),
+                    )
                     .map_err(|e| e.kind()),
                 Some(Ok(_)) => Err("wrong_operator"),
                 Some(Err(reason)) => Err(reason),
