@@ -12,18 +12,20 @@
 #   peers.toml              the operator set (peering.source = "local")
 #   collateral/             DCAP collateral of the operators' platforms (optional)
 #   apps.toml               the /secrets app registry (optional)
+#   releases/               approvals of the node's release (<release>.json + .sig,
+#                           kms-measure sign), when it rolls out next to an older one
 #
 # Plaintext secrets are refused: the host that attaches this disk can read all of it.
 # The node keeps its sealed key store on the same disk (store/), created on first start.
 #
 # Usage: provision-data-disk.sh --out data.raw [--size 4G] --key operator.key
 #            --cert node.crt --tls-key node.key.sealed --ca operators-ca.crt
-#            --peers peers.toml [--collateral DIR] [--apps apps.toml]
+#            --peers peers.toml [--collateral DIR] [--apps apps.toml] [--releases DIR]
 set -euo pipefail
 
 usage() { sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-out= size=4G key= cert= tls_key= ca= peers= collateral= apps=
+out= size=4G key= cert= tls_key= ca= peers= collateral= apps= releases=
 while (($#)); do
     case $1 in
     --out) out=$2 ;;
@@ -35,6 +37,7 @@ while (($#)); do
     --peers) peers=$2 ;;
     --collateral) collateral=$2 ;;
     --apps) apps=$2 ;;
+    --releases) releases=$2 ;;
     -h | --help) usage ;;
     *) echo "provision-data-disk: unknown argument $1" >&2; usage ;;
     esac
@@ -47,6 +50,7 @@ for f in "$key" "$cert" "$tls_key" "$ca" "$peers" ${apps:+"$apps"}; do
     [[ -f $f ]] || { echo "provision-data-disk: $f: no such file" >&2; exit 1; }
 done
 [[ -z $collateral || -d $collateral ]] || { echo "provision-data-disk: $collateral: not a directory" >&2; exit 1; }
+[[ -z $releases || -d $releases ]] || { echo "provision-data-disk: $releases: not a directory" >&2; exit 1; }
 [[ -e $out ]] && { echo "provision-data-disk: $out exists; not overwriting a data disk" >&2; exit 1; }
 command -v mke2fs >/dev/null || { echo "provision-data-disk: mke2fs not found (e2fsprogs)" >&2; exit 1; }
 
@@ -69,6 +73,10 @@ install -m 0644 "$peers" "$stage/peers.toml"
 if [[ -n $collateral ]]; then
     mkdir -p "$stage/collateral"
     cp -r "$collateral/." "$stage/collateral/"
+fi
+if [[ -n $releases ]]; then
+    mkdir -p "$stage/releases"
+    cp "$releases"/*.json "$releases"/*.json.sig "$stage/releases/"
 fi
 chmod 0700 "$stage"
 # Owner root in the image: kms-node's StateDirectory= hands the tree to user kms at start.
