@@ -234,15 +234,7 @@ impl OperatorKeys {
     /// What a key file says about itself without being opened: the operator's
     /// address, its scheme and whether it is sealed.
     pub fn peek(path: &Path) -> Result<KeyFileInfo, KeyFileError> {
-        let p = path.display().to_string();
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
-                    path: p.clone(),
-                    source,
-                })?,
-            );
-        let file: KeyFile = serde_json::from_str(&text).map_err(|_| KeyFileError::Malformed(p))?;
+        let (_, file) = read_key_file(path)?;
         Ok(match file {
             KeyFile::Sealed {
                 address, scheme, ..
@@ -274,16 +266,7 @@ impl OperatorKeys {
         passphrase: Option<&str>,
         allow_plaintext: bool,
     ) -> Result<Self, KeyFileError> {
-        let p = path.display().to_string();
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
-                    path: p.clone(),
-                    source,
-                })?,
-            );
-        let file: KeyFile =
-            serde_json::from_str(&text).map_err(|_| KeyFileError::Malformed(p.clone()))?;
+        let (p, file) = read_key_file(path)?;
         let keys = match file {
             KeyFile::InsecurePlaintext {
                 address,
@@ -322,6 +305,20 @@ impl OperatorKeys {
         }
         Ok(keys.0)
     }
+}
+
+/// Reads and parses a key file; returns its name for errors, and its content.
+fn read_key_file(path: &Path) -> Result<(String, KeyFile), KeyFileError> {
+    let p = path.display().to_string();
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+                path: p.clone(),
+                source,
+            })?,
+        );
+    let file = serde_json::from_str(&text).map_err(|_| KeyFileError::Malformed(p.clone()))?;
+    Ok((p, file))
 }
 
 /// Argon2id + AES-256-GCM under a passphrase: the fields of a sealed file, in hex.
