@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -16,10 +16,17 @@ const ANVIL_IN_TOOLS: &str = ".tools/node_modules/@foundry-rs/anvil-linux-amd64/
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The workspace root (where `.tools/` is installed): the nearest directory, from the
+/// current one up, with a `Cargo.lock` (cargo runs tests in their package directory).
+/// Found at run time, not with `env!("CARGO_MANIFEST_DIR")`: this module is compiled
+/// into kms-node, and a build path inside the binary would make the enclave image's
+/// build depend on where it is built (see enclave-image/README.md, Reproducibility).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("chain/ has a parent")
+    let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    start
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or(&start)
         .to_path_buf()
 }
 
