@@ -106,9 +106,8 @@ enum KeyFile {
     Sealed {
         address: OperatorAddress,
         scheme: SignatureScheme,
-        salt: String,
-        nonce: String,
-        ciphertext: String,
+        #[serde(flatten)]
+        sealed: Sealed,
     },
     /// Development only.
     InsecurePlaintext {
@@ -210,13 +209,10 @@ impl OperatorKeys {
         let file = match passphrase {
             Some(pass) => {
                 let plain = Zeroizing::new(serde_json::to_vec(&secrets).expect("serializable"));
-                let sealed = Sealed::seal(pass, AAD, &plain)?;
                 KeyFile::Sealed {
                     address: self.address(),
                     scheme: self.scheme,
-                    salt: sealed.salt,
-                    nonce: sealed.nonce,
-                    ciphertext: sealed.ciphertext,
+                    sealed: Sealed::seal(pass, AAD, &plain)?,
                 }
             }
             None => KeyFile::InsecurePlaintext {
@@ -284,17 +280,10 @@ impl OperatorKeys {
             KeyFile::Sealed {
                 address,
                 scheme,
-                salt,
-                nonce,
-                ciphertext,
+                sealed,
             } => {
                 let pass = passphrase.ok_or_else(|| KeyFileError::PassphraseMissing(p.clone()))?;
                 let malformed = || KeyFileError::Malformed(p.clone());
-                let sealed = Sealed {
-                    salt,
-                    nonce,
-                    ciphertext,
-                };
                 let plain = sealed.open(pass, AAD, &p)?;
                 let s: Secrets = serde_json::from_slice(&plain).map_err(|_| malformed())?;
                 (Self::from_secrets(scheme, &s, &p)?, address)
@@ -472,6 +461,15 @@ mod tests {
         keys.write(&path, Some("correct horse")).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&hex::encode(keys.account_secret.as_ref())));
+        // The on-disk shape key files have always had.
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut fields: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["address", "ciphertext", "format", "nonce", "salt", "scheme"]
+        );
+        assert_eq!(v["format"], "sealed");
         let back = OperatorKeys::read(&path, Some("correct horse"), false).unwrap();
         assert_eq!(back.address(), keys.address());
         assert_eq!(back.public_key(), keys.public_key());
