@@ -187,33 +187,22 @@ impl NodeAttestation {
         let (verifier, mut policy) = verifier_and_policy(a)?;
         let key = key_bytes(public_key);
         let report_data = kms_attestation::node_report_data(&key, tls_cert_der);
-        let (evidence, measurements) = if a.mode == AttestationMode::InsecureDev {
-            let m = simulated_measurements(&a.simulated_identity);
-            let e = SimulatedProvider::new(m)
-                .quote(&report_data)
-                .map_err(|e| anyhow::anyhow!("simulated quote: {e}"))?;
-            (e, m)
+        let provider = quote_provider(a)?;
+        let evidence = provider
+            .quote(&report_data)
+            .map_err(|e| anyhow::anyhow!("generating this node's quote: {e}"))?;
+        let measurements = if provider.is_simulated() {
+            simulated_measurements(&a.simulated_identity)
         } else {
-            let provider = kms_attestation::ConfigfsTsmProvider::new();
-            if !provider.is_available() {
-                anyhow::bail!(
-                    "attestation.mode = \"tdx\" but configfs-tsm ({}) is not available: \
-                     not a TDX guest? For development set attestation.mode = \"insecure-dev\"",
-                    kms_attestation::provider::CONFIGFS_TSM_REPORT
-                );
-            }
-            let e = provider
-                .quote(&report_data)
-                .map_err(|e| anyhow::anyhow!("generating this node's quote: {e}"))?;
             // Our own quote must verify like any peer's: its measurements are what the
             // store is sealed to.
-            let td = verifier.verify(&e, now).map_err(|e| {
+            let td = verifier.verify(&evidence, now).map_err(|e| {
                 anyhow::anyhow!(
                     "this node's own quote does not verify ({}): {e}; is this platform's collateral in attestation.collateral_dir or at attestation.pccs_url?",
                     e.kind()
                 )
             })?;
-            (e, td.measurements())
+            td.measurements()
         };
         if a.admit_own_image {
             policy = policy.allow_node_image(measurements);
@@ -361,6 +350,28 @@ impl NodeAttestation {
         }
         Ok(td)
     }
+}
+
+/// This node's quote provider in the configured mode: simulated quotes of
+/// `simulated_identity` (insecure-dev), or configfs-tsm, which must be there (tdx).
+/// Shared by the running node and the locked one (`unlock`).
+pub fn quote_provider(a: &AttestationConfig) -> anyhow::Result<Arc<dyn QuoteProvider>> {
+    Ok(match a.mode {
+        AttestationMode::InsecureDev => Arc::new(SimulatedProvider::new(simulated_measurements(
+            &a.simulated_identity,
+        ))),
+        AttestationMode::Tdx => {
+            let provider = kms_attestation::ConfigfsTsmProvider::new();
+            if !provider.is_available() {
+                anyhow::bail!(
+                    "attestation.mode = \"tdx\" but configfs-tsm ({}) is not available: \
+                     not a TDX guest? For development set attestation.mode = \"insecure-dev\"",
+                    kms_attestation::provider::CONFIGFS_TSM_REPORT
+                );
+            }
+            Arc::new(provider)
+        }
+    })
 }
 
 /// The verifier and the policy of an `[attestation]` section: DCAP collateral

@@ -40,8 +40,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hkdf::Hkdf;
 use kms_attestation::{
-    ConfigfsTsmProvider, Evidence, Policy, QuoteProvider, SimulatedProvider, Subject, VerifiedTd,
-    Verifier, unlock_report_data,
+    Evidence, Policy, QuoteProvider, Subject, VerifiedTd, Verifier, unlock_report_data,
 };
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::SignatureScheme;
@@ -54,7 +53,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use crate::config::{AttestationMode, NodeConfig};
+use crate::config::NodeConfig;
 use crate::http::{ApiError, ApiJson};
 use crate::keys::{KeyFileError, KeyFileInfo, OperatorKeys};
 
@@ -128,6 +127,18 @@ struct Locked {
     insecure_modes: Vec<String>,
 }
 
+/// A one-use X25519 key pair (either side of the exchange).
+fn ephemeral_key() -> Option<(EphemeralPrivateKey, [u8; 32])> {
+    let private = EphemeralPrivateKey::generate(&X25519, &ring::rand::SystemRandom::new()).ok()?;
+    let public = private
+        .compute_public_key()
+        .ok()?
+        .as_ref()
+        .try_into()
+        .ok()?;
+    Some((private, public))
+}
+
 /// The AES-256-GCM key of one exchange.
 fn exchange_key(shared: &[u8], node_public: &[u8; 32], operator_public: &[u8; 32]) -> [u8; 32] {
     let salt = [node_public.as_slice(), operator_public.as_slice()].concat();
@@ -146,32 +157,7 @@ fn decode_array<const N: usize>(field: &str, hex_text: &str) -> Result<[u8; N], 
     hex::decode(hex_text)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("{field}: expected {N} bytes in hex"),
-            )
-        })
-}
-
-/// The quote provider of the configured attestation mode.
-fn provider(cfg: &NodeConfig) -> anyhow::Result<Arc<dyn QuoteProvider>> {
-    Ok(match cfg.attestation.mode {
-        AttestationMode::InsecureDev => Arc::new(SimulatedProvider::new(
-            crate::attest::simulated_measurements(&cfg.attestation.simulated_identity),
-        )),
-        AttestationMode::Tdx => {
-            let p = ConfigfsTsmProvider::new();
-            if !p.is_available() {
-                anyhow::bail!(
-                    "operator.unlock = \"remote\" needs this node's quotes, and configfs-tsm ({}) is not available: not a TDX guest?",
-                    kms_attestation::provider::CONFIGFS_TSM_REPORT
-                );
-            }
-            Arc::new(p)
-        }
-    })
+        .ok_or_else(|| ApiError::bad_request(format!("{field}: expected {N} bytes in hex")))
 }
 
 /// Serves the locked node's endpoints on `server.listen` until the operator's
@@ -205,7 +191,7 @@ pub async fn wait_for_unlock_on(
     let state = Arc::new(Locked {
         key_file: cfg.operator.key_file.clone(),
         info,
-        provider: provider(cfg)?,
+        provider: crate::attest::quote_provider(&cfg.attestation)?,
         challenge: Mutex::new(None),
         attempt: tokio::sync::Mutex::new(()),
         done: Mutex::new(Some(done_tx)),
@@ -257,7 +243,6 @@ async fn health(State(s): State<Arc<Locked>>) -> Json<HealthResponse> {
 }
 
 async fn challenge(State(s): State<Arc<Locked>>) -> Result<Json<UnlockChallenge>, ApiError> {
-    let rng = ring::rand::SystemRandom::new();
     let internal = |what: &str| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -265,14 +250,7 @@ async fn challenge(State(s): State<Arc<Locked>>) -> Result<Json<UnlockChallenge>
             format!("{what} failed"),
         )
     };
-    let private =
-        EphemeralPrivateKey::generate(&X25519, &rng).map_err(|_| internal("key generation"))?;
-    let public: [u8; 32] = private
-        .compute_public_key()
-        .map_err(|_| internal("key generation"))?
-        .as_ref()
-        .try_into()
-        .map_err(|_| internal("key generation"))?;
+    let (private, public) = ephemeral_key().ok_or_else(|| internal("key generation"))?;
     let report_data = unlock_report_data(s.info.address.as_bytes(), &public);
     let provider = s.provider.clone();
     let evidence = tokio::task::spawn_blocking(move || provider.quote(&report_data))
@@ -314,11 +292,9 @@ async fn unlock(
         .ok()
         .filter(|c| c.len() <= MAX_PASSPHRASE_BYTES + 16)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("ciphertext: hex, at most {MAX_PASSPHRASE_BYTES} bytes of passphrase"),
-            )
+            ApiError::bad_request(format!(
+                "ciphertext: hex, at most {MAX_PASSPHRASE_BYTES} bytes of passphrase"
+            ))
         })?;
     let challenge = {
         let mut slot = s.challenge.lock().expect("challenge lock");
@@ -345,13 +321,7 @@ async fn unlock(
             &UnparsedPublicKey::new(&X25519, operator_public),
             |shared| exchange_key(shared, &node_public, &operator_public),
         )
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "public_key: not a usable X25519 public key",
-            )
-        })?,
+        .map_err(|_| ApiError::bad_request("public_key: not a usable X25519 public key"))?,
     );
     let aad = exchange_aad(&s.info.address, &node_public);
     let plain = Aes256Gcm::new_from_slice(key.as_ref())
@@ -372,13 +342,10 @@ async fn unlock(
                 "the ciphertext does not decrypt under this challenge",
             )
         })?;
-    let passphrase = Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the passphrase is not UTF-8",
-        )
-    })?);
+    let passphrase = Zeroizing::new(
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| ApiError::bad_request("the passphrase is not UTF-8"))?,
+    );
     let path = s.key_file.clone();
     let opened = tokio::task::spawn_blocking(move || {
         OperatorKeys::read(&path, Some(passphrase.as_str()), false).map(|k| (k, passphrase))
@@ -536,15 +503,8 @@ pub async fn unlock_remote(
             found: challenge.operator_address,
         });
     }
-    let rng = ring::rand::SystemRandom::new();
     let failed = || UnlockClientError::Transport("X25519 key exchange failed".into());
-    let private = EphemeralPrivateKey::generate(&X25519, &rng).map_err(|_| failed())?;
-    let operator_public: [u8; 32] = private
-        .compute_public_key()
-        .map_err(|_| failed())?
-        .as_ref()
-        .try_into()
-        .map_err(|_| failed())?;
+    let (private, operator_public) = ephemeral_key().ok_or_else(failed)?;
     let key = Zeroizing::new(
         agree_ephemeral(
             private,
