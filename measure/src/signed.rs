@@ -135,7 +135,7 @@ pub fn sign(
     pkcs8: &[u8],
     existing: Option<ReleaseSignatures>,
 ) -> Result<ReleaseSignatures, SignatureError> {
-    let release = release_of(file)?;
+    let release = parse_release(file)?.release;
     let digest = hex::encode(Sha256::digest(file));
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| SignatureError::BadKey)?;
     let mut out = match existing {
@@ -159,10 +159,11 @@ pub fn sign(
     Ok(out)
 }
 
-fn release_of(file: &[u8]) -> Result<String, SignatureError> {
+/// The measurements file `file` (its bytes, as signed).
+fn parse_release(file: &[u8]) -> Result<ReleaseMeasurements, SignatureError> {
     let text = std::str::from_utf8(file)
         .map_err(|_| SignatureError::Malformed("measurements file is not UTF-8".into()))?;
-    Ok(ReleaseMeasurements::from_json(text)?.release)
+    Ok(ReleaseMeasurements::from_json(text)?)
 }
 
 fn check_names(s: &ReleaseSignatures, release: &str, digest: &str) -> Result<(), SignatureError> {
@@ -192,9 +193,7 @@ pub fn verify(
     signers: &[[u8; 32]],
     required: usize,
 ) -> Result<ReleaseMeasurements, SignatureError> {
-    let text = std::str::from_utf8(file)
-        .map_err(|_| SignatureError::Malformed("measurements file is not UTF-8".into()))?;
-    let release = ReleaseMeasurements::from_json(text)?;
+    let release = parse_release(file)?;
     check_names(
         signatures,
         &release.release,
