@@ -27,7 +27,7 @@ fn rust_verdict(f: &Fixture, e: &FraudEvidence) -> Result<(), String> {
     e.verify(&EvidenceContext {
         dealer_key: &key,
         pedersen_base: None,
-        previous: None,
+        reshare: None,
     })
     .map_err(|e| e.to_string())
 }

@@ -95,6 +95,9 @@ pub struct Engine {
     signer: Arc<dyn OperatorSigner>,
     rng: ChaCha20Rng,
     current_share: Option<Scalar>,
+    /// Reshare: each dealer's Lagrange coefficient at zero over all the session's
+    /// dealers (`λ_D`); a dealer deals `λ_D·s_D`. Empty for a DKG.
+    reshare_weights: BTreeMap<OperatorAddress, Scalar>,
     dealing: Option<Dealing>,
     my_commitment: Option<SignedMessage>,
     my_shares: BTreeMap<OperatorAddress, SignedMessage>,
@@ -173,6 +176,10 @@ impl Engine {
             .addresses()
             .map(|a| (*a, DealerView::default()))
             .collect();
+        let reshare_weights = match params.kind {
+            SessionKind::Reshare => params.dealers.lagrange_at_zero()?,
+            SessionKind::Dkg => BTreeMap::new(),
+        };
         Ok(Self {
             session_hash: params.session_hash(),
             params,
@@ -180,6 +187,7 @@ impl Engine {
             signer,
             rng: ChaCha20Rng::from_seed(seed),
             current_share,
+            reshare_weights,
             dealing: None,
             my_commitment: None,
             my_shares: BTreeMap::new(),
@@ -718,7 +726,13 @@ impl Engine {
         let t = self.params.players.threshold();
         let secret = match self.params.kind {
             SessionKind::Dkg => Scalar::random(&mut self.rng),
-            SessionKind::Reshare => self.current_share.clone().unwrap_or_default(),
+            // Pre-weighted: if every dealer qualifies, the players just add up what
+            // they receive, as in a DKG (see `finalize`).
+            SessionKind::Reshare => match (&self.current_share, self.reshare_weights.get(&self.me))
+            {
+                (Some(share), Some(weight)) => share * weight,
+                _ => return,
+            },
         };
         let dealing = match (self.params.mode, self.base) {
             (VssMode::Feldman, _) => {
@@ -1254,16 +1268,17 @@ impl Engine {
         }
     }
 
-    /// Reshare: every dealer's Feldman commitment must start at its public share of
-    /// the current key, `C_D,0 = P(x_D)`, or it is trying to change the master secret.
-    /// All dealers are checked with one MSM over `n + t` points,
-    /// `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D x_D^k)·P_k = 0`, and one by one only if that fails.
+    /// Reshare: every dealer's Feldman commitment must start at its weighted public
+    /// share of the current key, `C_D,0 = λ_D·P(x_D)`, or it is trying to change the
+    /// master secret. All dealers are checked with one MSM over `n + t` points,
+    /// `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D λ_D x_D^k)·P_k = 0`, and one by one only if that
+    /// fails.
     fn check_reshare_constants(&mut self) {
         let Some(previous) = self.params.previous.clone() else {
             return;
         };
         let pedersen = self.params.mode == VssMode::Pedersen;
-        let todo: Vec<(OperatorAddress, Scalar, SignedMessage, G2Point)> = self
+        let todo: Vec<(OperatorAddress, Scalar, Scalar, SignedMessage, G2Point)> = self
             .views
             .iter()
             .filter(|(_, v)| !v.fraud)
@@ -1274,7 +1289,8 @@ impl Engine {
                     v.commitment.as_ref()?
                 };
                 let x = self.params.dealers.evaluation_point(d)?.clone();
-                Some((*d, x, m.clone(), *c.constant()))
+                let weight = self.reshare_weights.get(d)?.clone();
+                Some((*d, x, weight, m.clone(), *c.constant()))
             })
             .collect();
         if todo.is_empty() {
@@ -1285,12 +1301,13 @@ impl Engine {
             .iter()
             .map(|_| Scalar::random_u128(&mut self.rng))
             .collect();
-        let mut points: Vec<G2Point> = todo.iter().map(|(_, _, _, c0)| *c0).collect();
+        let mut points: Vec<G2Point> = todo.iter().map(|(_, _, _, _, c0)| *c0).collect();
         let mut scalars = weights.clone();
         let mut poly_weights = vec![Scalar::zero(); t];
-        for ((_, x, _, _), rho) in todo.iter().zip(&weights) {
+        for ((_, x, lambda, _, _), rho) in todo.iter().zip(&weights) {
+            let rho_lambda = rho * lambda;
             for (acc, xk) in poly_weights.iter_mut().zip(powers(x, t)) {
-                *acc += &(rho * &xk);
+                *acc += &(&rho_lambda * &xk);
             }
         }
         points.extend_from_slice(previous.coefficients());
@@ -1299,8 +1316,8 @@ impl Engine {
             return;
         }
         let phase = if pedersen { 2 } else { 1 };
-        for (d, x, m, c0) in todo {
-            if previous.evaluate(&x) != c0 && !self.convict_torsion(&d, phase) {
+        for (d, x, lambda, m, c0) in todo {
+            if previous.evaluate(&x).mul(&lambda) != c0 && !self.convict_torsion(&d, phase) {
                 self.convict(FraudEvidence::WrongReshareConstant { commitment: m });
             }
         }
@@ -1516,34 +1533,35 @@ impl Engine {
                 needed,
             });
         }
-        // The dealers whose polynomials make the new one: all of QUAL for a DKG; for a
-        // reshare any `t_old` of them determine the same polynomial (the secret is
-        // fixed), and taking exactly that many — the first, in address order, the same
-        // at every node — makes the Lagrange combination a third cheaper at n = 100.
-        let combined: Vec<OperatorAddress> = match self.params.kind {
-            SessionKind::Dkg => qual.clone(),
-            SessionKind::Reshare => qual.iter().take(needed).copied().collect(),
+        // The dealers whose polynomials make the new one, and their weights. A DKG adds
+        // up all of QUAL. Reshare dealers dealt `λ_D·s_D` with `λ_D` over all the
+        // session's dealers, so when all of them qualified the new polynomial is the
+        // plain sum too. Otherwise any `t_old` qualified dealers determine it (the
+        // secret is fixed): the first, in address order (the same at every node),
+        // re-weighted to their own Lagrange coefficients, `μ_D = λ'_D / λ_D` — `t`
+        // multi-scalar multiplications of `t_old` points, which cost about as much as
+        // all the share checks at n = 100, paid only when a dealer failed.
+        let plain_sum =
+            self.params.kind == SessionKind::Dkg || qual.len() == self.params.dealers.len();
+        let combined: Vec<OperatorAddress> = if plain_sum {
+            qual.clone()
+        } else {
+            qual.iter().take(needed).copied().collect()
         };
         let commitments = combined
             .iter()
             .map(|d| self.dealer_feldman_commitment(d))
             .collect::<Result<Vec<_>, _>>()?;
-        let weights: Vec<Scalar> = match self.params.kind {
-            SessionKind::Dkg => vec![Scalar::one(); combined.len()],
-            SessionKind::Reshare => {
-                let xs: Vec<Scalar> = combined
-                    .iter()
-                    .filter_map(|d| self.params.dealers.evaluation_point(d).cloned())
-                    .collect();
-                lagrange_coefficients_at_zero(&xs)
-                    .map_err(|_| SessionFailure::Internal("lagrange"))?
-            }
+        let weights: Vec<Scalar> = if plain_sum {
+            vec![Scalar::one(); combined.len()]
+        } else {
+            self.reshare_reweighting(&combined)?
         };
         let refs: Vec<&Commitment> = commitments.iter().collect();
-        let mut public = match self.params.kind {
-            // Plain sums: weights of one would cost t multi-scalar multiplications.
-            SessionKind::Dkg => Commitment::sum(refs.iter().copied()),
-            SessionKind::Reshare => Commitment::linear_combination(&refs, &weights),
+        let mut public = if plain_sum {
+            Commitment::sum(refs.iter().copied())
+        } else {
+            Commitment::linear_combination(&refs, &weights)
         }
         .map_err(|_| SessionFailure::Internal("combine"))?;
         drop(refs);
@@ -1606,6 +1624,30 @@ impl Engine {
             qualified_dealers: qual,
             mode: self.params.mode,
         })))
+    }
+
+    /// `μ_D = λ'_D / λ_D` for a reshare combined from `dealers` only: `λ'_D` is the
+    /// Lagrange coefficient over `dealers`, `λ_D` the one over all the session's
+    /// dealers that `D` dealt with.
+    fn reshare_reweighting(
+        &self,
+        dealers: &[OperatorAddress],
+    ) -> Result<Vec<Scalar>, SessionFailure> {
+        let xs: Vec<Scalar> = dealers
+            .iter()
+            .filter_map(|d| self.params.dealers.evaluation_point(d).cloned())
+            .collect();
+        let mut dealt: Vec<Scalar> = dealers
+            .iter()
+            .filter_map(|d| self.reshare_weights.get(d).cloned())
+            .collect();
+        if xs.len() != dealers.len() || dealt.len() != dealers.len() {
+            return Err(SessionFailure::Internal("dealer without a weight"));
+        }
+        let lambda =
+            lagrange_coefficients_at_zero(&xs).map_err(|_| SessionFailure::Internal("lagrange"))?;
+        Scalar::batch_invert(&mut dealt).map_err(|_| SessionFailure::Internal("zero weight"))?;
+        Ok(lambda.iter().zip(&dealt).map(|(l, inv)| l * inv).collect())
     }
 
     fn finish(&mut self, r: Result<SessionOutcome, SessionFailure>) {

@@ -14,6 +14,7 @@ use crate::messages::{
     DealerCommitment, DealerShare, Payload, SignedMessage, decode_commitment,
     decode_commitment_deferred, decode_share, from_address,
 };
+use crate::session::SessionParams;
 
 /// Proof that a dealer misbehaved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +43,9 @@ pub enum FraudEvidence {
         /// The dealer's signed share naming another commitment.
         share: SignedMessage,
     },
-    /// Reshare: the dealer's Feldman commitment does not start from its public share
-    /// of the current key (it tried to change the master secret).
+    /// Reshare: the dealer's Feldman commitment does not start from its weighted
+    /// public share of the current key, `λ_D·P(x_D)` (it tried to change the master
+    /// secret).
     WrongReshareConstant {
         /// The dealer's signed Feldman commitment (phase 1 in Feldman mode, phase 2 in
         /// Pedersen mode).
@@ -86,8 +88,10 @@ pub struct EvidenceContext<'a> {
     pub dealer_key: &'a OperatorPublicKey,
     /// `H2` of the session (Pedersen sessions).
     pub pedersen_base: Option<&'a PedersenBase>,
-    /// Reshare: the public polynomial of the key being reshared.
-    pub previous: Option<&'a Commitment>,
+    /// Reshare: the session's parameters — the public polynomial of the key being
+    /// reshared, and the dealers, over whom each dealer's Lagrange weight is taken
+    /// (a reshare dealer deals `λ_D·s_D`). The evidence must name this session.
+    pub reshare: Option<&'a SessionParams>,
 }
 
 /// A dealer's authentic commitment message, points not decoded.
@@ -235,21 +239,37 @@ impl FraudEvidence {
                 Ok(())
             }
             Self::WrongReshareConstant { commitment } => {
-                let previous = ctx
+                let params = ctx.reshare.ok_or(EvidenceError::NoFraud("not a reshare"))?;
+                let previous = params
                     .previous
+                    .as_ref()
                     .ok_or(EvidenceError::NoFraud("not a reshare"))?;
                 let (c, parsed) = open_commitment(commitment, key)?;
+                same_session(
+                    (c.sessionTimestamp, c.sessionHash.0),
+                    (params.timestamp.0, params.session_hash()),
+                )?;
                 let feldman_phase = if ctx.pedersen_base.is_some() { 2 } else { 1 };
                 if c.phase != feldman_phase {
                     return Err(EvidenceError::NoFraud(
                         "not the dealer's Feldman commitment",
                     ));
                 }
-                let x = evaluation_point(&from_address(&c.dealer))
-                    .map_err(|_| EvidenceError::NoFraud("dealer has no evaluation point"))?;
-                if *parsed.constant() == previous.evaluate(&x) {
+                let dealer = from_address(&c.dealer);
+                let x = params
+                    .dealers
+                    .evaluation_point(&dealer)
+                    .ok_or(EvidenceError::NoFraud("not a dealer of the session"))?;
+                let weights = params
+                    .dealers
+                    .lagrange_at_zero()
+                    .map_err(|_| EvidenceError::NoFraud("invalid dealer set"))?;
+                let weight = weights
+                    .get(&dealer)
+                    .ok_or(EvidenceError::NoFraud("not a dealer of the session"))?;
+                if *parsed.constant() == previous.evaluate(x).mul(weight) {
                     return Err(EvidenceError::NoFraud(
-                        "the constant is the dealer's public share",
+                        "the constant is the dealer's weighted public share",
                     ));
                 }
                 Ok(())

@@ -133,6 +133,18 @@ impl OperatorSet {
     pub fn participants(&self) -> impl Iterator<Item = &Participant> {
         self.members.values().map(|(p, _)| p)
     }
+
+    /// The Lagrange coefficient at zero of every member over the whole set:
+    /// `f(0) = Σ λ_a·f(x_a)` for any polynomial of degree `< len()`. A reshare dealer
+    /// deals `λ_a·s_a` (see [`crate::engine`]), so that when every dealer qualifies
+    /// the new polynomial is the plain sum of the dealt ones.
+    pub fn lagrange_at_zero(&self) -> Result<BTreeMap<OperatorAddress, Scalar>, ProtocolError> {
+        let xs: Vec<Scalar> = self.members.values().map(|(_, x)| x.clone()).collect();
+        // The points were checked distinct and non-zero when the set was built.
+        let weights = kms_crypto::poly::lagrange_coefficients_at_zero(&xs)
+            .map_err(|_| ProtocolError::InvalidSession("evaluation points"))?;
+        Ok(self.members.keys().copied().zip(weights).collect())
+    }
 }
 
 /// Phase timing of a session, in milliseconds of the injected clock.

@@ -34,7 +34,7 @@ fn evidence_kinds(
             let ctx = EvidenceContext {
                 dealer_key: &key,
                 pedersen_base: base.as_ref(),
-                previous: None,
+                reshare: None,
             };
             e.verify(&ctx)
                 .unwrap_or_else(|err| panic!("{} evidence does not verify: {err}", e.kind()));

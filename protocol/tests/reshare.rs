@@ -11,7 +11,7 @@ use kms_crypto::poly::interpolate_at_zero;
 use kms_crypto::vss::feldman::FeldmanDealing;
 use kms_crypto::{G2Point, Scalar, evaluation_point, threshold};
 use kms_protocol::sim::{NetConfig, SimOperator};
-use kms_protocol::{EvidenceContext, SessionOutcome, VssMode};
+use kms_protocol::{EvidenceContext, SessionOutcome, SessionParams, SessionTimestamp, VssMode};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -131,10 +131,11 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
         .find(|e| e.kind() == "wrong_reshare_constant")
         .expect("evidence");
     let key = bad.participant().public_key;
+    let params = f.net.engine(&honest.address).unwrap().params().clone();
     e.verify(&EvidenceContext {
         dealer_key: &key,
         pedersen_base: None,
-        previous: Some(&commitment),
+        reshare: Some(&params),
     })
     .unwrap();
     // Checked against someone else's key, the same messages prove nothing.
@@ -143,19 +144,89 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
         e.verify(&EvidenceContext {
             dealer_key: &innocent,
             pedersen_base: None,
-            previous: Some(&commitment)
+            reshare: Some(&params)
         })
         .is_err()
     );
-    // Without the previous key (not a reshare) there is nothing to compare with.
+    // Without the reshare (not a reshare) there is nothing to compare with.
     assert!(
         e.verify(&EvidenceContext {
             dealer_key: &key,
             pedersen_base: None,
-            previous: None
+            reshare: None
         })
         .is_err()
     );
+    // Nor against another session's parameters (here: another dealer set).
+    let fewer = SessionParams::reshare(
+        params.timestamp,
+        VssMode::Feldman,
+        participants(&ops[..6]),
+        commitment.clone(),
+        participants(&ops),
+        params.schedule,
+    )
+    .unwrap();
+    assert!(
+        e.verify(&EvidenceContext {
+            dealer_key: &key,
+            pedersen_base: None,
+            reshare: Some(&fewer)
+        })
+        .is_err()
+    );
+}
+
+/// A dealer that deals its share unweighted (`f(0) = s_D` instead of `λ_D·s_D`) is
+/// caught like any other wrong constant: the weight is part of the rule.
+#[test]
+fn unweighted_reshare_dealing_is_a_wrong_constant() {
+    let ops = SimOperator::generate(7, 12);
+    let params = SessionParams::dkg(
+        SessionTimestamp(12),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
+    let (commitment, shares) = check_agreement(&f);
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let bad = &ops[5];
+    let byz = WrongConstant {
+        me: bad.address,
+        signer: bad.signer.clone(),
+        dealing: FeldmanDealing::new(shares[&bad.address].clone(), threshold(7), &mut rng).unwrap(),
+    };
+    let f = reshare(
+        13,
+        VssMode::Feldman,
+        &ops,
+        &ops,
+        &commitment,
+        &shares,
+        vec![(bad.address, Box::new(byz))],
+    );
+    let (new_commitment, _) = check_agreement(&f);
+    assert_eq!(new_commitment.constant(), commitment.constant());
+    let v = f.versions.values().next().unwrap();
+    assert!(!v.qualified_dealers.contains(&bad.address));
+    assert_eq!(v.qualified_dealers.len(), 6);
+    let honest = ops.iter().find(|o| o.address != bad.address).unwrap();
+    let params = f.net.engine(&honest.address).unwrap().params().clone();
+    let e = f
+        .net
+        .evidence(&honest.address)
+        .iter()
+        .find(|e| e.kind() == "wrong_reshare_constant")
+        .expect("evidence")
+        .clone();
+    e.verify(&EvidenceContext {
+        dealer_key: &bad.participant().public_key,
+        pedersen_base: None,
+        reshare: Some(&params),
+    })
+    .unwrap();
 }
 
 #[test]
