@@ -121,6 +121,13 @@ pub struct Engine {
     prepared: BTreeMap<OperatorAddress, PreparedBn254Key>,
     /// Messages accepted into the inbox whose signature then failed.
     bad_signatures: u64,
+    /// Hashes of stored phase-1 commitments whose own signature has not been checked:
+    /// a signed share vouched for their content (see [`Engine::flush_inbox`]).
+    unchecked: BTreeSet<[u8; 32]>,
+    /// Vouched-for commitments whose own signature was checked and failed.
+    unsigned: BTreeSet<[u8; 32]>,
+    /// Set while a vouched-for commitment is dispatched.
+    vouching: bool,
     /// Handling the inbox's messages: checks that can be batched wait for the end.
     flushing: bool,
     /// Dealers whose phase-2 commitment arrived and awaits the batched share check.
@@ -203,6 +210,9 @@ impl Engine {
             mid_flushed: None,
             prepared: BTreeMap::new(),
             bad_signatures: 0,
+            unchecked: BTreeSet::new(),
+            unsigned: BTreeSet::new(),
+            vouching: false,
             flushing: false,
             phase2_unchecked: Vec::new(),
             phases_done: 0,
@@ -242,12 +252,19 @@ impl Engine {
 
     /// Every other dealer's signed phase-1 commitment as this node received it, with
     /// its hash: a player compares them with what the dealers record on-chain.
+    /// Commitments whose own signature fails (see [`Engine::flush_inbox`]) are left
+    /// out: they could not prove anything on-chain.
     pub fn received_commitments(&self) -> Vec<(OperatorAddress, SignedMessage, [u8; 32])> {
         self.views
             .iter()
             .filter(|(d, _)| **d != self.me)
             .filter_map(|(d, v)| {
                 let (m, _) = v.commitment.as_ref()?;
+                if self.unsigned.contains(&m.hash)
+                    || (self.unchecked.contains(&m.hash) && !self.authentic_now(m))
+                {
+                    return None;
+                }
                 Some((*d, m.clone(), v.commitment_hash?))
             })
             .collect()
@@ -358,7 +375,8 @@ impl Engine {
         &self,
         m: &SignedMessage,
     ) -> Result<(Payload, &OperatorPublicKey), ProtocolError> {
-        let payload = m.peek()?;
+        // Hash, canonical encoding and author, decoded once.
+        let payload = m.open_unverified()?;
         let (ts, hash) = payload.session();
         if ts != self.params.timestamp || hash != self.session_hash {
             // A replay from another session, or a peer with another view of the set.
@@ -377,12 +395,7 @@ impl Engine {
         .ok_or(ProtocolError::Rejected(
             "sender is not a member of the session in this role",
         ))?;
-        if m.signer != author {
-            return Err(ProtocolError::Rejected(
-                "signer is not the message's author",
-            ));
-        }
-        Ok((m.open_unverified()?, &participant.public_key))
+        Ok((payload, &participant.public_key))
     }
 
     fn process(&mut self, m: &SignedMessage) -> Result<(), ProtocolError> {
@@ -546,6 +559,42 @@ impl Engine {
             return;
         }
         let inbox = std::mem::take(&mut self.inbox);
+        // A phase-1 commitment needs no signature check of its own when a BN254-signed
+        // share to this node in the same batch names its hash: that signature covers
+        // the hash of the commitment's points, and the rest of the commitment's
+        // payload (session, dealer, phase) was checked against the session. It saves
+        // a third of a deal phase's signature work. The commitment's own signature is
+        // checked if the message is ever forwarded or becomes evidence
+        // ([`Engine::authentic`]).
+        let named: BTreeMap<OperatorAddress, [u8; 32]> = inbox
+            .iter()
+            .filter(|h| {
+                matches!(
+                    (&h.key, &h.message.signature),
+                    (OperatorPublicKey::Bn254(_), OperatorSignature::Bn254(_))
+                )
+            })
+            .filter_map(|h| match &h.payload {
+                Payload::Share(s) if from_address(&s.player) == self.me => {
+                    Some((from_address(&s.dealer), s.commitmentHash.0))
+                }
+                _ => None,
+            })
+            .collect();
+        // At most one per dealer: any other copy (a duplicate, say with a forged
+        // signature) goes into the batch, and a checked copy replaces an unchecked one.
+        let mut vouched_for = BTreeSet::new();
+        let vouched: Vec<bool> = inbox
+            .iter()
+            .map(|h| match &h.payload {
+                Payload::Commitment(c) if c.phase == 1 => {
+                    let dealer = from_address(&c.dealer);
+                    named.get(&dealer) == Some(&commitment_words_hash(&c.commitment))
+                        && vouched_for.insert(dealer)
+                }
+                _ => false,
+            })
+            .collect();
         let mut keys: Vec<PreparedBn254Key> = Vec::new();
         let mut key_index: BTreeMap<OperatorAddress, usize> = BTreeMap::new();
         let mut items = Vec::new();
@@ -556,6 +605,9 @@ impl Engine {
             else {
                 continue;
             };
+            if vouched[i] {
+                continue;
+            }
             let m = &h.message;
             let k = *key_index.entry(m.signer).or_insert_with(|| {
                 let prepared = self
@@ -572,7 +624,9 @@ impl Engine {
         let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
         self.flushing = true;
         for (i, h) in inbox.into_iter().enumerate() {
-            let authentic = (bn254[i] && batch_ok) || h.message.verify_signature(&h.key).is_ok();
+            let unchecked = batch_ok && vouched[i];
+            let authentic =
+                unchecked || (bn254[i] && batch_ok) || h.message.verify_signature(&h.key).is_ok();
             if !authentic {
                 self.bad_signatures += 1;
                 continue;
@@ -580,7 +634,9 @@ impl Engine {
             if self.outcome.is_some() {
                 break;
             }
+            self.vouching = unchecked;
             let _ = self.dispatch(&h.message, h.payload, h.parsed);
+            self.vouching = false;
         }
         self.flushing = false;
         self.check_phase2_batch();
@@ -625,6 +681,41 @@ impl Engine {
         }
     }
 
+    /// Sends a stored message of someone else's (or this node's) to every other
+    /// participant, if its signature holds (see [`Engine::authentic`]).
+    fn forward(&mut self, m: SignedMessage) {
+        if self.authentic(&m) {
+            self.out.push(Action::Send {
+                to: OperatorAddress::ZERO,
+                message: m,
+            });
+        }
+    }
+
+    /// Whether `m`'s signature holds. Every stored message's signature was checked on
+    /// arrival except phase-1 commitments vouched for by a signed share (see
+    /// [`Engine::flush_inbox`]); those are checked here, once, before they are shown
+    /// to anyone else or become evidence.
+    fn authentic(&mut self, m: &SignedMessage) -> bool {
+        if self.unsigned.contains(&m.hash) {
+            return false;
+        }
+        if !self.unchecked.remove(&m.hash) || self.authentic_now(m) {
+            return true;
+        }
+        self.bad_signatures += 1;
+        self.unsigned.insert(m.hash);
+        false
+    }
+
+    /// Checks a dealer's message's signature on its own.
+    fn authentic_now(&self, m: &SignedMessage) -> bool {
+        self.params
+            .dealers
+            .participant(&m.signer)
+            .is_some_and(|p| m.verify_signature(&p.public_key).is_ok())
+    }
+
     fn convict(&mut self, evidence: FraudEvidence) {
         let dealer = evidence.dealer();
         if let Some(v) = self.views.get_mut(&dealer) {
@@ -637,6 +728,13 @@ impl Engine {
                 return;
             }
             v.fraud = true;
+        }
+        // The dealer's content is at fault either way (a vouched commitment's points
+        // are the dealer's); but evidence whose own signatures fail would prove
+        // nothing to anyone else, so it is not put out.
+        let messages: Vec<SignedMessage> = evidence.messages().into_iter().cloned().collect();
+        if !messages.iter().all(|m| self.authentic(m)) {
+            return;
         }
         self.out.push(Action::Evidence(Box::new(evidence.clone())));
         self.evidence.push(evidence);
@@ -812,6 +910,10 @@ impl Engine {
             None => self.parse_commitment(&c)?,
         };
         if c.phase == 1 && self.params.mode == VssMode::Pedersen && self.base.is_none() {
+            // Pending messages count as checked when they come back.
+            if self.vouching && !self.authentic_now(m) {
+                return Err(ProtocolError::BadSignature);
+            }
             self.pending.push(m.clone());
             return Ok(());
         }
@@ -826,6 +928,13 @@ impl Engine {
         };
         if let Some((first, _)) = slot {
             if first.hash == m.hash {
+                // The same payload again. If the stored copy's signature was never
+                // checked and this one's was, keep this one.
+                if !self.vouching
+                    && (self.unchecked.remove(&m.hash) | self.unsigned.remove(&m.hash))
+                {
+                    *first = m.clone();
+                }
                 return Ok(());
             }
             let first = first.clone();
@@ -833,12 +942,8 @@ impl Engine {
             view.forwarded = true;
             if forward {
                 // Let everyone see both versions, so every honest node holds the proof.
-                for msg in [first.clone(), m.clone()] {
-                    self.out.push(Action::Send {
-                        to: OperatorAddress::ZERO,
-                        message: msg,
-                    });
-                }
+                self.forward(first.clone());
+                self.forward(m.clone());
             }
             self.convict(FraudEvidence::Equivocation {
                 first,
@@ -847,6 +952,9 @@ impl Engine {
             return Ok(());
         }
         *slot = Some((m.clone(), parsed.clone()));
+        if self.vouching {
+            self.unchecked.insert(m.hash);
+        }
         if c.phase == 2 {
             self.phase2_unchecked.push(dealer);
             if !self.flushing {
@@ -869,10 +977,7 @@ impl Engine {
             view.commitment_hash = Some(h);
             if !view.forwarded && view.acks.values().any(|a| *a != h) {
                 view.forwarded = true;
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: m.clone(),
-                });
+                self.forward(m.clone());
             }
             self.check_share_against_commitment(&dealer);
         }
@@ -938,10 +1043,7 @@ impl Engine {
         {
             // Echo reveals once: a dealer revealing to only some nodes must not split
             // the honest nodes' view of who answered their complaints.
-            self.out.push(Action::Send {
-                to: OperatorAddress::ZERO,
-                message: m.clone(),
-            });
+            self.forward(m.clone());
         }
         Ok(())
     }
@@ -1007,10 +1109,7 @@ impl Engine {
             if !view.forwarded {
                 // Others may have been shown another commitment: let them compare.
                 view.forwarded = true;
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: m,
-                });
+                self.forward(m);
             }
             self.convict(ev);
             return;
@@ -1080,10 +1179,7 @@ impl Engine {
                 }
                 self.complain(dealer, ComplaintReason::InvalidShare);
                 // The signed share is the proof: let everyone check it.
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: smsg,
-                });
+                self.forward(smsg);
             }
         }
         if !acks.is_empty() {
@@ -1132,10 +1228,7 @@ impl Engine {
             {
                 view.forwarded = true;
                 let m = cmsg.clone();
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: m,
-                });
+                self.forward(m);
             }
         }
         Ok(())
@@ -1152,10 +1245,7 @@ impl Engine {
             if view.missing_complaints.insert(player) && player != self.me {
                 // Echo once, so that a complaint shown to only some nodes still binds
                 // every honest node's decision about the dealer.
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: m.clone(),
-                });
+                self.forward(m.clone());
             }
             if dealer == self.me
                 && let (Some(cm), Some(sm)) = (
@@ -1164,10 +1254,7 @@ impl Engine {
                 )
             {
                 // GJKR: answer a complaint by revealing the share publicly.
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: cm,
-                });
+                self.forward(cm);
                 self.broadcast(sm);
             }
         }
@@ -1411,10 +1498,7 @@ impl Engine {
             self.convict(ev);
         }
         self.complain(dealer, ComplaintReason::InvalidPhase2);
-        self.out.push(Action::Send {
-            to: OperatorAddress::ZERO,
-            message: share_msg,
-        });
+        self.forward(share_msg);
     }
 
     /// Pedersen: the phase-2 (Feldman) commitments of QUAL make the public polynomial,
@@ -1478,10 +1562,7 @@ impl Engine {
                     .expect("exists")
                     .public_shares
                     .insert(self.me, (smsg.clone(), share));
-                self.out.push(Action::Send {
-                    to: OperatorAddress::ZERO,
-                    message: smsg,
-                });
+                self.forward(smsg);
             }
         }
     }

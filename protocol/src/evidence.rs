@@ -182,6 +182,22 @@ impl FraudEvidence {
         m.signer
     }
 
+    /// The signed messages the evidence consists of.
+    pub fn messages(&self) -> Vec<&SignedMessage> {
+        match self {
+            Self::InvalidShare { commitment, share }
+            | Self::CommitmentInconsistency { commitment, share } => vec![commitment, share],
+            Self::Equivocation { first, second } => vec![first, second],
+            Self::WrongReshareConstant { commitment }
+            | Self::InvalidCommitmentPoint { commitment } => vec![commitment],
+            Self::Phase2Inconsistency {
+                pedersen,
+                feldman,
+                share,
+            } => vec![pedersen, feldman, share],
+        }
+    }
+
     /// A short name of the fraud type.
     pub fn kind(&self) -> &'static str {
         match self {

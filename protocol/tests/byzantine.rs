@@ -330,3 +330,89 @@ fn pedersen_phase2_with_a_silent_and_a_selective_liar() {
         );
     }
 }
+
+/// Sends its phase-1 commitment with a signature over something else (the points and
+/// the rest of the payload are genuine), and a corrupted share to `victims`.
+struct UnsignedCommitment {
+    inner: InvalidShares,
+}
+
+impl Behaviour for UnsignedCommitment {
+    fn outgoing(
+        &mut self,
+        to: OperatorAddress,
+        m: kms_protocol::SignedMessage,
+    ) -> Vec<(OperatorAddress, kms_protocol::SignedMessage, u64)> {
+        use kms_protocol::messages::Payload;
+        if m.signer == self.inner.me
+            && let Ok(Payload::Commitment(c)) = m.peek()
+            && c.phase == 1
+        {
+            let mut m = m;
+            m.signature = self.inner.signer.sign(&[7; 32]);
+            return vec![(to, m, 0)];
+        }
+        self.inner.outgoing(to, m)
+    }
+}
+
+/// A player does not check the signature of a commitment its signed share vouches
+/// for (the share names the commitment's hash). Such a commitment with a broken
+/// signature still counts — its content is the dealer's — but it is never forwarded
+/// nor put into evidence, which would prove nothing to anyone else.
+#[test]
+fn a_commitment_vouched_for_by_a_share_needs_no_signature_of_its_own() {
+    for mode in [VssMode::Feldman, VssMode::Pedersen] {
+        // Only the signature is broken: the dealer qualifies, nothing is alleged.
+        let (f, bad, ops) = run_with(
+            7,
+            mode,
+            31,
+            |ops, i| {
+                Box::new(UnsignedCommitment {
+                    inner: InvalidShares {
+                        me: ops[i].address,
+                        signer: ops[i].signer.clone(),
+                        victims: vec![],
+                    },
+                })
+            },
+            1,
+        );
+        let qual = &f.versions.values().next().unwrap().qualified_dealers;
+        assert!(qual.contains(&bad[0]), "{mode:?}: {qual:?}");
+        check_mpk_is_sum_of_qual(&f);
+        assert!(evidence_kinds(&f, &honest_of(&ops, &bad), &bad[0]).is_empty());
+        // What a player reports for the on-chain comparison must verify.
+        for h in honest_of(&ops, &bad) {
+            let engine = f.net.engine(&h).unwrap();
+            let received = engine.received_commitments();
+            assert!(received.iter().all(|(d, _, _)| *d != bad[0]));
+            assert_eq!(received.len(), 5, "{mode:?}");
+        }
+
+        // With an invalid share to one player as well: every honest node sees the
+        // forwarded share fail against the dealer's (vouched) points and leaves it
+        // out, but nobody puts out evidence that would not verify.
+        let (f, bad, ops) = run_with(
+            7,
+            mode,
+            32,
+            |ops, i| {
+                Box::new(UnsignedCommitment {
+                    inner: InvalidShares {
+                        me: ops[i].address,
+                        signer: ops[i].signer.clone(),
+                        victims: vec![ops[6].address],
+                    },
+                })
+            },
+            1,
+        );
+        let qual = &f.versions.values().next().unwrap().qualified_dealers;
+        assert!(!qual.contains(&bad[0]), "{mode:?}: {qual:?}");
+        assert_eq!(qual.len(), 6);
+        check_mpk_is_sum_of_qual(&f);
+        evidence_kinds(&f, &honest_of(&ops, &bad), &bad[0]);
+    }
+}

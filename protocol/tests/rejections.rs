@@ -166,8 +166,16 @@ fn non_member_forgery_and_misaddressed_shares_are_rejected() {
     first_forged.handle(1, &share).unwrap();
     first_forged.handle(1, &commitment).unwrap();
     let acks = sent(&first_forged.tick(params.schedule.phase_end(0)));
-    assert_eq!(first_forged.bad_signatures(), 1);
+    // The share vouches for the first copy's content, so its signature is not looked
+    // at; the genuine copy, checked in the batch, then takes its place.
+    assert_eq!(first_forged.bad_signatures(), 0);
     assert!(first_forged.evidence().is_empty());
+    let kept = first_forged.received_commitments();
+    let (_, kept, _) = kept
+        .iter()
+        .find(|(d, _, _)| *d == members[0].address)
+        .expect("the dealer's commitment is kept");
+    assert_eq!(kept.signature, commitment.signature);
     assert!(
         acks.iter().any(|(_, m)| matches!(
             m.peek(),
