@@ -303,3 +303,50 @@ fn correctly_signed_malformed_points_and_scalars_are_refused() {
         "the genuine share from dealer 0 is acknowledged"
     );
 }
+
+/// Pedersen coin flip: commitments that arrive in phase 0 wait for the reveals, so
+/// both are checked in one signature batch (one Miller loop per operator); a forged
+/// copy is dropped there and cannot displace the genuine commitment, and a commitment
+/// arriving after phase 0 is refused on arrival.
+#[test]
+fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
+    let ops = SimOperator::generate(3, 77);
+    let params = SessionParams::dkg(
+        SessionTimestamp(5),
+        VssMode::Pedersen,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let end0 = params.schedule.phase_end(0);
+    let mut a = engine(&params, &ops[0]);
+    let mut b = engine(&params, &ops[1]);
+    let mut c = engine(&params, &ops[2]);
+    let (_, commit) = sent(&a.start(0))[0].clone();
+    let (_, late) = sent(&c.start(0))[0].clone();
+    let _ = b.start(0);
+    let mut forged = commit.clone();
+    forged.signature = ops[2].signer.sign(&forged.hash);
+    b.handle(1, &forged).unwrap();
+    b.handle(2, &commit).unwrap();
+    let _ = b.tick(end0);
+    assert_eq!(b.bad_signatures(), 0, "held until the reveals");
+    assert_eq!(
+        b.handle(end0 + 1, &late).unwrap_err(),
+        ProtocolError::Rejected("coin commitment after its deadline")
+    );
+    let reveal = sent(&a.tick(end0))
+        .into_iter()
+        .find(|(_, m)| matches!(m.peek(), Ok(Payload::CoinReveal(_))))
+        .expect("a reveals")
+        .1;
+    b.handle(end0 + 2, &reveal).unwrap();
+    let _ = b.tick(params.schedule.phase_end(1));
+    assert_eq!(
+        b.bad_signatures(),
+        1,
+        "the forged copy, dropped in the batch"
+    );
+    // b's own reveal and a's (which opened the genuine commitment): t = 2 of 3.
+    assert!(b.pedersen_base().is_some());
+}
