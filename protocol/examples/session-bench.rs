@@ -6,7 +6,7 @@
 //! Both sides are process CPU time (all threads: blst spreads a large MSM over the
 //! cores), so the ratio does not depend on what else the machine is doing.
 //!
-//! `cargo run --release -p kms-protocol --example session-bench [-- --sizes 7,10,15,50,100]`
+//! `cargo run --release -p kms-protocol --example session-bench [-- --sizes 7,10,15,50,100] [--rounds 3]`
 //!
 //! Prints a Markdown table (the one in `docs/benchmarks.md`).
 
@@ -32,40 +32,72 @@ struct Row {
     floor_points: usize,
 }
 
+use kms_protocol::sim::process_cpu_time;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn floor_msm(points: usize) -> Duration {
-    use kms_protocol::sim::process_cpu_time;
-    let mut rng = ChaCha20Rng::seed_from_u64(points as u64);
-    let g = G2Point::generator();
-    let base: Vec<G2Point> = (0..64).map(|_| g.mul(&Scalar::random(&mut rng))).collect();
-    let pts: Vec<G2Point> = (0..points)
-        .map(|i| base[i % 64].add(&base[(i * 7 + 1) % 64]))
-        .collect();
-    let scalars: Vec<Scalar> = (0..points).map(|_| Scalar::random(&mut rng)).collect();
-    let runs: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = process_cpu_time();
-            let _ = G2Point::msm(&pts, &scalars).expect("lengths match");
-            process_cpu_time().saturating_sub(t)
-        })
-        .collect();
-    median(runs)
+/// Bare MSMs over `points` random points, timed in process CPU time.
+struct Floor {
+    points: Vec<G2Point>,
+    scalars: Vec<Scalar>,
+    runs: Vec<Duration>,
+    last: Instant,
 }
 
+impl Floor {
+    fn new(points: usize) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(points as u64);
+        let g = G2Point::generator();
+        let base: Vec<G2Point> = (0..64).map(|_| g.mul(&Scalar::random(&mut rng))).collect();
+        Self {
+            points: (0..points)
+                .map(|i| base[i % 64].add(&base[(i * 7 + 1) % 64]))
+                .collect(),
+            scalars: (0..points).map(|_| Scalar::random(&mut rng)).collect(),
+            runs: Vec::new(),
+            last: Instant::now(),
+        }
+    }
+
+    fn sample(&mut self) {
+        let t = process_cpu_time();
+        let _ = G2Point::msm(&self.points, &self.scalars).expect("lengths match");
+        self.runs.push(process_cpu_time().saturating_sub(t));
+        self.last = Instant::now();
+    }
+}
+
+/// Runs a session and measures its floor over `floor_points` in the same stretch of
+/// time: five times right before, once per wall-clock second while it runs (between
+/// the simulation's steps, outside the nodes' timed work) and five times right after;
+/// the floor is the median. This machine's speed changes by 2–3× from minute to
+/// minute, and a session at n = 100 lasts a minute: sampling the floor all along
+/// makes such changes weigh on both sides of the ratio alike.
 fn run(
     params: SessionParams,
     ops: &[SimOperator],
     shares: BTreeMap<OperatorAddress, Scalar>,
-) -> (Network, Duration) {
+    floor_points: usize,
+) -> (Network, Duration, Duration) {
     let end = params.schedule.phase_end(10);
     let mut net = Network::new(&params, ops, shares, NetConfig::default()).expect("network");
+    let mut floor = Floor::new(floor_points);
+    (0..5).for_each(|_| floor.sample());
     let t = Instant::now();
-    net.run(end);
-    (net, t.elapsed())
+    let mut session_floor = Duration::ZERO;
+    net.run_observed(end, || {
+        if floor.last.elapsed() >= Duration::from_secs(1) {
+            let s = Instant::now();
+            floor.sample();
+            session_floor += s.elapsed();
+        }
+    });
+    let wall = t.elapsed().saturating_sub(session_floor);
+    (0..5).for_each(|_| floor.sample());
+    (net, wall, median(floor.runs))
 }
 
 fn stats(net: &Network, ops: &[SimOperator]) -> (Duration, Duration, u64) {
@@ -93,12 +125,18 @@ fn main() {
         .nth(1)
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![7, 10, 15, 50, 100]);
+    let rounds: usize = std::env::args()
+        .skip_while(|a| a != "--rounds")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let schedule = Schedule {
         start_ms: 0,
         phase_ms: 1_000,
     };
     let mut rows = Vec::new();
-    for &n in &sizes {
+    for (round, &n) in (0..rounds).flat_map(|r| sizes.iter().map(move |n| (r, n))) {
         let t = threshold(n);
         let ops = SimOperator::generate(n, n as u64);
         for (kind, mode) in [
@@ -108,13 +146,13 @@ fn main() {
             let params =
                 SessionParams::dkg(SessionTimestamp(1), mode, participants(&ops), schedule)
                     .expect("params");
-            let (net, wall) = run(params, &ops, BTreeMap::new());
-            let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
             let floor_points = if mode == VssMode::Pedersen {
                 2 * n * t
             } else {
                 n * t
             };
+            let (net, wall, floor) = run(params, &ops, BTreeMap::new(), floor_points);
+            let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
             rows.push(Row {
                 n,
                 kind,
@@ -122,7 +160,7 @@ fn main() {
                 cpu_median,
                 cpu_max,
                 bytes_per_node,
-                floor: floor_msm(floor_points),
+                floor,
                 floor_points,
             });
             if mode == VssMode::Feldman {
@@ -145,7 +183,7 @@ fn main() {
                     schedule,
                 )
                 .expect("params");
-                let (net, wall) = run(params, &ops, shares);
+                let (net, wall, floor) = run(params, &ops, shares, n * t);
                 let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
                 rows.push(Row {
                     n,
@@ -154,32 +192,58 @@ fn main() {
                     cpu_median,
                     cpu_max,
                     bytes_per_node,
-                    floor: floor_msm(n * t),
+                    floor,
                     floor_points: n * t,
                 });
             }
         }
-        eprintln!("n = {n} done");
+        eprintln!("round {}: n = {n} done", round + 1);
+    }
+    print_table(rows);
+}
+
+/// One line per configuration: medians over the rounds (the ratio is the median of
+/// the rounds' ratios, each listed in the last column).
+fn print_table(rows: Vec<Row>) {
+    let mut keys: Vec<(usize, &'static str)> = Vec::new();
+    for r in &rows {
+        if !keys.contains(&(r.n, r.kind)) {
+            keys.push((r.n, r.kind));
+        }
     }
     println!(
-        "| n | t | session | wall (all nodes, 1 process) | CPU / node (median) | max | floor: G2 MSM, CPU | floor points | ratio | bytes sent / node | bytes / (n·t) |"
+        "| n | t | session | wall (all nodes, 1 process) | CPU / node (median) | max | floor: G2 MSM, CPU | floor points | ratio | bytes sent / node | bytes / (n·t) | ratio per round |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in rows {
-        let t = threshold(r.n);
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (n, kind) in keys {
+        let runs: Vec<&Row> = rows.iter().filter(|r| r.n == n && r.kind == kind).collect();
+        let med = |f: &dyn Fn(&Row) -> Duration| median(runs.iter().map(|r| f(r)).collect());
+        let ratios: Vec<f64> = runs
+            .iter()
+            .map(|r| r.cpu_median.as_secs_f64() / r.floor.as_secs_f64())
+            .collect();
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let r0 = runs[0];
+        let t = threshold(n);
         println!(
-            "| {} | {} | {} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2}× | {:.1} KiB | {} |",
-            r.n,
+            "| {} | {} | {} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2}× | {:.1} KiB | {} | {} |",
+            n,
             t,
-            r.kind,
-            r.wall.as_secs_f64(),
-            r.cpu_median.as_secs_f64() * 1e3,
-            r.cpu_max.as_secs_f64() * 1e3,
-            r.floor.as_secs_f64() * 1e3,
-            r.floor_points,
-            r.cpu_median.as_secs_f64() / r.floor.as_secs_f64(),
-            r.bytes_per_node as f64 / 1024.0,
-            r.bytes_per_node / (r.n * t) as u64,
+            kind,
+            med(&|r| r.wall).as_secs_f64(),
+            med(&|r| r.cpu_median).as_secs_f64() * 1e3,
+            med(&|r| r.cpu_max).as_secs_f64() * 1e3,
+            med(&|r| r.floor).as_secs_f64() * 1e3,
+            r0.floor_points,
+            sorted[sorted.len() / 2],
+            r0.bytes_per_node as f64 / 1024.0,
+            r0.bytes_per_node / (n * t) as u64,
+            ratios
+                .iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
         );
     }
 }

@@ -279,6 +279,13 @@ impl Network {
 
     /// Runs until every engine finished or the virtual clock passes `until_ms`.
     pub fn run(&mut self, until_ms: u64) {
+        self.run_observed(until_ms, || {});
+    }
+
+    /// [`Network::run`], calling `observe` between any two steps (a delivery or a
+    /// round of ticks), outside the nodes' timed work — a benchmark samples the
+    /// machine's speed there while the session runs.
+    pub fn run_observed(&mut self, until_ms: u64, mut observe: impl FnMut()) {
         let addrs: Vec<OperatorAddress> = self.nodes.keys().copied().collect();
         for a in &addrs {
             let actions = self.timed(*a, |e, now| e.start(now));
@@ -319,6 +326,7 @@ impl Network {
                             }
                         }
                     }
+                    observe();
                 }
                 _ => {
                     self.now = deadline;
@@ -330,6 +338,7 @@ impl Network {
                         let actions = self.timed(*a, |e, now| e.tick(now));
                         self.apply(*a, actions);
                     }
+                    observe();
                     if next_phase > 16 {
                         break;
                     }
