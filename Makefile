@@ -31,7 +31,7 @@ clippy: ## Lints, warnings as errors
 
 bench: ## Criterion benchmarks of the primitives and the session benchmark table
 	$(CARGO) bench -p kms-crypto
-	$(CARGO) run --release --locked -p kms-protocol --example session-bench
+	$(CARGO) run --release --locked -p kms-protocol --example session-bench -- --rounds 3
 
 vectors: ## Regenerate the known-answer vectors (only for an intended format change)
 	KMS_REGENERATE_VECTORS=1 $(CARGO) test -p kms-crypto --test vectors

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 
 use common::wrong_constant::WrongConstant;
 use common::*;
+use kms_crypto::Commitment;
 use kms_crypto::poly::interpolate_at_zero;
 use kms_crypto::vss::feldman::FeldmanDealing;
 use kms_crypto::{G2Point, Scalar, evaluation_point, threshold};
 use kms_protocol::sim::{NetConfig, SimOperator};
-use kms_protocol::{EvidenceContext, SessionOutcome, SessionParams, SessionTimestamp, VssMode};
+use kms_protocol::{
+    EvidenceContext, FraudEvidence, SessionOutcome, SessionParams, SessionTimestamp, VssMode,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -92,11 +95,17 @@ fn five_reshares_with_rotating_membership() {
     }
 }
 
-#[test]
-fn dealer_changing_the_secret_is_proven_and_excluded() {
-    let ops = SimOperator::generate(7, 600);
-    let params = kms_protocol::SessionParams::dkg(
-        kms_protocol::SessionTimestamp(10),
+/// A DKG of seven, then a reshare in which `ops[bad]` deals a consistent sharing of
+/// `secret(its current share)`; checks that the key is unchanged, that the dealer is
+/// left out, and that the evidence verifies. Returns what the checks used.
+fn reshare_with_a_wrong_constant(
+    seed: u64,
+    bad: usize,
+    secret: impl FnOnce(&Scalar, &mut ChaCha20Rng) -> Scalar,
+) -> (Vec<SimOperator>, Commitment, FraudEvidence, SessionParams) {
+    let ops = SimOperator::generate(7, seed);
+    let params = SessionParams::dkg(
+        SessionTimestamp(seed),
         VssMode::Feldman,
         participants(&ops),
         schedule(0),
@@ -104,15 +113,16 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
     .unwrap();
     let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
     let (commitment, shares) = check_agreement(&f);
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let bad = &ops[3];
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let bad = &ops[bad];
+    let secret = secret(&shares[&bad.address], &mut rng);
     let byz = WrongConstant {
         me: bad.address,
         signer: bad.signer.clone(),
-        dealing: FeldmanDealing::new(Scalar::random(&mut rng), threshold(7), &mut rng).unwrap(),
+        dealing: FeldmanDealing::new(secret, threshold(7), &mut rng).unwrap(),
     };
     let f = reshare(
-        11,
+        seed + 1,
         VssMode::Feldman,
         &ops,
         &ops,
@@ -124,20 +134,31 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
     assert_eq!(new_commitment.constant(), commitment.constant());
     let v = f.versions.values().next().unwrap();
     assert!(!v.qualified_dealers.contains(&bad.address));
+    assert_eq!(v.qualified_dealers.len(), 6);
     let honest = ops.iter().find(|o| o.address != bad.address).unwrap();
-    let ev = f.net.evidence(&honest.address);
-    let e = ev
+    let params = f.net.engine(&honest.address).unwrap().params().clone();
+    let e = f
+        .net
+        .evidence(&honest.address)
         .iter()
         .find(|e| e.kind() == "wrong_reshare_constant")
-        .expect("evidence");
-    let key = bad.participant().public_key;
-    let params = f.net.engine(&honest.address).unwrap().params().clone();
+        .expect("evidence")
+        .clone();
     e.verify(&EvidenceContext {
-        dealer_key: &key,
+        dealer_key: &bad.participant().public_key,
         pedersen_base: None,
         reshare: Some(&params),
     })
     .unwrap();
+    (ops, commitment, e, params)
+}
+
+#[test]
+fn dealer_changing_the_secret_is_proven_and_excluded() {
+    let (ops, commitment, e, params) =
+        reshare_with_a_wrong_constant(10, 3, |_, rng| Scalar::random(rng));
+    let key = ops[3].participant().public_key;
+    let honest = &ops[0];
     // Checked against someone else's key, the same messages prove nothing.
     let innocent = honest.participant().public_key;
     assert!(
@@ -181,52 +202,7 @@ fn dealer_changing_the_secret_is_proven_and_excluded() {
 /// caught like any other wrong constant: the weight is part of the rule.
 #[test]
 fn unweighted_reshare_dealing_is_a_wrong_constant() {
-    let ops = SimOperator::generate(7, 12);
-    let params = SessionParams::dkg(
-        SessionTimestamp(12),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
-    let f = run(params, &ops, BTreeMap::new(), vec![], NetConfig::default());
-    let (commitment, shares) = check_agreement(&f);
-    let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let bad = &ops[5];
-    let byz = WrongConstant {
-        me: bad.address,
-        signer: bad.signer.clone(),
-        dealing: FeldmanDealing::new(shares[&bad.address].clone(), threshold(7), &mut rng).unwrap(),
-    };
-    let f = reshare(
-        13,
-        VssMode::Feldman,
-        &ops,
-        &ops,
-        &commitment,
-        &shares,
-        vec![(bad.address, Box::new(byz))],
-    );
-    let (new_commitment, _) = check_agreement(&f);
-    assert_eq!(new_commitment.constant(), commitment.constant());
-    let v = f.versions.values().next().unwrap();
-    assert!(!v.qualified_dealers.contains(&bad.address));
-    assert_eq!(v.qualified_dealers.len(), 6);
-    let honest = ops.iter().find(|o| o.address != bad.address).unwrap();
-    let params = f.net.engine(&honest.address).unwrap().params().clone();
-    let e = f
-        .net
-        .evidence(&honest.address)
-        .iter()
-        .find(|e| e.kind() == "wrong_reshare_constant")
-        .expect("evidence")
-        .clone();
-    e.verify(&EvidenceContext {
-        dealer_key: &bad.participant().public_key,
-        pedersen_base: None,
-        reshare: Some(&params),
-    })
-    .unwrap();
+    reshare_with_a_wrong_constant(12, 5, |share, _| share.clone());
 }
 
 #[test]
