@@ -84,7 +84,7 @@ pub fn session_descriptor(params: &SessionParams) -> Result<SessionDescriptor, C
     };
     let d = SessionDescriptor {
         timestamp: params.timestamp.0,
-        kind: params.kind as u8,
+        kind: params.kind.descriptor_byte(),
         mode: params.mode as u8,
         dealers: addrs(&params.dealers),
         dealerThreshold: U256::from(params.dealers.threshold()),

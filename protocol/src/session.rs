@@ -26,6 +26,21 @@ pub enum SessionKind {
     Reshare,
 }
 
+impl SessionKind {
+    /// The `kind` byte of the session descriptor, and so of the session hash every
+    /// message carries. A reshare is 2: its dealers deal Lagrange-weighted shares
+    /// (`f(0) = λ·s`). Releases before that used 1 for the unweighted rule; with
+    /// distinct bytes, nodes of the two rules never share a session (each refuses the
+    /// other's messages as another session's) instead of convicting each other's
+    /// honest dealers of wrong constants during a rolling upgrade.
+    pub fn descriptor_byte(self) -> u8 {
+        match self {
+            Self::Dkg => 0,
+            Self::Reshare => 2,
+        }
+    }
+}
+
 /// The verifiable secret sharing scheme of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -259,7 +274,7 @@ impl SessionParams {
         };
         let d = SessionDescriptor {
             timestamp: self.timestamp.0,
-            kind: self.kind as u8,
+            kind: self.kind.descriptor_byte(),
             mode: self.mode as u8,
             dealers: addrs(&self.dealers),
             dealerThreshold: alloy_primitives::U256::from(self.dealers.threshold()),
@@ -273,5 +288,62 @@ impl SessionParams {
             ),
         };
         Keccak256::digest(d.abi_encode()).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimOperator;
+
+    /// A reshare's session hash names the weighted rule (kind byte 2), so a node of a
+    /// release that still deals unweighted shares (kind byte 1) computes another hash
+    /// for the same session and the two refuse each other's messages.
+    #[test]
+    fn reshare_sessions_are_bound_to_the_weighted_rule() {
+        let ops = SimOperator::generate(4, 3);
+        let members: Vec<Participant> = ops.iter().map(SimOperator::participant).collect();
+        let schedule = Schedule {
+            start_ms: 0,
+            phase_ms: 1_000,
+        };
+        let previous = kms_crypto::vss::feldman::FeldmanDealing::new(
+            Scalar::from_u64(5),
+            3,
+            &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([1; 32]),
+        )
+        .unwrap()
+        .commitment()
+        .clone();
+        let p = SessionParams::reshare(
+            SessionTimestamp(9),
+            VssMode::Feldman,
+            members.clone(),
+            previous.clone(),
+            members,
+            schedule,
+        )
+        .unwrap();
+        let with_kind = |kind: u8| {
+            let addrs: Vec<Address> = p
+                .dealers
+                .addresses()
+                .map(|a| Address::from(*a.as_bytes()))
+                .collect();
+            let d = SessionDescriptor {
+                timestamp: 9,
+                kind,
+                mode: VssMode::Feldman as u8,
+                dealers: addrs.clone(),
+                dealerThreshold: alloy_primitives::U256::from(3),
+                players: addrs,
+                playerThreshold: alloy_primitives::U256::from(3),
+                previousCommitmentHash: B256::from(previous.hash()),
+            };
+            <[u8; 32]>::from(Keccak256::digest(d.abi_encode()))
+        };
+        assert_eq!(p.session_hash(), with_kind(2));
+        assert_ne!(p.session_hash(), with_kind(1));
+        assert_eq!(SessionKind::Dkg.descriptor_byte(), 0);
     }
 }
