@@ -77,12 +77,19 @@ struct DealerView {
     fraud: bool,
 }
 
+/// A commitment message's points, decoded once on arrival, and the hash of their
+/// words (what shares and acks name).
+struct Decoded {
+    points: Commitment,
+    hash: [u8; 32],
+}
+
 /// A message held for its phase's signature batch: everything else was checked.
 struct Held {
     message: SignedMessage,
     payload: Payload,
-    /// A commitment's points, decoded once on arrival.
-    parsed: Option<Commitment>,
+    /// A commitment's points and hash.
+    parsed: Option<Decoded>,
     /// The author's registered key.
     key: OperatorPublicKey,
 }
@@ -126,8 +133,6 @@ pub struct Engine {
     unchecked: BTreeSet<[u8; 32]>,
     /// Vouched-for commitments whose own signature was checked and failed.
     unsigned: BTreeSet<[u8; 32]>,
-    /// Set while a vouched-for commitment is dispatched.
-    vouching: bool,
     /// Handling the inbox's messages: checks that can be batched wait for the end.
     flushing: bool,
     /// Dealers whose phase-2 commitment arrived and awaits the batched share check.
@@ -212,7 +217,6 @@ impl Engine {
             bad_signatures: 0,
             unchecked: BTreeSet::new(),
             unsigned: BTreeSet::new(),
-            vouching: false,
             flushing: false,
             phase2_unchecked: Vec::new(),
             phases_done: 0,
@@ -427,12 +431,12 @@ impl Engine {
             return Ok(());
         }
         m.verify_signature(&key)?;
-        self.dispatch(m, payload, None)
+        self.dispatch(m, payload, None, true)
     }
 
     /// The content checks of a message that can be made before acting on it; returns
-    /// a commitment's decoded points so they are decoded once.
-    fn precheck(&self, payload: &Payload) -> Result<Option<Commitment>, ProtocolError> {
+    /// a commitment's decoded points and hash so they are computed once.
+    fn precheck(&self, payload: &Payload) -> Result<Option<Decoded>, ProtocolError> {
         match payload {
             Payload::Commitment(c) => self.parse_commitment(c).map(Some),
             Payload::Share(s) => {
@@ -451,15 +455,17 @@ impl Engine {
         }
     }
 
-    fn parse_commitment(&self, c: &DealerCommitment) -> Result<Commitment, ProtocolError> {
-        let parsed = decode_commitment_deferred(&c.commitment)?;
-        if parsed.threshold() != self.params.players.threshold() {
+    fn parse_commitment(&self, c: &DealerCommitment) -> Result<Decoded, ProtocolError> {
+        let points = decode_commitment_deferred(&c.commitment)?;
+        if points.threshold() != self.params.players.threshold() {
             return Err(ProtocolError::Rejected("commitment has the wrong degree"));
         }
         if c.phase != 1 && !(c.phase == 2 && self.params.mode == VssMode::Pedersen) {
             return Err(ProtocolError::Rejected("unknown commitment phase"));
         }
-        Ok(parsed)
+        let hash = commitment_words_hash(&c.commitment);
+        debug_assert_eq!(hash, points.hash());
+        Ok(Decoded { points, hash })
     }
 
     fn check_share_encoding(&self, s: &DealerShare) -> Result<PedersenShare, ProtocolError> {
@@ -492,7 +498,7 @@ impl Engine {
         }
         if let Ok((payload, _)) = self.authenticate(m) {
             // Rejections (e.g. duplicates) are fine.
-            let _ = self.dispatch(m, payload, None);
+            let _ = self.dispatch(m, payload, None, true);
         }
     }
 
@@ -598,11 +604,10 @@ impl Engine {
         let mut vouched_for = BTreeSet::new();
         let vouched: Vec<bool> = inbox
             .iter()
-            .map(|h| match &h.payload {
-                Payload::Commitment(c) if c.phase == 1 => {
+            .map(|h| match (&h.payload, &h.parsed) {
+                (Payload::Commitment(c), Some(decoded)) if c.phase == 1 => {
                     let dealer = from_address(&c.dealer);
-                    named.get(&dealer) == Some(&commitment_words_hash(&c.commitment))
-                        && vouched_for.insert(dealer)
+                    named.get(&dealer) == Some(&decoded.hash) && vouched_for.insert(dealer)
                 }
                 _ => false,
             })
@@ -650,23 +655,24 @@ impl Engine {
             if self.outcome.is_some() {
                 break;
             }
-            self.vouching = unchecked;
-            let _ = self.dispatch(&h.message, h.payload, h.parsed);
-            self.vouching = false;
+            let _ = self.dispatch(&h.message, h.payload, h.parsed, !unchecked);
         }
         self.flushing = false;
         self.check_phase2_batch();
     }
 
-    /// Acts on an authenticated message.
+    /// Acts on an authenticated message: its signature was checked, or (only
+    /// `signature_checked = false`) its content vouched for (see
+    /// [`Engine::flush_inbox`]).
     fn dispatch(
         &mut self,
         m: &SignedMessage,
         payload: Payload,
-        parsed: Option<Commitment>,
+        parsed: Option<Decoded>,
+        signature_checked: bool,
     ) -> Result<(), ProtocolError> {
         match payload {
-            Payload::Commitment(c) => self.on_commitment(m, c, parsed),
+            Payload::Commitment(c) => self.on_commitment(m, c, parsed, signature_checked),
             Payload::Share(s) => self.on_share(m, s),
             Payload::Ack(a) => self.on_ack(m.hash, a),
             Payload::Complaint(c) => self.on_complaint(m, c),
@@ -915,16 +921,20 @@ impl Engine {
         &mut self,
         m: &SignedMessage,
         c: DealerCommitment,
-        parsed: Option<Commitment>,
+        parsed: Option<Decoded>,
+        signature_checked: bool,
     ) -> Result<(), ProtocolError> {
         let dealer = from_address(&c.dealer);
-        let parsed = match parsed {
+        let Decoded {
+            points: parsed,
+            hash: h,
+        } = match parsed {
             Some(p) => p,
             None => self.parse_commitment(&c)?,
         };
         if c.phase == 1 && self.params.mode == VssMode::Pedersen && self.base.is_none() {
             // Pending messages count as checked when they come back.
-            if self.vouching && !self.authentic_now(m) {
+            if !signature_checked && !self.authentic_now(m) {
                 return Err(ProtocolError::BadSignature);
             }
             self.pending.push(m.clone());
@@ -943,7 +953,7 @@ impl Engine {
             if first.hash == m.hash {
                 // The same payload again. If the stored copy's signature was never
                 // checked and this one's was, keep this one.
-                if !self.vouching
+                if signature_checked
                     && (self.unchecked.remove(&m.hash) | self.unsigned.remove(&m.hash))
                 {
                     *first = m.clone();
@@ -965,7 +975,7 @@ impl Engine {
             return Ok(());
         }
         *slot = Some((m.clone(), parsed.clone()));
-        if self.vouching {
+        if !signature_checked {
             self.unchecked.insert(m.hash);
         }
         if c.phase == 2 {
@@ -984,8 +994,6 @@ impl Engine {
                 }
             }
         } else {
-            let h = commitment_words_hash(&c.commitment);
-            debug_assert_eq!(h, parsed.hash());
             let view = self.views.get_mut(&dealer).expect("exists");
             view.commitment_hash = Some(h);
             if !view.forwarded && view.acks.values().any(|a| *a != h) {
@@ -1279,7 +1287,7 @@ impl Engine {
         for m in pending {
             // Authenticated when first handled.
             if let Ok(payload) = m.peek() {
-                let _ = self.dispatch(&m, payload, None);
+                let _ = self.dispatch(&m, payload, None, true);
             }
         }
     }

@@ -362,23 +362,28 @@ impl Behaviour for UnsignedCommitment {
 /// nor put into evidence, which would prove nothing to anyone else.
 #[test]
 fn a_commitment_vouched_for_by_a_share_needs_no_signature_of_its_own() {
-    for mode in [VssMode::Feldman, VssMode::Pedersen] {
-        // Only the signature is broken: the dealer qualifies, nothing is alleged.
-        let (f, bad, ops) = run_with(
+    // One dealer whose commitment signature is broken, with an invalid share to
+    // operator 6 as well if `victim`.
+    let run_unsigned = |mode, seed, victim: bool| {
+        run_with(
             7,
             mode,
-            31,
+            seed,
             |ops, i| {
                 Box::new(UnsignedCommitment {
                     inner: InvalidShares {
                         me: ops[i].address,
                         signer: ops[i].signer.clone(),
-                        victims: vec![],
+                        victims: if victim { vec![ops[6].address] } else { vec![] },
                     },
                 })
             },
             1,
-        );
+        )
+    };
+    for mode in [VssMode::Feldman, VssMode::Pedersen] {
+        // Only the signature is broken: the dealer qualifies, nothing is alleged.
+        let (f, bad, ops) = run_unsigned(mode, 31, false);
         let qual = &f.versions.values().next().unwrap().qualified_dealers;
         assert!(qual.contains(&bad[0]), "{mode:?}: {qual:?}");
         check_mpk_is_sum_of_qual(&f);
@@ -394,21 +399,7 @@ fn a_commitment_vouched_for_by_a_share_needs_no_signature_of_its_own() {
         // With an invalid share to one player as well: every honest node sees the
         // forwarded share fail against the dealer's (vouched) points and leaves it
         // out, but nobody puts out evidence that would not verify.
-        let (f, bad, ops) = run_with(
-            7,
-            mode,
-            32,
-            |ops, i| {
-                Box::new(UnsignedCommitment {
-                    inner: InvalidShares {
-                        me: ops[i].address,
-                        signer: ops[i].signer.clone(),
-                        victims: vec![ops[6].address],
-                    },
-                })
-            },
-            1,
-        );
+        let (f, bad, ops) = run_unsigned(mode, 32, true);
         let qual = &f.versions.values().next().unwrap().qualified_dealers;
         assert!(!qual.contains(&bad[0]), "{mode:?}: {qual:?}");
         assert_eq!(qual.len(), 6);
