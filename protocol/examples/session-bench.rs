@@ -119,15 +119,16 @@ fn participants(ops: &[SimOperator]) -> Vec<Participant> {
     ops.iter().map(SimOperator::participant).collect()
 }
 
+/// The value after `name` on the command line.
+fn arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip_while(|a| a != "--sizes")
-        .nth(1)
+    let sizes: Vec<usize> = arg("--sizes")
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![7, 10, 15, 50, 100]);
-    let rounds: usize = std::env::args()
-        .skip_while(|a| a != "--rounds")
-        .nth(1)
+    let rounds: usize = arg("--rounds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
         .max(1);
