@@ -97,6 +97,9 @@ impl FakeCluster {
         let other = FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap();
         let mut urls = Vec::new();
         let mut tasks = Vec::new();
+        // A down node's port is held until every node has its own: released at once,
+        // the next bind could get it again and two nodes would share a URL.
+        let mut down = Vec::new();
         for (i, behaviour) in behaviours.iter().enumerate() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             urls.push(
@@ -105,7 +108,7 @@ impl FakeCluster {
                     .unwrap(),
             );
             if matches!(behaviour, Behaviour::Down) {
-                drop(listener);
+                down.push(listener);
                 continue;
             }
             let x = evaluation_point(&operators[i]).unwrap();
@@ -130,6 +133,8 @@ impl FakeCluster {
                 let _ = axum::serve(listener, app).await;
             }));
         }
+        // Closed now: connections to a down node are refused.
+        drop(down);
         Self {
             operators,
             commitment: dealing.commitment().clone(),
