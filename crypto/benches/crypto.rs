@@ -211,6 +211,36 @@ fn operator_signatures(c: &mut Criterion) {
         b.iter(|| ec_pk.verify(black_box(&hash), &ec_sig).unwrap())
     });
     g.finish();
+    // Protocol keys (Schnorr on secp256k1, certified by the operator key).
+    use kms_crypto::signer::certified::{ProtocolSecretKey, verify_batch};
+    let pk_secret = ProtocolSecretKey::random(&mut rng);
+    let pk_public = pk_secret.public_key();
+    let schnorr = pk_secret.sign(&hash, &mut rng);
+    let mut g = c.benchmark_group("protocol_key");
+    g.bench_function("sign", |b| {
+        b.iter(|| pk_secret.sign(black_box(&hash), &mut rand_core::OsRng))
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| schnorr.verify(&pk_public, black_box(&hash)).unwrap())
+    });
+    // The same phase as `bn254/verify_batch_100`: one message from each of 100 keys.
+    let secrets: Vec<ProtocolSecretKey> = (0..100)
+        .map(|_| ProtocolSecretKey::random(&mut rng))
+        .collect();
+    let publics: Vec<_> = secrets.iter().map(|s| s.public_key()).collect();
+    let hashes: Vec<[u8; 32]> = (0..100u8).map(|i| [i; 32]).collect();
+    let sigs: Vec<_> = secrets
+        .iter()
+        .zip(&hashes)
+        .map(|(s, h)| s.sign(h, &mut rng))
+        .collect();
+    let items: Vec<_> = (0..100)
+        .map(|i| (&publics[i], &hashes[i], &sigs[i]))
+        .collect();
+    g.bench_function("verify_batch_100", |b| {
+        b.iter(|| assert!(verify_batch(&items, &mut rng)))
+    });
+    g.finish();
 }
 
 criterion_group!(

@@ -21,7 +21,10 @@ use std::sync::Arc;
 
 use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero, powers};
 use kms_crypto::signer::bn254::verify_batch as verify_signature_batch;
-use kms_crypto::signer::{OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key};
+use kms_crypto::signer::certified::verify_batch as verify_schnorr_batch;
+use kms_crypto::signer::{
+    OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key, ProtocolKeyCertificate,
+};
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::coin::{self, CoinContribution};
 use kms_crypto::vss::feldman::{self, FeldmanDealing};
@@ -30,6 +33,7 @@ use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use crate::certificates::CertificateCache;
 use crate::error::ProtocolError;
 use crate::evidence::FraudEvidence;
 use crate::messages::{
@@ -126,6 +130,9 @@ pub struct Engine {
     mid_flushed: Option<u64>,
     /// Participants' BN254 keys with their Miller-loop lines precomputed.
     prepared: BTreeMap<OperatorAddress, PreparedBn254Key>,
+    /// Protocol-key certificates checked so far (shared with the host's other
+    /// sessions, see [`Engine::with_certificates`]).
+    certificates: Arc<CertificateCache>,
     /// Messages accepted into the inbox whose signature then failed.
     bad_signatures: u64,
     /// Hashes of stored phase-1 commitments whose own signature has not been checked:
@@ -214,6 +221,7 @@ impl Engine {
             inbox: Vec::new(),
             mid_flushed: None,
             prepared: BTreeMap::new(),
+            certificates: Arc::new(CertificateCache::new()),
             bad_signatures: 0,
             unchecked: BTreeSet::new(),
             unsigned: BTreeSet::new(),
@@ -224,6 +232,13 @@ impl Engine {
             outcome: None,
             out: Vec::new(),
         })
+    }
+
+    /// Shares the host's cache of checked protocol-key certificates, so that a peer's
+    /// certificate is checked once per node rather than once per session.
+    pub fn with_certificates(mut self, cache: Arc<CertificateCache>) -> Self {
+        self.certificates = cache;
+        self
     }
 
     /// The session parameters.
@@ -430,8 +445,98 @@ impl Engine {
             }
             return Ok(());
         }
-        m.verify_signature(&key)?;
+        if !self.check_signature(m, &key) {
+            return Err(ProtocolError::BadSignature);
+        }
         self.dispatch(m, payload, None, true)
+    }
+
+    /// Checks one message's signature against its author's registered key; a
+    /// certified signature's certificate is looked up in (or added to) the cache.
+    /// The message was authenticated for this session (so its timestamp is the
+    /// session's).
+    fn check_signature(&self, m: &SignedMessage, key: &OperatorPublicKey) -> bool {
+        match &m.signature {
+            OperatorSignature::Certified(c) => {
+                m.certificate_fits(&c.certificate, self.params.timestamp)
+                    && self.certificates.check(key, &c.certificate)
+                    && c.signature.verify(&c.certificate.key, &m.hash).is_ok()
+            }
+            _ => m.verify_signature(key).is_ok(),
+        }
+    }
+
+    /// For each held message, whether its certificate (if it has one) is valid: it
+    /// names the signer, covers the session and verifies under the signer's
+    /// registered key. Certificates not seen before are checked together — BN254
+    /// ones as one batch — and remembered.
+    fn check_certificates(&mut self, inbox: &[Held]) -> Vec<bool> {
+        let mut fresh: Vec<(OperatorAddress, OperatorPublicKey, ProtocolKeyCertificate)> =
+            Vec::new();
+        let mut fits = vec![true; inbox.len()];
+        for (i, h) in inbox.iter().enumerate() {
+            let OperatorSignature::Certified(c) = &h.message.signature else {
+                continue;
+            };
+            fits[i] = h
+                .message
+                .certificate_fits(&c.certificate, self.params.timestamp);
+            if fits[i]
+                && !self.certificates.contains(&h.key, &c.certificate)
+                && !fresh
+                    .iter()
+                    .any(|(_, k, f)| k == &h.key && f == &c.certificate)
+            {
+                fresh.push((h.message.signer, h.key.clone(), c.certificate.clone()));
+            }
+        }
+        let mut keys = Vec::new();
+        let mut items = Vec::new();
+        for (signer, key, c) in &fresh {
+            match (key, &c.signature) {
+                (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
+                    let prepared = self
+                        .prepared
+                        .entry(*signer)
+                        .or_insert_with(|| pk.prepare())
+                        .clone();
+                    keys.push(prepared);
+                    let digest = ProtocolKeyCertificate::digest(
+                        &c.operator,
+                        &c.key,
+                        c.not_before,
+                        c.not_after,
+                    );
+                    items.push((keys.len() - 1, digest, *sig));
+                }
+                _ => {
+                    self.certificates.check(key, c);
+                }
+            }
+        }
+        if !items.is_empty() {
+            let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
+            for (_, key, c) in fresh
+                .iter()
+                .filter(|(_, k, _)| matches!(k, OperatorPublicKey::Bn254(_)))
+            {
+                if batch_ok {
+                    self.certificates.insert(key, c);
+                } else {
+                    self.certificates.check(key, c);
+                }
+            }
+        }
+        inbox
+            .iter()
+            .zip(fits)
+            .map(|(h, fit)| match &h.message.signature {
+                OperatorSignature::Certified(c) => {
+                    fit && self.certificates.contains(&h.key, &c.certificate)
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     /// The content checks of a message that can be made before acting on it; returns
@@ -577,7 +682,19 @@ impl Engine {
             return;
         }
         let inbox = std::mem::take(&mut self.inbox);
-        // A phase-1 commitment needs no signature check of its own when a BN254-signed
+        let certified = self.check_certificates(&inbox);
+        // Messages whose signatures go into a batch: BN254 ones, and certified ones
+        // whose certificate holds (a Schnorr batch).
+        let batched: Vec<bool> = inbox
+            .iter()
+            .zip(&certified)
+            .map(|(h, ok)| match (&h.key, &h.message.signature) {
+                (OperatorPublicKey::Bn254(_), OperatorSignature::Bn254(_)) => true,
+                (_, OperatorSignature::Certified(_)) => *ok,
+                _ => false,
+            })
+            .collect();
+        // A phase-1 commitment needs no signature check of its own when a batch-signed
         // share to this node in the same batch names its hash: that signature covers
         // the hash of the commitment's points, and the rest of the commitment's
         // payload (session, dealer, phase) was checked against the session. It saves
@@ -586,13 +703,9 @@ impl Engine {
         // ([`Engine::authentic`]).
         let named: BTreeMap<OperatorAddress, [u8; 32]> = inbox
             .iter()
-            .filter(|h| {
-                matches!(
-                    (&h.key, &h.message.signature),
-                    (OperatorPublicKey::Bn254(_), OperatorSignature::Bn254(_))
-                )
-            })
-            .filter_map(|h| match &h.payload {
+            .zip(&batched)
+            .filter(|(_, b)| **b)
+            .filter_map(|(h, _)| match &h.payload {
                 Payload::Share(s) if from_address(&s.player) == self.me => {
                     Some((from_address(&s.dealer), s.commitmentHash.0))
                 }
@@ -615,30 +728,33 @@ impl Engine {
         let mut keys: Vec<PreparedBn254Key> = Vec::new();
         let mut key_index: BTreeMap<OperatorAddress, usize> = BTreeMap::new();
         let mut items = Vec::new();
-        let mut bn254 = vec![false; inbox.len()];
+        let mut schnorr = Vec::new();
         for (i, h) in inbox.iter().enumerate() {
-            let (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) =
-                (&h.key, &h.message.signature)
-            else {
-                continue;
-            };
-            if vouched[i] {
+            if vouched[i] || !batched[i] {
                 continue;
             }
             let m = &h.message;
-            let k = *key_index.entry(m.signer).or_insert_with(|| {
-                let prepared = self
-                    .prepared
-                    .entry(m.signer)
-                    .or_insert_with(|| pk.prepare())
-                    .clone();
-                keys.push(prepared);
-                keys.len() - 1
-            });
-            items.push((k, m.hash, *sig));
-            bn254[i] = true;
+            match (&h.key, &m.signature) {
+                (_, OperatorSignature::Certified(c)) => {
+                    schnorr.push((&c.certificate.key, &m.hash, &c.signature));
+                }
+                (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
+                    let k = *key_index.entry(m.signer).or_insert_with(|| {
+                        let prepared = self
+                            .prepared
+                            .entry(m.signer)
+                            .or_insert_with(|| pk.prepare())
+                            .clone();
+                        keys.push(prepared);
+                        keys.len() - 1
+                    });
+                    items.push((k, m.hash, *sig));
+                }
+                _ => {}
+            }
         }
-        let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
+        let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng)
+            && verify_schnorr_batch(&schnorr, &mut self.rng);
         self.flushing = true;
         // Coin commitments before the reveals that open them; otherwise in order of
         // arrival.
@@ -646,8 +762,10 @@ impl Engine {
         order.sort_by_key(|(_, h)| !matches!(h.payload, Payload::CoinCommit(_)));
         for (i, h) in order {
             let unchecked = batch_ok && vouched[i];
-            let authentic =
-                unchecked || (bn254[i] && batch_ok) || h.message.verify_signature(&h.key).is_ok();
+            let authentic = certified[i]
+                && (unchecked
+                    || (batched[i] && batch_ok)
+                    || self.check_signature(&h.message, &h.key));
             if !authentic {
                 self.bad_signatures += 1;
                 continue;
@@ -735,7 +853,7 @@ impl Engine {
         self.params
             .dealers
             .participant(&m.signer)
-            .is_some_and(|p| m.verify_signature(&p.public_key).is_ok())
+            .is_some_and(|p| self.check_signature(m, &p.public_key))
     }
 
     fn convict(&mut self, evidence: FraudEvidence) {

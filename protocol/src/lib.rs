@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod certificates;
 pub mod engine;
 pub mod error;
 pub mod evidence;
@@ -13,6 +14,7 @@ pub mod outcome;
 pub mod session;
 pub mod sim;
 
+pub use certificates::CertificateCache;
 pub use engine::{Action, Engine};
 pub use error::ProtocolError;
 pub use evidence::{EvidenceContext, EvidenceError, FraudEvidence};

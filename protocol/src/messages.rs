@@ -8,7 +8,9 @@
 
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_sol_types::{SolValue, sol};
-use kms_crypto::signer::{OperatorPublicKey, OperatorSignature, OperatorSigner, OperatorVerifier};
+use kms_crypto::signer::{
+    OperatorPublicKey, OperatorSignature, OperatorSigner, OperatorVerifier, ProtocolKeyCertificate,
+};
 use kms_crypto::vss::pedersen::PedersenShare;
 use kms_crypto::{Commitment, G2Point, OperatorAddress, Scalar};
 use serde::{Deserialize, Serialize};
@@ -308,10 +310,24 @@ impl SignedMessage {
     }
 
     /// Checks the signature on `self.hash` (which [`SignedMessage::open_unverified`]
-    /// ties to the payload) against `key`.
+    /// ties to the payload) against `key`. A certified signature must also name the
+    /// signer as its certificate's operator, and its certificate must cover the
+    /// message's session.
     pub fn verify_signature(&self, key: &OperatorPublicKey) -> Result<(), ProtocolError> {
+        if let OperatorSignature::Certified(c) = &self.signature {
+            let (ts, _) = self.peek()?.session();
+            if !self.certificate_fits(&c.certificate, ts) {
+                return Err(ProtocolError::BadSignature);
+            }
+        }
         key.verify(&self.hash, &self.signature)
             .map_err(|_| ProtocolError::BadSignature)
+    }
+
+    /// Whether a certificate may sign this message: it certifies the message's
+    /// signer, for a window that covers the session at `session`.
+    pub fn certificate_fits(&self, c: &ProtocolKeyCertificate, session: SessionTimestamp) -> bool {
+        c.operator == self.signer && c.covers(session.0)
     }
 
     /// Decodes the payload without checking the signature (for routing only).

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kms_crypto::OperatorAddress;
-use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, OperatorSigner};
+use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, CertifiedSigner, OperatorSigner};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::certificates::CertificateCache;
 use crate::engine::{Action, Engine};
 use crate::evidence::FraudEvidence;
 use crate::messages::SignedMessage;
@@ -25,11 +26,34 @@ pub struct SimOperator {
     pub address: OperatorAddress,
     /// Its signer.
     pub signer: Arc<dyn OperatorSigner>,
+    /// The protocol-key certificates its node has checked (kept across sessions, as
+    /// a node keeps them for its lifetime).
+    pub certificates: Arc<CertificateCache>,
 }
 
 impl SimOperator {
-    /// `n` operators with deterministic keys and addresses.
+    /// `n` operators with deterministic BN254 keys and addresses, signing their
+    /// messages with certified protocol keys, as nodes do.
     pub fn generate(n: usize, seed: u64) -> Vec<SimOperator> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        Self::generate_uncertified(n, seed)
+            .into_iter()
+            .map(|o| SimOperator {
+                signer: Arc::new(CertifiedSigner::generate(
+                    o.address,
+                    o.signer.as_ref(),
+                    0,
+                    u64::MAX,
+                    &mut rng,
+                )),
+                ..o
+            })
+            .collect()
+    }
+
+    /// `n` operators with deterministic BN254 keys and addresses that sign their
+    /// messages with the operator key itself.
+    pub fn generate_uncertified(n: usize, seed: u64) -> Vec<SimOperator> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut ops: Vec<SimOperator> = (0..n)
             .map(|_| {
@@ -40,6 +64,7 @@ impl SimOperator {
                 SimOperator {
                     address: OperatorAddress::from_bytes(a),
                     signer,
+                    certificates: Arc::default(),
                 }
             })
             .collect();
@@ -170,7 +195,8 @@ impl Network {
                 op.signer.clone(),
                 shares.remove(&op.address),
                 seed,
-            )?;
+            )?
+            .with_certificates(op.certificates.clone());
             nodes.insert(
                 op.address,
                 SimNode {

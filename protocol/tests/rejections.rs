@@ -6,10 +6,14 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use kms_crypto::signer::{Bn254SecretKey, Bn254Signer, OperatorSigner};
+use kms_crypto::signer::{
+    Bn254SecretKey, Bn254Signer, CertifiedSigner, OperatorSignature, OperatorSigner,
+};
 use kms_protocol::messages::{Payload, SignedMessage};
 use kms_protocol::sim::SimOperator;
-use kms_protocol::{Action, Engine, ProtocolError, SessionParams, SessionTimestamp, VssMode};
+use kms_protocol::{
+    Action, CertificateCache, Engine, ProtocolError, SessionParams, SessionTimestamp, VssMode,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -162,6 +166,15 @@ fn non_member_forgery_and_misaddressed_shares_are_rejected() {
         .find(|(to, _)| *to == members[2].address)
         .unwrap()
         .clone();
+    // The dealer's own certificate with a Schnorr signature of another message: the
+    // certificate fits, only the signature is wrong.
+    let mut forged = commitment.clone();
+    let (OperatorSignature::Certified(sig), OperatorSignature::Certified(other)) =
+        (&mut forged.signature, &share.signature)
+    else {
+        panic!("nodes sign with certified protocol keys")
+    };
+    sig.signature = other.signature;
     first_forged.handle(1, &forged).unwrap();
     first_forged.handle(1, &share).unwrap();
     first_forged.handle(1, &commitment).unwrap();
@@ -349,4 +362,114 @@ fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
     );
     // b's own reveal and a's (which opened the genuine commitment): t = 2 of 3.
     assert!(b.pedersen_base().is_some());
+}
+
+/// Signs `m`'s payload again with a protocol key certified for `operator` by
+/// `operator_signer` over `[not_before, not_after]`.
+fn recertified(
+    m: &SignedMessage,
+    operator: kms_crypto::OperatorAddress,
+    operator_signer: &dyn OperatorSigner,
+    window: (u64, u64),
+) -> SignedMessage {
+    let mut rng = ChaCha20Rng::seed_from_u64(window.0 ^ window.1);
+    let s = CertifiedSigner::generate(operator, operator_signer, window.0, window.1, &mut rng);
+    let mut out = m.clone();
+    out.signature = s.sign(&m.hash);
+    out
+}
+
+#[test]
+fn certified_signatures_need_a_certificate_for_the_signer_and_the_session() {
+    let ops = SimOperator::generate_uncertified(4, 902);
+    let params = SessionParams::dkg(
+        SessionTimestamp(1_000),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let dealer_op = &ops[0];
+    let mut dealer = engine(&params, dealer_op);
+    let msgs = sent(&dealer.start(0));
+    let (_, commitment) = msgs.iter().find(|(to, _)| to.is_zero()).unwrap().clone();
+    let key = dealer_op.signer.as_ref();
+    let me = dealer_op.address;
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let stranger = Bn254Signer::new(Bn254SecretKey::random(&mut rng));
+    let bad = [
+        // The window ends before the session, or starts after it.
+        recertified(&commitment, me, key, (0, 999)),
+        recertified(&commitment, me, key, (1_001, 2_000)),
+        // Certified by a key that is not the dealer's registered one.
+        recertified(&commitment, me, &stranger, (0, 2_000)),
+        // The dealer's own key certifying a protocol key for someone else.
+        recertified(&commitment, ops[1].address, key, (0, 2_000)),
+    ];
+    let good = recertified(&commitment, me, key, (1_000, 1_000));
+    let cache = Arc::new(CertificateCache::new());
+    let mut receiver = engine(&params, &ops[1]).with_certificates(cache.clone());
+    for m in &bad {
+        receiver.handle(1, m).unwrap();
+    }
+    receiver.handle(1, &good).unwrap();
+    let _ = receiver.tick(params.schedule.phase_end(0));
+    assert_eq!(
+        receiver.bad_signatures(),
+        4,
+        "each bad certificate is refused"
+    );
+    let kept = receiver.received_commitments();
+    assert!(
+        kept.iter()
+            .any(|(d, m, _)| *d == me && m.signature == good.signature),
+        "the well-certified copy is the one kept"
+    );
+    assert_eq!(
+        cache.len(),
+        1,
+        "only a certificate that verified is remembered"
+    );
+    // Outside the batched phases a bad certificate is refused on arrival.
+    let late = params.schedule.phase_end(0) + 1;
+    assert_eq!(
+        receiver.handle(late, &bad[0]).unwrap_err(),
+        ProtocolError::BadSignature
+    );
+    // Evidence checks use the same rules: an expired certificate proves nothing.
+    assert_eq!(
+        bad[0].verify_signature(&dealer_op.participant().public_key),
+        Err(ProtocolError::BadSignature)
+    );
+    assert_eq!(
+        good.verify_signature(&dealer_op.participant().public_key),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_certificate_is_checked_once_per_node_not_once_per_session() {
+    let ops = SimOperator::generate(4, 903);
+    let cache = Arc::new(CertificateCache::new());
+    for ts in [10, 20] {
+        let params = SessionParams::dkg(
+            SessionTimestamp(ts),
+            VssMode::Feldman,
+            participants(&ops),
+            schedule(0),
+        )
+        .unwrap();
+        let mut receiver = engine(&params, &ops[1]).with_certificates(cache.clone());
+        for dealer in [&ops[0], &ops[2], &ops[3]] {
+            for (to, m) in sent(&engine(&params, dealer).start(0)) {
+                if to.is_zero() || to == ops[1].address {
+                    receiver.handle(1, &m).unwrap();
+                }
+            }
+        }
+        let _ = receiver.tick(params.schedule.phase_end(0));
+        assert_eq!(receiver.bad_signatures(), 0);
+        assert_eq!(receiver.received_commitments().len(), 3);
+        assert_eq!(cache.len(), 3, "the same three certificates, session {ts}");
+    }
 }

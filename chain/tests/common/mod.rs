@@ -38,6 +38,7 @@ impl TestOperator {
         SimOperator {
             address: self.address,
             signer: self.signer.clone(),
+            certificates: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! Operators always sign a 32-byte message hash, `keccak256(payload)`.
 
 pub mod bn254;
+pub mod certified;
 pub mod ecdsa;
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,10 @@ use thiserror::Error;
 
 use crate::address::OperatorAddress;
 pub use bn254::{Bn254PublicKey, Bn254SecretKey, Bn254Signature, Bn254Signer, PreparedBn254Key};
+pub use certified::{
+    CertifiedSignature, CertifiedSigner, ProtocolKeyCertificate, ProtocolPublicKey,
+    ProtocolSecretKey, SchnorrSignature,
+};
 pub use ecdsa::{EcdsaSignature, EcdsaSigner};
 
 /// The signature scheme of an operator key (EigenLayer's KeyRegistrar curve types).
@@ -81,6 +86,9 @@ impl OperatorVerifier for OperatorPublicKey {
         match (self, sig) {
             (Self::Bn254(pk), OperatorSignature::Bn254(s)) => pk.verify(msg_hash, s),
             (Self::Ecdsa(address), OperatorSignature::Ecdsa(s)) => s.verify(msg_hash, address),
+            // The certificate and the Schnorr signature; its validity window is for the
+            // caller to check against the message's session.
+            (_, OperatorSignature::Certified(c)) => c.verify(self, msg_hash),
             _ => Err(SignatureError::SchemeMismatch),
         }
     }
@@ -94,19 +102,31 @@ pub enum OperatorSignature {
     Bn254(Bn254Signature),
     /// 65 bytes: `r ‖ s ‖ v`.
     Ecdsa(EcdsaSignature),
+    /// A protocol key's Schnorr signature with the key's certificate by the operator
+    /// key (229 bytes with a BN254 certificate, 230 with an ECDSA one).
+    Certified(Box<CertifiedSignature>),
 }
 
 impl OperatorSignature {
-    /// The canonical bytes (64 for BN254, 65 for ECDSA).
+    /// The canonical bytes (64 for BN254, 65 for ECDSA, see [`CertifiedSignature`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             Self::Bn254(s) => s.to_bytes().to_vec(),
             Self::Ecdsa(s) => s.to_bytes().to_vec(),
+            Self::Certified(c) => c.to_bytes(),
         }
     }
 
-    /// Strict decoding for the given scheme.
+    /// Strict decoding for the operator key's scheme: a certified signature is told
+    /// apart by its length (its certificate's scheme must be the operator key's).
     pub fn from_bytes(scheme: SignatureScheme, bytes: &[u8]) -> Result<Self, SignatureError> {
+        let certified = match scheme {
+            SignatureScheme::Bn254 => CertifiedSignature::LEN_BN254,
+            SignatureScheme::Ecdsa => CertifiedSignature::LEN_ECDSA,
+        };
+        if bytes.len() == certified {
+            return CertifiedSignature::from_slice(bytes).map(|c| Self::Certified(Box::new(c)));
+        }
         match scheme {
             SignatureScheme::Bn254 => Bn254Signature::from_slice(bytes).map(Self::Bn254),
             SignatureScheme::Ecdsa => EcdsaSignature::from_slice(bytes).map(Self::Ecdsa),
