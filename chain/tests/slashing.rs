@@ -915,3 +915,87 @@ async fn ecdsa_dealers_are_checked_with_ecrecover() {
     submitted(f.operators[1].kms.submit_fraud_proof(&p).await.unwrap());
     assert_eq!(f.slashes_of(&dealer.address).await, (2, wad(110)));
 }
+
+/// `op` signing with a protocol key certified by `certifier` (normally its own
+/// operator key) for `[not_before, not_after]`, certificate naming `named`.
+fn certified(
+    op: &TestOperator,
+    certifier: &dyn kms_crypto::signer::OperatorSigner,
+    named: OperatorAddress,
+    window: (u64, u64),
+) -> kms_protocol::sim::SimOperator {
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(window.0);
+    kms_protocol::sim::SimOperator {
+        address: op.address,
+        signer: std::sync::Arc::new(kms_crypto::signer::CertifiedSigner::generate(
+            named, certifier, window.0, window.1, &mut rng,
+        )),
+        certificates: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certified_protocol_key_signatures_are_checked_with_one_ecrecover() {
+    for (curve, seed) in [(KeyCurve::Bn254, 21), (KeyCurve::Ecdsa, 22)] {
+        let Some(f) = Fixture::new(5, curve, seed).await else {
+            return;
+        };
+        let params = session(TS, VssMode::Feldman, f.participants());
+        let dealer = &f.operators[0];
+        let own = dealer.signer.as_ref();
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(seed);
+        let stranger: Box<dyn kms_crypto::signer::OperatorSigner> = match curve {
+            KeyCurve::Bn254 => Box::new(kms_crypto::signer::Bn254Signer::new(
+                kms_crypto::signer::Bn254SecretKey::random(&mut rng),
+            )),
+            _ => Box::new(EcdsaSigner::random(&mut rng)),
+        };
+        let prove = |signer: &kms_protocol::sim::SimOperator| {
+            let e = equivocation(signer, &params, seed);
+            (FraudProof::from_evidence(&e, &params).unwrap(), e)
+        };
+        // Windows that end before the session or start after it.
+        for window in [(0, TS - 1), (TS + 1, TS + 100)] {
+            let (p, e) = prove(&certified(dealer, own, dealer.address, window));
+            refused(&f, &f.operators[1], &p, Some(&e), "CertificateDoesNotCover").await;
+        }
+        // A certificate by a key that is not the dealer's registered one, and one by the
+        // dealer's key for another operator's name.
+        let (p, e) = prove(&certified(
+            dealer,
+            stranger.as_ref(),
+            dealer.address,
+            (0, TS),
+        ));
+        refused(&f, &f.operators[1], &p, Some(&e), "BadSignature").await;
+        let (p, e) = prove(&certified(dealer, own, f.operators[2].address, (0, TS)));
+        refused(&f, &f.operators[1], &p, Some(&e), "BadSignature").await;
+        // A Schnorr signature that does not verify (s + 1; still a canonical scalar).
+        let good = certified(dealer, own, dealer.address, (TS, TS + 3600));
+        let e = equivocation(&good, &params, seed);
+        let FraudEvidence::Equivocation { first, second } = &e else {
+            unreachable!()
+        };
+        let mut tampered = first.clone();
+        let mut raw = tampered.signature.to_bytes();
+        let last = raw.len() - 1;
+        raw[last] = raw[last].wrapping_add(1);
+        tampered.signature =
+            kms_crypto::signer::OperatorSignature::from_bytes(own.scheme(), &raw).unwrap();
+        let bad = FraudEvidence::Equivocation {
+            first: tampered,
+            second: second.clone(),
+        };
+        let p = FraudProof::from_evidence(&bad, &params).unwrap();
+        refused(&f, &f.operators[1], &p, Some(&bad), "BadSignature").await;
+        // The genuine certified evidence is accepted and slashes.
+        let p = FraudProof::from_evidence(&e, &params).unwrap();
+        accepted(&f, &f.operators[1], &p, &e).await;
+        let tx = submitted(f.operators[1].kms.submit_fraud_proof(&p).await.unwrap());
+        println!(
+            "{curve:?}: equivocation proof, certified signatures: {} gas",
+            tx.gas_used
+        );
+        assert_eq!(f.slashes_of(&dealer.address).await.0, 1);
+    }
+}

@@ -35,7 +35,8 @@ contract EigenKMSSlashing {
     }
 
     /// @notice A signed protocol message: the payload and the signer's signature over
-    /// keccak256(payload) (64 bytes BN254 `X ‖ Y`, or 65 bytes ECDSA `r ‖ s ‖ v`).
+    /// keccak256(payload) (64 bytes BN254 `X ‖ Y`, or 65 bytes ECDSA `r ‖ s ‖ v`, or a
+    /// certified protocol-key signature: see `_checkCertified`).
     struct SignedPayload {
         bytes payload;
         bytes signature;
@@ -65,6 +66,10 @@ contract EigenKMSSlashing {
     uint8 private constant MODE_PEDERSEN = 1;
     uint256 private constant SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141;
     uint256 private constant SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    /// @dev Certified protocol-key signatures (`kms_crypto::signer::certified`).
+    bytes private constant CERTIFICATE_DOMAIN = "EIGENKMS-PROTOCOL-KEY-V1";
+    uint256 private constant CERTIFICATE_LEN = 69;
+    uint256 private constant SCHNORR_LEN = 96;
 
     // Domain tags of proof identifiers (see `proofAccepted`).
     bytes32 private constant TAG_INVALID_SHARE = keccak256("EIGENKMS-V1-PROOF-INVALID-SHARE");
@@ -120,6 +125,8 @@ contract EigenKMSSlashing {
     error SameMessage();
     error UnknownDealerKey(address dealer);
     error BadSignature();
+    /// @notice A certified signature whose certificate's window does not cover the session.
+    error CertificateDoesNotCover(uint64 sessionTimestamp);
     error PedersenUnsupported();
     error UnknownMode(uint8 mode);
     error NoEvaluationPoint();
@@ -186,8 +193,8 @@ contract EigenKMSSlashing {
         if (session.mode == MODE_PEDERSEN) revert PedersenUnsupported();
         if (session.mode != MODE_FELDMAN) revert UnknownMode(session.mode);
         DealerKey memory key = _dealerKey(c.dealer);
-        _checkSignature(key, commitment);
-        _checkSignature(key, share);
+        _checkSignature(key, c.dealer, c.sessionTimestamp, commitment);
+        _checkSignature(key, c.dealer, c.sessionTimestamp, share);
         uint256 x = uint256(keccak256(abi.encodePacked(s.player))) % BLS12381.R;
         if (x == 0) revert NoEvaluationPoint();
         if (s.share >= BLS12381.R || s.blinding >= BLS12381.R) revert NonCanonicalShare();
@@ -213,8 +220,8 @@ contract EigenKMSSlashing {
             : keccak256(abi.encode(TAG_EQUIVOCATION, hb, ha));
         _admit(a.dealer, a.sessionTimestamp, FraudKind.Equivocation, proofId);
         DealerKey memory key = _dealerKey(a.dealer);
-        _checkSignature(key, first);
-        _checkSignature(key, second);
+        _checkSignature(key, a.dealer, a.sessionTimestamp, first);
+        _checkSignature(key, a.dealer, a.sessionTimestamp, second);
         BLS12381.validatePoints(bytes.concat(a.points, b.points));
         _accept(a.dealer, a.sessionTimestamp, FraudKind.Equivocation, proofId);
     }
@@ -228,8 +235,8 @@ contract EigenKMSSlashing {
         bytes32 proofId = keccak256(abi.encode(TAG_INCONSISTENCY, keccak256(commitment.payload), keccak256(share.payload)));
         _admit(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
         DealerKey memory key = _dealerKey(c.dealer);
-        _checkSignature(key, commitment);
-        _checkSignature(key, share);
+        _checkSignature(key, c.dealer, c.sessionTimestamp, commitment);
+        _checkSignature(key, c.dealer, c.sessionTimestamp, share);
         BLS12381.validatePoints(c.points);
         if (s.commitmentHash == KmsMessages.commitmentHash(c)) revert CommitmentMatches();
         _accept(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
@@ -245,7 +252,7 @@ contract EigenKMSSlashing {
         _admit(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
         (bytes32 recorded,, uint64 recordedAt) = commitmentRegistry.getCommitment(c.sessionTimestamp, c.dealer);
         if (recordedAt == 0) revert NoRegistrySubmission();
-        _checkSignature(_dealerKey(c.dealer), commitment);
+        _checkSignature(_dealerKey(c.dealer), c.dealer, c.sessionTimestamp, commitment);
         BLS12381.validatePoints(c.points);
         if (KmsMessages.commitmentHash(c) == recorded) revert CommitmentMatches();
         _accept(c.dealer, c.sessionTimestamp, FraudKind.CommitmentInconsistency, proofId);
@@ -262,7 +269,7 @@ contract EigenKMSSlashing {
         KmsMessages.Commitment memory c = KmsMessages.decodeCommitment(commitment.payload);
         bytes32 proofId = keccak256(abi.encode(TAG_INVALID_POINT, keccak256(commitment.payload)));
         _admit(c.dealer, c.sessionTimestamp, FraudKind.InvalidCommitmentPoint, proofId);
-        _checkSignature(_dealerKey(c.dealer), commitment);
+        _checkSignature(_dealerKey(c.dealer), c.dealer, c.sessionTimestamp, commitment);
         if (BLS12381.pointIsValid(c.points, index)) revert PointIsValid();
         _accept(c.dealer, c.sessionTimestamp, FraudKind.InvalidCommitmentPoint, proofId);
     }
@@ -312,11 +319,26 @@ contract EigenKMSSlashing {
         }
     }
 
-    /// @dev The signature over keccak256(payload) under the dealer's registered key, with
-    /// the same strictness as `OperatorSignature::from_bytes` + `verify`.
-    function _checkSignature(DealerKey memory key, SignedPayload calldata m) private view {
+    /// @dev The signature over keccak256(payload) by `dealer` in the session at
+    /// `session`: either made with the dealer's registered key, or a certified
+    /// protocol-key signature (`kms_crypto::signer::certified`), told apart by length,
+    /// with the same strictness as `OperatorSignature::from_bytes` + `verify`.
+    function _checkSignature(DealerKey memory key, address dealer, uint64 session, SignedPayload calldata m)
+        private
+        view
+    {
         bytes32 h = keccak256(m.payload);
         bytes calldata sig = m.signature;
+        uint256 operatorSigLen = key.curve == IKeyRegistrar.CurveType.BN254 ? 64 : 65;
+        if (sig.length == CERTIFICATE_LEN + operatorSigLen + SCHNORR_LEN) {
+            _checkCertified(key, dealer, session, h, sig, operatorSigLen);
+        } else {
+            _checkOperatorSignature(key, h, sig);
+        }
+    }
+
+    /// @dev A signature by the registered key itself.
+    function _checkOperatorSignature(DealerKey memory key, bytes32 h, bytes calldata sig) private view {
         if (key.curve == IKeyRegistrar.CurveType.BN254) {
             if (sig.length != 64) revert BadSignature();
             (uint256 sx, uint256 sy) = abi.decode(sig, (uint256, uint256));
@@ -332,6 +354,47 @@ contract EigenKMSSlashing {
             address recovered = ecrecover(h, v, bytes32(r), bytes32(s));
             if (recovered == address(0) || recovered != key.ecdsa) revert BadSignature();
         }
+    }
+
+    /// @dev `operator (20) ‖ P (33, compressed) ‖ notBefore (8) ‖ notAfter (8) ‖
+    /// operator signature ‖ R.x ‖ R.y ‖ s`. The certificate must name the dealer, cover
+    /// the session and carry the registered key's signature over
+    /// `keccak256(domain ‖ operator ‖ P ‖ notBefore ‖ notAfter)`; then the Schnorr
+    /// signature `s·G − e·P = R`, `e = keccak256(P ‖ h ‖ address(R)) mod n`, is checked
+    /// with one `ecrecover`: with `r = P.x`, `v` from P's parity, hash `−s·P.x` and
+    /// `s' = −e·P.x`, ecrecover returns the address of `P.x⁻¹(s'·P − hash·G) = s·G − e·P`.
+    /// `R` is not checked to be on the curve: only its address is used, and a pair that
+    /// is not a point has no address ecrecover can return.
+    function _checkCertified(
+        DealerKey memory key,
+        address dealer,
+        uint64 session,
+        bytes32 h,
+        bytes calldata sig,
+        uint256 operatorSigLen
+    ) private view {
+        if (address(bytes20(sig[:20])) != dealer) revert BadSignature();
+        uint8 prefix = uint8(sig[20]);
+        uint256 px = uint256(bytes32(sig[21:53]));
+        if ((prefix != 2 && prefix != 3) || px == 0 || px >= SECP256K1_N) revert BadSignature();
+        if (session < uint64(bytes8(sig[53:61])) || session > uint64(bytes8(sig[61:69]))) {
+            revert CertificateDoesNotCover(session);
+        }
+        bytes32 certificate = keccak256(abi.encodePacked(CERTIFICATE_DOMAIN, sig[:69]));
+        _checkOperatorSignature(key, certificate, sig[69:69 + operatorSigLen]);
+        bytes calldata schnorr = sig[69 + operatorSigLen:];
+        uint256 s = uint256(bytes32(schnorr[64:96]));
+        if (s == 0 || s >= SECP256K1_N) revert BadSignature();
+        address nonce = address(uint160(uint256(keccak256(schnorr[:64]))));
+        uint256 e = uint256(keccak256(abi.encodePacked(sig[20:53], h, nonce))) % SECP256K1_N;
+        if (e == 0) revert BadSignature();
+        address recovered = ecrecover(
+            bytes32(SECP256K1_N - mulmod(s, px, SECP256K1_N)),
+            prefix == 2 ? 27 : 28,
+            bytes32(px),
+            bytes32(SECP256K1_N - mulmod(e, px, SECP256K1_N))
+        );
+        if (recovered == address(0) || recovered != nonce) revert BadSignature();
     }
 
     /// @dev Counts a verified proof and punishes when its threshold is reached.
