@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kms_crypto::OperatorAddress;
-use kms_crypto::signer::OperatorSigner;
+use kms_crypto::signer::{CertifiedSigner, OperatorSigner};
 use kms_protocol::api::{BoundaryPlan, PubkeyResponse};
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::{
-    Engine, FraudEvidence, KeyShareVersion, Participant, Schedule, SessionFailure, SessionKind,
-    SessionOutcome, SessionParams, SessionTimestamp,
+    CertificateCache, Engine, FraudEvidence, KeyShareVersion, Participant, Schedule,
+    SessionFailure, SessionKind, SessionOutcome, SessionParams, SessionTimestamp,
 };
 use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
@@ -52,6 +52,9 @@ impl Clock for SystemClock {
 /// Most bytes of early messages (for a session this node has not started yet) kept.
 const EARLY_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long (seconds of session time) a protocol key's certificate lasts: a week.
+pub const PROTOCOL_KEY_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
 /// Versions a node reports at `GET /versions` and reads from each peer.
 pub const MAX_REPORTED_VERSIONS: usize = 16;
 /// The largest answer read from a peer (`/versions`, `/attestation`).
@@ -63,8 +66,13 @@ pub struct NodeShared {
     pub address: OperatorAddress,
     /// The configuration.
     pub cfg: NodeConfig,
-    /// Signs protocol messages.
+    /// The operator key: certifies the protocol keys that sign protocol messages.
     pub signer: Arc<dyn OperatorSigner>,
+    /// The protocol key that signs this node's protocol messages, certified by the
+    /// operator key (see [`NodeShared::protocol_signer`]).
+    protocol_key: Mutex<Option<Arc<CertifiedSigner>>>,
+    /// Peers' protocol-key certificates checked so far, for the node's lifetime.
+    certificates: Arc<CertificateCache>,
     store: Arc<KeyStore>,
     versions: RwLock<BTreeMap<u64, Arc<KeyShareVersion>>>,
     /// Metrics.
@@ -141,6 +149,33 @@ pub enum Refusal {
 }
 
 impl NodeShared {
+    /// The protocol key for the session at `ts` (seconds): the current one if its
+    /// certificate covers `ts`, else a fresh key certified by the operator key for
+    /// [`PROTOCOL_KEY_LIFETIME_SECS`] from `ts`. Protocol keys live in memory only and
+    /// are zeroized when replaced; the window bounds what a key could sign if it were
+    /// ever taken from a stopped node.
+    fn protocol_signer(&self, ts: u64) -> Arc<dyn OperatorSigner> {
+        let mut current = self.protocol_key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = current.as_ref().filter(|k| k.certificate().covers(ts)) {
+            return k.clone();
+        }
+        let key = Arc::new(CertifiedSigner::generate(
+            self.address,
+            self.signer.as_ref(),
+            ts,
+            ts.saturating_add(PROTOCOL_KEY_LIFETIME_SECS),
+            &mut OsRng,
+        ));
+        info!(
+            protocol_key = %hex::encode(key.certificate().key.to_bytes()),
+            not_before = ts,
+            not_after = key.certificate().not_after,
+            "new protocol key, certified by the operator key"
+        );
+        *current = Some(key.clone());
+        key
+    }
+
     /// The versions this node holds, newest last.
     pub fn versions(&self) -> Vec<Arc<KeyShareVersion>> {
         self.versions
@@ -748,11 +783,11 @@ impl NodeShared {
         let engine = match Engine::new(
             params.clone(),
             self.address,
-            self.signer.clone(),
+            self.protocol_signer(ts),
             share,
             seed,
         ) {
-            Ok(e) => e,
+            Ok(e) => e.with_certificates(self.certificates.clone()),
             Err(e) => {
                 warn!(session = ts, error = %e, "cannot join the session");
                 return;
@@ -926,6 +961,8 @@ impl Node {
         let shared = Arc::new(NodeShared {
             address,
             signer: keys.signer(),
+            protocol_key: Mutex::new(None),
+            certificates: Arc::new(CertificateCache::new()),
             store,
             versions: RwLock::new(BTreeMap::new()),
             metrics,
