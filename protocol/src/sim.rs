@@ -51,6 +51,28 @@ impl SimOperator {
             .collect()
     }
 
+    /// Every operator's certificate checked once against its operator key and then
+    /// remembered by every other operator: the state of nodes that have run a session
+    /// together before (a node checks a peer's certificate the first time it hears
+    /// from it, then never again while the certificate lasts). Operators that do not
+    /// sign with a certified key are left alone.
+    pub fn know_each_other(ops: &[SimOperator]) {
+        let probe = [0u8; 32];
+        for o in ops {
+            let kms_crypto::signer::OperatorSignature::Certified(c) = o.signer.sign(&probe) else {
+                continue;
+            };
+            assert!(
+                c.certificate.verify(&o.signer.public_key()).is_ok(),
+                "a simulated operator's certificate verifies"
+            );
+            for peer in ops.iter().filter(|p| p.address != o.address) {
+                peer.certificates
+                    .insert(&o.signer.public_key(), &c.certificate);
+            }
+        }
+    }
+
     /// `n` operators with deterministic BN254 keys and addresses that sign their
     /// messages with the operator key itself.
     pub fn generate_uncertified(n: usize, seed: u64) -> Vec<SimOperator> {

@@ -32,7 +32,7 @@
 //! anyone holding it after the fact could sign.
 
 use k256::elliptic_curve::group::prime::PrimeCurveAffine;
-use k256::elliptic_curve::ops::{LinearCombinationExt, Reduce};
+use k256::elliptic_curve::ops::{LinearCombinationExt, MulByGenerator, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use k256::elliptic_curve::{Field, PrimeField};
@@ -167,7 +167,7 @@ impl ProtocolSecretKey {
             if bool::from(x.is_zero()) {
                 continue;
             }
-            let point = (ProjectivePoint::GENERATOR * x).to_affine();
+            let point = ProjectivePoint::mul_by_generator(&x).to_affine();
             if let Ok(public) = ProtocolPublicKey::from_point(point) {
                 return Self { x, public };
             }
@@ -200,7 +200,8 @@ impl ProtocolSecretKey {
             if bool::from(k.is_zero()) {
                 continue;
             }
-            let r = (ProjectivePoint::GENERATOR * k).to_affine();
+            // Constant time (k256's precomputed generator table, selected in constant time).
+            let r = ProjectivePoint::mul_by_generator(&k).to_affine();
             let e = challenge(&self.public, msg_hash, &r);
             let s = k + e * self.x;
             k.zeroize();
