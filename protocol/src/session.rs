@@ -56,7 +56,8 @@ pub enum VssMode {
 pub struct Participant {
     /// On-chain identity.
     pub address: OperatorAddress,
-    /// The key its protocol messages are signed with.
+    /// Its registered operator key: it signs the participant's protocol messages, or
+    /// certifies the protocol key that does (`kms_crypto::signer::certified`).
     pub public_key: OperatorPublicKey,
 }
 
