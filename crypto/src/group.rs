@@ -63,7 +63,8 @@ macro_rules! point_type {
         in_group = $in_group:ident, is_inf = $is_inf:ident,
         from_affine = $from_affine:ident, to_affine = $to_affine:ident,
         add = $add:ident, cneg = $cneg:ident, mult = $mult:ident,
-        generator = $generator:ident, hash = $hash:ident
+        generator = $generator:ident, hash = $hash:ident,
+        pippenger = $pippenger:ident, scratch_sizeof = $scratch_sizeof:ident
     ) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -199,6 +200,12 @@ macro_rules! point_type {
             /// `Σ scalars[i] · points[i]` with blst's Pippenger multi-scalar
             /// multiplication. Variable time: use for public scalars only.
             pub fn msm(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
+                // Below 32 points blst's threaded `mult` multiplies point by point in
+                // constant time (≈ 2× the CPU of a serial Pippenger there, and the
+                // scalars here are public anyway).
+                if points.len() < 32 {
+                    return Self::msm_serial(points, scalars);
+                }
                 let Some(bytes) = msm_scalars(points.len(), scalars)? else {
                     return Ok(Self::identity());
                 };
@@ -207,6 +214,38 @@ macro_rules! point_type {
                     std::slice::from_raw_parts(points.as_ptr().cast::<$affine>(), points.len())
                 };
                 Ok(Self::from_projective(&raw.mult(&bytes, 255)))
+            }
+
+            /// `Σ scalars[i] · points[i]` with blst's Pippenger on the calling thread
+            /// only. [`Self::msm`] spreads 32 points or more over blst's thread pool
+            /// (lower latency, the same or more CPU); this is for many medium-sized
+            /// MSMs in a row, such as the `t` columns of a Lagrange combination of
+            /// commitments, where it costs less CPU. Variable time: public scalars only.
+            pub fn msm_serial(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
+                let Some(bytes) = msm_scalars(points.len(), scalars)? else {
+                    return Ok(Self::identity());
+                };
+                let point_ptrs: [*const $affine; 2] = [&points[0].0, std::ptr::null()];
+                let scalar_ptrs: [*const u8; 2] = [bytes.as_ptr(), std::ptr::null()];
+                // SAFETY: blst reads the scratch size it asks for.
+                let words = unsafe { blst::$scratch_sizeof(points.len()) } / 8;
+                let mut scratch = vec![0u64; words + 1];
+                let mut out = <$proj>::default();
+                // SAFETY: with a null second pointer blst reads `npoints` consecutive
+                // affine points (`Self` is repr(transparent) over them) and `npoints`
+                // consecutive 32-byte little-endian scalars; scratch is as large as it
+                // asked for.
+                unsafe {
+                    blst::$pippenger(
+                        &mut out,
+                        point_ptrs.as_ptr(),
+                        points.len(),
+                        scalar_ptrs.as_ptr(),
+                        255,
+                        scratch.as_mut_ptr() as *mut blst::limb_t,
+                    )
+                };
+                Ok(Self::from_projective(&out))
             }
 
             /// Hash to the curve per RFC 9380 (`_XMD:SHA-256_SSWU_RO_`) under `dst`.
@@ -268,7 +307,8 @@ point_type!(
     in_group = blst_p1_affine_in_g1, is_inf = blst_p1_affine_is_inf,
     from_affine = blst_p1_from_affine, to_affine = blst_p1_to_affine,
     add = blst_p1_add_or_double, cneg = blst_p1_cneg, mult = blst_p1_mult,
-    generator = blst_p1_generator, hash = blst_hash_to_g1
+    generator = blst_p1_generator, hash = blst_hash_to_g1,
+    pippenger = blst_p1s_mult_pippenger, scratch_sizeof = blst_p1s_mult_pippenger_scratch_sizeof
 );
 
 point_type!(
@@ -278,7 +318,8 @@ point_type!(
     in_group = blst_p2_affine_in_g2, is_inf = blst_p2_affine_is_inf,
     from_affine = blst_p2_from_affine, to_affine = blst_p2_to_affine,
     add = blst_p2_add_or_double, cneg = blst_p2_cneg, mult = blst_p2_mult,
-    generator = blst_p2_generator, hash = blst_hash_to_g2
+    generator = blst_p2_generator, hash = blst_hash_to_g2,
+    pippenger = blst_p2s_mult_pippenger, scratch_sizeof = blst_p2s_mult_pippenger_scratch_sizeof
 );
 
 impl G1Point {
@@ -375,38 +416,6 @@ impl G2Point {
     pub fn in_subgroup(&self) -> bool {
         // SAFETY: reads one affine point.
         unsafe { blst_p2_affine_in_g2(&self.0) }
-    }
-
-    /// `Σ scalars[i] · points[i]` with blst's Pippenger on the calling thread only.
-    /// [`G2Point::msm`] spreads large inputs over blst's thread pool (lower latency,
-    /// the same or more CPU) and multiplies point by point below 32 points; this is
-    /// for many medium-sized MSMs in a row, such as the `t` columns of a Lagrange
-    /// combination of commitments, where it costs less CPU. Variable time: public
-    /// scalars only.
-    pub fn msm_serial(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
-        let Some(bytes) = msm_scalars(points.len(), scalars)? else {
-            return Ok(Self::identity());
-        };
-        let point_ptrs: [*const blst_p2_affine; 2] = [&points[0].0, std::ptr::null()];
-        let scalar_ptrs: [*const u8; 2] = [bytes.as_ptr(), std::ptr::null()];
-        // SAFETY: blst reads the scratch size it asks for.
-        let words = unsafe { blst::blst_p2s_mult_pippenger_scratch_sizeof(points.len()) } / 8;
-        let mut scratch = vec![0u64; words + 1];
-        let mut out = blst_p2::default();
-        // SAFETY: with a null second pointer blst reads `npoints` consecutive affine
-        // points (`Self` is repr(transparent) over them) and `npoints` consecutive
-        // 32-byte little-endian scalars; scratch is as large as it asked for.
-        unsafe {
-            blst::blst_p2s_mult_pippenger(
-                &mut out,
-                point_ptrs.as_ptr(),
-                points.len(),
-                scalar_ptrs.as_ptr(),
-                255,
-                scratch.as_mut_ptr() as *mut blst::limb_t,
-            )
-        };
-        Ok(Self::from_projective(&out))
     }
 
     /// A point of order 13 on the G2 curve, outside the prime-order subgroup. Public
@@ -694,6 +703,31 @@ mod tests {
                     .iter(),
             );
             assert_eq!(G2Point::msm(&points, &scalars).unwrap(), naive, "n = {n}");
+        }
+        // G1: the serial path (below 32 points) and the pooled one.
+        for n in [1usize, 5, 31, 33] {
+            let points: Vec<G1Point> = (0..n)
+                .map(|_| G1Point::generator().mul(&Scalar::random(&mut rng)))
+                .collect();
+            let scalars: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut rng)).collect();
+            let naive = G1Point::sum(
+                points
+                    .iter()
+                    .zip(&scalars)
+                    .map(|(p, s)| p.mul(s))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            );
+            assert_eq!(
+                G1Point::msm(&points, &scalars).unwrap(),
+                naive,
+                "G1, n = {n}"
+            );
+            assert_eq!(
+                G1Point::msm_serial(&points, &scalars).unwrap(),
+                naive,
+                "G1, n = {n}"
+            );
         }
         assert!(G1Point::msm(&[], &[]).unwrap().is_identity());
         assert!(G1Point::msm(&[G1Point::generator()], &[]).is_err());
