@@ -492,9 +492,12 @@ impl Engine {
         }
         let mut keys = Vec::new();
         let mut items = Vec::new();
+        // The certificates in the BN254 batch (only those: the rest are checked alone).
+        let mut in_batch = Vec::new();
         for (signer, key, c) in &fresh {
             match (key, &c.signature) {
                 (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
+                    in_batch.push((key, c));
                     let prepared = self
                         .prepared
                         .entry(*signer)
@@ -516,10 +519,7 @@ impl Engine {
         }
         if !items.is_empty() {
             let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
-            for (_, key, c) in fresh
-                .iter()
-                .filter(|(_, k, _)| matches!(k, OperatorPublicKey::Bn254(_)))
-            {
+            for (key, c) in in_batch {
                 if batch_ok {
                     self.certificates.insert(key, c);
                 } else {

@@ -473,3 +473,46 @@ fn a_certificate_is_checked_once_per_node_not_once_per_session() {
         assert_eq!(cache.len(), 3, "the same three certificates, session {ts}");
     }
 }
+
+#[test]
+fn a_certificate_signed_with_another_scheme_is_not_vouched_for_by_its_batch() {
+    // Two dealers' commitments in one batch: one genuinely certified, one whose
+    // certificate carries an ECDSA signature although the dealer's key is BN254. The
+    // good certificate's batch passing must not make the other count as checked.
+    let ops = SimOperator::generate(4, 904);
+    let params = SessionParams::dkg(
+        SessionTimestamp(1),
+        VssMode::Feldman,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let first = |op: &SimOperator| {
+        sent(&engine(&params, op).start(0))
+            .into_iter()
+            .find(|(to, _)| to.is_zero())
+            .unwrap()
+            .1
+    };
+    let good = first(&ops[0]);
+    let mut bad = first(&ops[2]);
+    let OperatorSignature::Certified(c) = &mut bad.signature else {
+        panic!("certified")
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let ecdsa = kms_crypto::signer::EcdsaSigner::random(&mut rng);
+    c.certificate.signature = ecdsa.sign(&[0u8; 32]);
+    let cache = Arc::new(CertificateCache::new());
+    let mut receiver = engine(&params, &ops[1]).with_certificates(cache.clone());
+    receiver.handle(1, &good).unwrap();
+    receiver.handle(1, &bad).unwrap();
+    let _ = receiver.tick(params.schedule.phase_end(0));
+    assert_eq!(receiver.bad_signatures(), 1);
+    assert_eq!(cache.len(), 1);
+    let kept: Vec<_> = receiver
+        .received_commitments()
+        .into_iter()
+        .map(|(d, _, _)| d)
+        .collect();
+    assert_eq!(kept, vec![ops[0].address]);
+}
