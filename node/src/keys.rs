@@ -1,6 +1,7 @@
-//! The operator key file: the operator's account key (its Ethereum address) and the
-//! key its protocol messages are signed with (BN254, EigenLayer's BLS convention, or
-//! the ECDSA account key itself).
+//! The operator key file: the operator's account key (its Ethereum address) and its
+//! registered key (BN254, EigenLayer's BLS convention, or the ECDSA account key
+//! itself), which certifies the in-memory protocol keys ([`ProtocolKeys`]) that sign
+//! its protocol messages.
 //!
 //! On disk the secrets are sealed with a passphrase: Argon2id (64 MiB, 3 passes)
 //! derives an AES-256-GCM key. A plaintext key file exists only for development; it
@@ -18,7 +19,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::{
-    Bn254SecretKey, Bn254Signer, EcdsaSigner, OperatorPublicKey, OperatorSigner, SignatureScheme,
+    Bn254SecretKey, Bn254Signer, CertifiedSigner, EcdsaSigner, OperatorPublicKey, OperatorSigner,
+    SignatureScheme,
 };
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -449,9 +451,92 @@ fn decode32(s: &str) -> Option<[u8; 32]> {
     v.as_slice().try_into().ok()
 }
 
+/// How long (seconds of session time) a protocol key's certificate lasts: a week.
+pub const PROTOCOL_KEY_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// The node's protocol keys: what signs its protocol messages, certified by the
+/// operator key (`kms_crypto::signer::certified`). A key is generated in memory for
+/// the first session that needs one, certified for `lifetime` seconds of session time
+/// from that session's timestamp, and replaced (the old one zeroized once no session
+/// holds it) when a session falls outside its window. Never written anywhere; a
+/// restart makes a new one.
+pub struct ProtocolKeys {
+    operator: OperatorAddress,
+    operator_signer: Arc<dyn OperatorSigner>,
+    lifetime: u64,
+    current: std::sync::Mutex<Option<Arc<CertifiedSigner>>>,
+}
+
+impl ProtocolKeys {
+    /// Keys certified by `operator_signer` for `operator`, each for `lifetime` seconds.
+    pub fn new(
+        operator: OperatorAddress,
+        operator_signer: Arc<dyn OperatorSigner>,
+        lifetime: u64,
+    ) -> Self {
+        Self {
+            operator,
+            operator_signer,
+            lifetime,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The key for the session at `ts` (seconds): the current one if its certificate
+    /// covers `ts`, else a fresh one certified for `[ts, ts + lifetime]`.
+    pub fn for_session(&self, ts: u64) -> Arc<CertifiedSigner> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = current.as_ref().filter(|k| k.certificate().covers(ts)) {
+            return k.clone();
+        }
+        let key = Arc::new(CertifiedSigner::generate(
+            self.operator,
+            self.operator_signer.as_ref(),
+            ts,
+            ts.saturating_add(self.lifetime),
+            &mut OsRng,
+        ));
+        tracing::info!(
+            protocol_key = %hex::encode(key.certificate().key.to_bytes()),
+            not_before = ts,
+            not_after = key.certificate().not_after,
+            "new protocol key, certified by the operator key"
+        );
+        *current = Some(key.clone());
+        key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_keys_last_their_window_and_are_certified_by_the_operator_key() {
+        let op = OperatorKeys::generate(SignatureScheme::Bn254);
+        let keys = ProtocolKeys::new(op.address(), op.signer(), 100);
+        let a = keys.for_session(1_000);
+        let c = a.certificate();
+        assert_eq!(
+            (c.operator, c.not_before, c.not_after),
+            (op.address(), 1_000, 1_100)
+        );
+        assert_eq!(c.verify(&op.signer().public_key()), Ok(()));
+        // The same key for every session in the window, a new one after it.
+        assert!(Arc::ptr_eq(&a, &keys.for_session(1_050)));
+        assert!(Arc::ptr_eq(&a, &keys.for_session(1_100)));
+        let b = keys.for_session(1_101);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_ne!(a.certificate().key, b.certificate().key);
+        assert_eq!(b.certificate().not_before, 1_101);
+        // A session before the current window (a late one) gets a key of its own.
+        let late = keys.for_session(1_000);
+        assert!(late.certificate().covers(1_000) && !Arc::ptr_eq(&late, &b));
+        // Signatures by a protocol key check against the operator's registered key.
+        use kms_crypto::signer::OperatorVerifier;
+        let h = [9u8; 32];
+        assert!(op.signer().public_key().verify(&h, &late.sign(&h)).is_ok());
+    }
 
     #[test]
     fn sealed_key_file_round_trips_and_refuses_a_wrong_passphrase() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kms_crypto::OperatorAddress;
-use kms_crypto::signer::{CertifiedSigner, OperatorSigner};
+use kms_crypto::signer::OperatorSigner;
 use kms_protocol::api::{BoundaryPlan, PubkeyResponse};
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::{
@@ -23,7 +23,7 @@ use url::Url;
 use crate::attest::{AttestationResponse, NodeAttestation};
 use crate::complete::Completion;
 use crate::config::NodeConfig;
-use crate::keys::OperatorKeys;
+use crate::keys::{OperatorKeys, PROTOCOL_KEY_LIFETIME_SECS, ProtocolKeys};
 use crate::metrics::{Metrics, SessionLabels};
 use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
 use crate::schedule::{Boundary, BoundarySource, WallClockBoundaries};
@@ -52,9 +52,6 @@ impl Clock for SystemClock {
 /// Most bytes of early messages (for a session this node has not started yet) kept.
 const EARLY_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
-/// How long (seconds of session time) a protocol key's certificate lasts: a week.
-pub const PROTOCOL_KEY_LIFETIME_SECS: u64 = 7 * 24 * 3600;
-
 /// Versions a node reports at `GET /versions` and reads from each peer.
 pub const MAX_REPORTED_VERSIONS: usize = 16;
 /// The largest answer read from a peer (`/versions`, `/attestation`).
@@ -68,9 +65,9 @@ pub struct NodeShared {
     pub cfg: NodeConfig,
     /// The operator key: certifies the protocol keys that sign protocol messages.
     pub signer: Arc<dyn OperatorSigner>,
-    /// The protocol key that signs this node's protocol messages, certified by the
-    /// operator key (see [`NodeShared::protocol_signer`]).
-    protocol_key: Mutex<Option<Arc<CertifiedSigner>>>,
+    /// The protocol keys that sign this node's protocol messages, certified by the
+    /// operator key.
+    protocol_keys: ProtocolKeys,
     /// Peers' protocol-key certificates checked so far, for the node's lifetime.
     certificates: Arc<CertificateCache>,
     store: Arc<KeyStore>,
@@ -149,33 +146,6 @@ pub enum Refusal {
 }
 
 impl NodeShared {
-    /// The protocol key for the session at `ts` (seconds): the current one if its
-    /// certificate covers `ts`, else a fresh key certified by the operator key for
-    /// [`PROTOCOL_KEY_LIFETIME_SECS`] from `ts`. Protocol keys live in memory only and
-    /// are zeroized when replaced; the window bounds what a key could sign if it were
-    /// ever taken from a stopped node.
-    fn protocol_signer(&self, ts: u64) -> Arc<dyn OperatorSigner> {
-        let mut current = self.protocol_key.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = current.as_ref().filter(|k| k.certificate().covers(ts)) {
-            return k.clone();
-        }
-        let key = Arc::new(CertifiedSigner::generate(
-            self.address,
-            self.signer.as_ref(),
-            ts,
-            ts.saturating_add(PROTOCOL_KEY_LIFETIME_SECS),
-            &mut OsRng,
-        ));
-        info!(
-            protocol_key = %hex::encode(key.certificate().key.to_bytes()),
-            not_before = ts,
-            not_after = key.certificate().not_after,
-            "new protocol key, certified by the operator key"
-        );
-        *current = Some(key.clone());
-        key
-    }
-
     /// The versions this node holds, newest last.
     pub fn versions(&self) -> Vec<Arc<KeyShareVersion>> {
         self.versions
@@ -783,7 +753,7 @@ impl NodeShared {
         let engine = match Engine::new(
             params.clone(),
             self.address,
-            self.protocol_signer(ts),
+            self.protocol_keys.for_session(ts),
             share,
             seed,
         ) {
@@ -961,7 +931,7 @@ impl Node {
         let shared = Arc::new(NodeShared {
             address,
             signer: keys.signer(),
-            protocol_key: Mutex::new(None),
+            protocol_keys: ProtocolKeys::new(address, keys.signer(), PROTOCOL_KEY_LIFETIME_SECS),
             certificates: Arc::new(CertificateCache::new()),
             store,
             versions: RwLock::new(BTreeMap::new()),
