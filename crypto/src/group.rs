@@ -684,6 +684,19 @@ mod tests {
 
     #[test]
     fn msm_matches_naive_including_identity_and_zero() {
+        // Σ s_i·P_i one multiplication at a time.
+        macro_rules! naive_msm {
+            ($t:ty, $points:expr, $scalars:expr) => {
+                <$t>::sum(
+                    $points
+                        .iter()
+                        .zip(&$scalars)
+                        .map(|(p, s)| p.mul(s))
+                        .collect::<Vec<_>>()
+                        .iter(),
+                )
+            };
+        }
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         for n in [1usize, 2, 5, 31, 33, 70] {
             let mut points: Vec<G2Point> = (0..n)
@@ -694,14 +707,7 @@ mod tests {
             if n > 1 {
                 scalars[1] = Scalar::zero();
             }
-            let naive = G2Point::sum(
-                points
-                    .iter()
-                    .zip(&scalars)
-                    .map(|(p, s)| p.mul(s))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            );
+            let naive = naive_msm!(G2Point, points, scalars);
             assert_eq!(G2Point::msm(&points, &scalars).unwrap(), naive, "n = {n}");
         }
         // G1: the serial path (below 32 points) and the pooled one.
@@ -710,14 +716,7 @@ mod tests {
                 .map(|_| G1Point::generator().mul(&Scalar::random(&mut rng)))
                 .collect();
             let scalars: Vec<Scalar> = (0..n).map(|_| Scalar::random(&mut rng)).collect();
-            let naive = G1Point::sum(
-                points
-                    .iter()
-                    .zip(&scalars)
-                    .map(|(p, s)| p.mul(s))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            );
+            let naive = naive_msm!(G1Point, points, scalars);
             assert_eq!(
                 G1Point::msm(&points, &scalars).unwrap(),
                 naive,

@@ -21,6 +21,17 @@ fn engine(params: &SessionParams, op: &SimOperator) -> Engine {
     Engine::new(params.clone(), op.address, op.signer.clone(), None, [7; 32]).unwrap()
 }
 
+/// A Feldman DKG at `ts` among `ops`, phases from time 0.
+fn feldman_dkg(ts: u64, ops: &[SimOperator]) -> SessionParams {
+    SessionParams::dkg(
+        SessionTimestamp(ts),
+        VssMode::Feldman,
+        participants(ops),
+        schedule(0),
+    )
+    .unwrap()
+}
+
 fn sent(actions: &[Action]) -> Vec<(kms_crypto::OperatorAddress, SignedMessage)> {
     actions
         .iter()
@@ -34,20 +45,8 @@ fn sent(actions: &[Action]) -> Vec<(kms_crypto::OperatorAddress, SignedMessage)>
 #[test]
 fn replay_from_an_earlier_session_is_rejected() {
     let ops = SimOperator::generate(4, 900);
-    let old = SessionParams::dkg(
-        SessionTimestamp(100),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
-    let new = SessionParams::dkg(
-        SessionTimestamp(200),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let old = feldman_dkg(100, &ops);
+    let new = feldman_dkg(200, &ops);
     let mut a_old = engine(&old, &ops[0]);
     let msgs = sent(&a_old.start(0));
     assert!(!msgs.is_empty());
@@ -59,13 +58,7 @@ fn replay_from_an_earlier_session_is_rejected() {
         );
     }
     // Same timestamp, another operator set: also another session.
-    let other_set = SessionParams::dkg(
-        SessionTimestamp(100),
-        VssMode::Feldman,
-        participants(&ops[1..]),
-        schedule(0),
-    )
-    .unwrap();
+    let other_set = feldman_dkg(100, &ops[1..]);
     let mut c = engine(&other_set, &ops[1]);
     assert_eq!(
         c.handle(1, &msgs[0].1).unwrap_err(),
@@ -78,13 +71,7 @@ fn non_member_forgery_and_misaddressed_shares_are_rejected() {
     let ops = SimOperator::generate(5, 901);
     let members = &ops[..4];
     let outsider = &ops[4];
-    let params = SessionParams::dkg(
-        SessionTimestamp(1),
-        VssMode::Feldman,
-        participants(members),
-        schedule(0),
-    )
-    .unwrap();
+    let params = feldman_dkg(1, members);
     let mut dealer = engine(&params, &members[0]);
     let msgs = sent(&dealer.start(0));
     let mut receiver = engine(&params, &members[1]);
@@ -244,13 +231,7 @@ fn reshare_dealer_with_a_corrupt_share_refuses_to_start() {
 #[test]
 fn correctly_signed_malformed_points_and_scalars_are_refused() {
     let ops = SimOperator::generate(4, 903);
-    let params = SessionParams::dkg(
-        SessionTimestamp(1),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let params = feldman_dkg(1, &ops);
     let mut dealer = engine(&params, &ops[0]);
     let msgs = sent(&dealer.start(0));
     let mut receiver = engine(&params, &ops[1]);
@@ -382,13 +363,7 @@ fn recertified(
 #[test]
 fn certified_signatures_need_a_certificate_for_the_signer_and_the_session() {
     let ops = SimOperator::generate_uncertified(4, 902);
-    let params = SessionParams::dkg(
-        SessionTimestamp(1_000),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let params = feldman_dkg(1_000, &ops);
     let dealer_op = &ops[0];
     let mut dealer = engine(&params, dealer_op);
     let msgs = sent(&dealer.start(0));
@@ -452,13 +427,7 @@ fn a_certificate_is_checked_once_per_node_not_once_per_session() {
     let ops = SimOperator::generate(4, 903);
     let cache = Arc::new(CertificateCache::new());
     for ts in [10, 20] {
-        let params = SessionParams::dkg(
-            SessionTimestamp(ts),
-            VssMode::Feldman,
-            participants(&ops),
-            schedule(0),
-        )
-        .unwrap();
+        let params = feldman_dkg(ts, &ops);
         let mut receiver = engine(&params, &ops[1]).with_certificates(cache.clone());
         for dealer in [&ops[0], &ops[2], &ops[3]] {
             for (to, m) in sent(&engine(&params, dealer).start(0)) {
@@ -480,13 +449,7 @@ fn a_certificate_signed_with_another_scheme_is_not_vouched_for_by_its_batch() {
     // certificate carries an ECDSA signature although the dealer's key is BN254. The
     // good certificate's batch passing must not make the other count as checked.
     let ops = SimOperator::generate(4, 904);
-    let params = SessionParams::dkg(
-        SessionTimestamp(1),
-        VssMode::Feldman,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let params = feldman_dkg(1, &ops);
     let first = |op: &SimOperator| {
         sent(&engine(&params, op).start(0))
             .into_iter()
