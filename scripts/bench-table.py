@@ -41,6 +41,9 @@ for group, name, label in [
     ("bn254", "verify_batch_100", "BN254: 100 signatures by 100 keys, one batch"),
     ("ecdsa", "sign", "ECDSA operator signature: sign"),
     ("ecdsa", "verify", "ECDSA operator signature: verify (recover)"),
+    ("protocol_key", "sign", "protocol key (certified Schnorr): sign"),
+    ("protocol_key", "verify", "protocol key: verify"),
+    ("protocol_key", "verify_batch_100", "protocol key: 100 signatures by 100 keys, one batch"),
 ]:
     print(f"| {label} | {fmt(median(group, name))} |")
 
