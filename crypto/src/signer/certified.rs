@@ -5,9 +5,10 @@
 //! Why: every protocol message must stay checkable by a contract (fraud proofs carry
 //! the dealer's own signed messages), and with the operator's BN254 key each of the
 //! `n − 1` signers a node hears from costs a Miller loop per batch, however the batch
-//! is formed (`docs/protocol.md`). A Schnorr signature checks in a batch as one
-//! multi-scalar multiplication over secp256k1, about a fiftieth of a Miller loop per
-//! signature, and a contract checks one with a single `ecrecover`. The operator key
+//! is formed (`docs/protocol.md`). Schnorr signatures check in a batch as one
+//! multi-scalar multiplication over secp256k1, about a fifth of a Miller loop per
+//! signature (`docs/benchmarks.md`), and a contract checks one with a single
+//! `ecrecover`. The operator key
 //! is then checked once per certificate (a node caches certificates it has checked).
 //!
 //! Written here, not taken from a crate: the scheme must be checkable by `ecrecover`,
