@@ -229,12 +229,12 @@ fn cold_start(ops: &[SimOperator]) -> (Duration, Duration) {
     use kms_crypto::signer::{OperatorPublicKey, OperatorSignature, ProtocolKeyCertificate};
     let certificates: Vec<_> = ops[1..]
         .iter()
-        .filter_map(|o| match (o.signer.public_key(), o.signer.sign(&[0; 32])) {
-            (OperatorPublicKey::Bn254(pk), OperatorSignature::Certified(c)) => {
-                Some((pk, c.certificate.clone()))
-            }
-            _ => None,
-        })
+        .filter_map(
+            |o| match (o.signer.public_key(), o.signer.protocol_certificate()) {
+                (OperatorPublicKey::Bn254(pk), Some(c)) => Some((pk, c.clone())),
+                _ => None,
+            },
+        )
         .collect();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let t = process_cpu_time();

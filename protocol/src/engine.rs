@@ -23,7 +23,8 @@ use kms_crypto::poly::{interpolate, lagrange_coefficients_at_zero, powers};
 use kms_crypto::signer::bn254::verify_batch as verify_signature_batch;
 use kms_crypto::signer::certified::verify_batch as verify_schnorr_batch;
 use kms_crypto::signer::{
-    OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key, ProtocolKeyCertificate,
+    Bn254PublicKey, OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key,
+    ProtocolKeyCertificate,
 };
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::coin::{self, CoinContribution};
@@ -466,44 +467,59 @@ impl Engine {
         }
     }
 
+    /// A participant's BN254 key with its Miller-loop lines, prepared once per session.
+    fn prepared_key(&mut self, signer: OperatorAddress, pk: &Bn254PublicKey) -> PreparedBn254Key {
+        self.prepared
+            .entry(signer)
+            .or_insert_with(|| pk.prepare())
+            .clone()
+    }
+
     /// For each held message, whether its certificate (if it has one) is valid: it
     /// names the signer, covers the session and verifies under the signer's
     /// registered key. Certificates not seen before are checked together — BN254
     /// ones as one batch — and remembered.
     fn check_certificates(&mut self, inbox: &[Held]) -> Vec<bool> {
-        let mut fresh: Vec<(OperatorAddress, OperatorPublicKey, ProtocolKeyCertificate)> =
-            Vec::new();
-        let mut fits = vec![true; inbox.len()];
-        for (i, h) in inbox.iter().enumerate() {
-            let OperatorSignature::Certified(c) = &h.message.signature else {
-                continue;
-            };
-            fits[i] = h
-                .message
-                .certificate_fits(&c.certificate, self.params.timestamp);
-            if fits[i]
-                && !self.certificates.contains(&h.key, &c.certificate)
-                && !fresh
-                    .iter()
-                    .any(|(_, k, f)| k == &h.key && f == &c.certificate)
-            {
-                fresh.push((h.message.signer, h.key.clone(), c.certificate.clone()));
-            }
+        /// A held message's certificate.
+        enum Status {
+            /// Not certified, or a certificate checked before.
+            Valid,
+            /// Names another signer or does not cover the session.
+            Unfit,
+            /// The `i`-th certificate not seen before.
+            Fresh(usize),
         }
+        let mut fresh: Vec<(OperatorAddress, &OperatorPublicKey, &ProtocolKeyCertificate)> =
+            Vec::new();
+        let status: Vec<Status> = inbox
+            .iter()
+            .map(|h| {
+                let OperatorSignature::Certified(c) = &h.message.signature else {
+                    return Status::Valid;
+                };
+                let c = &c.certificate;
+                if !h.message.certificate_fits(c, self.params.timestamp) {
+                    Status::Unfit
+                } else if self.certificates.contains(&h.key, c) {
+                    Status::Valid
+                } else if let Some(i) = fresh.iter().position(|(_, k, f)| *k == &h.key && *f == c) {
+                    Status::Fresh(i)
+                } else {
+                    fresh.push((h.message.signer, &h.key, c));
+                    Status::Fresh(fresh.len() - 1)
+                }
+            })
+            .collect();
+        let mut valid = vec![false; fresh.len()];
         let mut keys = Vec::new();
         let mut items = Vec::new();
         // The certificates in the BN254 batch (only those: the rest are checked alone).
         let mut in_batch = Vec::new();
-        for (signer, key, c) in &fresh {
+        for (i, (signer, key, c)) in fresh.iter().enumerate() {
             match (key, &c.signature) {
                 (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
-                    in_batch.push((key, c));
-                    let prepared = self
-                        .prepared
-                        .entry(*signer)
-                        .or_insert_with(|| pk.prepare())
-                        .clone();
-                    keys.push(prepared);
+                    in_batch.push(i);
+                    keys.push(self.prepared_key(*signer, pk));
                     let digest = ProtocolKeyCertificate::digest(
                         &c.operator,
                         &c.key,
@@ -512,29 +528,27 @@ impl Engine {
                     );
                     items.push((keys.len() - 1, digest, *sig));
                 }
-                _ => {
-                    self.certificates.check(key, c);
-                }
+                _ => valid[i] = self.certificates.check(key, c),
             }
         }
         if !items.is_empty() {
             let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng);
-            for (key, c) in in_batch {
-                if batch_ok {
+            for i in in_batch {
+                let (_, key, c) = fresh[i];
+                valid[i] = if batch_ok {
                     self.certificates.insert(key, c);
+                    true
                 } else {
-                    self.certificates.check(key, c);
-                }
+                    self.certificates.check(key, c)
+                };
             }
         }
-        inbox
-            .iter()
-            .zip(fits)
-            .map(|(h, fit)| match &h.message.signature {
-                OperatorSignature::Certified(c) => {
-                    fit && self.certificates.contains(&h.key, &c.certificate)
-                }
-                _ => true,
+        status
+            .into_iter()
+            .map(|s| match s {
+                Status::Valid => true,
+                Status::Unfit => false,
+                Status::Fresh(i) => valid[i],
             })
             .collect()
     }
@@ -739,15 +753,14 @@ impl Engine {
                     schnorr.push((&c.certificate.key, &m.hash, &c.signature));
                 }
                 (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
-                    let k = *key_index.entry(m.signer).or_insert_with(|| {
-                        let prepared = self
-                            .prepared
-                            .entry(m.signer)
-                            .or_insert_with(|| pk.prepare())
-                            .clone();
-                        keys.push(prepared);
-                        keys.len() - 1
-                    });
+                    let k = match key_index.get(&m.signer) {
+                        Some(k) => *k,
+                        None => {
+                            keys.push(self.prepared_key(m.signer, pk));
+                            key_index.insert(m.signer, keys.len() - 1);
+                            keys.len() - 1
+                        }
+                    };
                     items.push((k, m.hash, *sig));
                 }
                 _ => {}

@@ -288,7 +288,7 @@ impl SignedMessage {
     /// `key` (the registered key of `self.signer`).
     pub fn open(&self, key: &OperatorPublicKey) -> Result<Payload, ProtocolError> {
         let payload = self.open_unverified()?;
-        self.verify_signature(key)?;
+        self.verify_signature_in(key, payload.session().0)?;
         Ok(payload)
     }
 
@@ -314,11 +314,25 @@ impl SignedMessage {
     /// signer as its certificate's operator, and its certificate must cover the
     /// message's session.
     pub fn verify_signature(&self, key: &OperatorPublicKey) -> Result<(), ProtocolError> {
-        if let OperatorSignature::Certified(c) = &self.signature {
-            let (ts, _) = self.peek()?.session();
-            if !self.certificate_fits(&c.certificate, ts) {
-                return Err(ProtocolError::BadSignature);
-            }
+        // Only a certified signature depends on the session: decode only for it.
+        let session = match &self.signature {
+            OperatorSignature::Certified(_) => self.peek()?.session().0,
+            _ => SessionTimestamp(0),
+        };
+        self.verify_signature_in(key, session)
+    }
+
+    /// [`SignedMessage::verify_signature`] for a message whose payload names the
+    /// session at `session` (decoded by the caller).
+    fn verify_signature_in(
+        &self,
+        key: &OperatorPublicKey,
+        session: SessionTimestamp,
+    ) -> Result<(), ProtocolError> {
+        if let OperatorSignature::Certified(c) = &self.signature
+            && !self.certificate_fits(&c.certificate, session)
+        {
+            return Err(ProtocolError::BadSignature);
         }
         key.verify(&self.hash, &self.signature)
             .map_err(|_| ProtocolError::BadSignature)

@@ -35,7 +35,8 @@ impl SimOperator {
     /// `n` operators with deterministic BN254 keys and addresses, signing their
     /// messages with certified protocol keys, as nodes do.
     pub fn generate(n: usize, seed: u64) -> Vec<SimOperator> {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        // A stream of its own: the operator keys and addresses come from `seed`.
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x7072_6f74_6f63_6f6c);
         Self::generate_uncertified(n, seed)
             .into_iter()
             .map(|o| SimOperator {
@@ -57,18 +58,17 @@ impl SimOperator {
     /// from it, then never again while the certificate lasts). Operators that do not
     /// sign with a certified key are left alone.
     pub fn know_each_other(ops: &[SimOperator]) {
-        let probe = [0u8; 32];
         for o in ops {
-            let kms_crypto::signer::OperatorSignature::Certified(c) = o.signer.sign(&probe) else {
+            let Some(c) = o.signer.protocol_certificate() else {
                 continue;
             };
+            let key = o.signer.public_key();
             assert!(
-                c.certificate.verify(&o.signer.public_key()).is_ok(),
+                c.verify(&key).is_ok(),
                 "a simulated operator's certificate verifies"
             );
             for peer in ops.iter().filter(|p| p.address != o.address) {
-                peer.certificates
-                    .insert(&o.signer.public_key(), &c.certificate);
+                peer.certificates.insert(&key, c);
             }
         }
     }

@@ -542,6 +542,9 @@ impl OperatorSigner for CertifiedSigner {
             signature: self.key.sign(msg_hash, &mut rand_core::OsRng),
         }))
     }
+    fn protocol_certificate(&self) -> Option<&ProtocolKeyCertificate> {
+        Some(&self.certificate)
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,11 @@ pub trait OperatorSigner: Send + Sync {
     fn public_key(&self) -> OperatorPublicKey;
     /// Signs a 32-byte message hash.
     fn sign(&self, msg_hash: &[u8; 32]) -> OperatorSignature;
+    /// The certificate of the protocol key it signs with, if it signs with one
+    /// ([`CertifiedSigner`]); `None` for a signer that signs with the operator key.
+    fn protocol_certificate(&self) -> Option<&ProtocolKeyCertificate> {
+        None
+    }
 }
 
 /// Something that checks operator signatures.
