@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kms_crypto::group::pairing_bytes;
+use kms_crypto::group::{FixedBase, pairing_bytes};
 use kms_crypto::tbls::{PartialSignature, combine_partials, hash_app_id, sign_partial};
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::feldman::FeldmanDealing;
@@ -35,6 +35,16 @@ fn primitives(c: &mut Criterion) {
     let mut g = c.benchmark_group("primitives");
     g.bench_function("g1_mul", |b| b.iter(|| black_box(&p1).mul(black_box(&k))));
     g.bench_function("g2_mul", |b| b.iter(|| black_box(&p2).mul(black_box(&k))));
+    let generator = G2Point::generator();
+    g.bench_function("g2_generator_mul_blst", |b| {
+        b.iter(|| black_box(&generator).mul(black_box(&k)))
+    });
+    g.bench_function("g2_generator_mul_table", |b| {
+        b.iter(|| G2Point::mul_generator(black_box(&k)))
+    });
+    g.bench_function("g2_fixed_base_table_build", |b| {
+        b.iter(|| FixedBase::new(black_box(&p2)))
+    });
     g.bench_function("pairing", |b| {
         b.iter(|| pairing_bytes(black_box(&p1), black_box(&p2)))
     });

@@ -19,10 +19,14 @@ use blst::{
     blst_p1_uncompress, blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress,
     blst_p2_affine_in_g2, blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg,
     blst_p2_deserialize, blst_p2_double, blst_p2_from_affine, blst_p2_generator, blst_p2_is_inf,
-    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress,
+    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_p2s_to_affine,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
+
+mod fixed_base;
+
+pub use fixed_base::FixedBase;
 
 use crate::error::CryptoError;
 use crate::hexser;
@@ -156,12 +160,18 @@ macro_rules! point_type {
 
             /// `k · self` (constant time in `k`).
             pub fn mul(&self, k: &Scalar) -> Self {
+                Self::from_projective(&self.mul_projective(k))
+            }
+
+            /// `k · self` (constant time in `k`), left in projective form.
+            pub(crate) fn mul_projective(&self, k: &Scalar) -> $proj {
                 let s = k.to_blst_scalar();
                 let mut out = <$proj>::default();
                 // SAFETY: the scalar is 32 little-endian bytes below r < 2^255.
                 unsafe { $mult(&mut out, &self.projective(), s.b.as_ptr(), 255) };
-                Self::from_projective(&out)
+                out
             }
+
 
             /// `self + other`.
             pub fn add(&self, other: &Self) -> Self {
@@ -363,6 +373,34 @@ impl G1Point {
 const TO_13_PART: &str = "04005449cda731a7136c440a0c65b728ba1c1fa6b6708356f3b9bdc84396cab33907d71557a7d33677f5d45f7cedb8cfdac10ff1fc5b48d6461e907737d78e96568f2d18c750b4b3ca5c33c3fd8ff8a70629888281914529f4e3380941cfdd";
 
 impl G2Point {
+    /// `a + b` in projective form.
+    pub(crate) fn add_projective(a: &blst_p2, b: &blst_p2) -> blst_p2 {
+        let mut out = blst_p2::default();
+        // SAFETY: valid projective inputs; add_or_double handles a == b.
+        unsafe { blst_p2_add_or_double(&mut out, a, b) };
+        out
+    }
+
+    /// Many projective points to affine with one shared inversion.
+    pub(crate) fn batch_from_projective(points: &[blst_p2]) -> Vec<Self> {
+        if points.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![blst_p2_affine::default(); points.len()];
+        let ptrs: [*const blst_p2; 2] = [points.as_ptr(), std::ptr::null()];
+        // SAFETY: with a null second pointer blst reads `len` consecutive
+        // projective points and writes as many affine ones (the identity as
+        // all zeros).
+        unsafe { blst_p2s_to_affine(out.as_mut_ptr(), ptrs.as_ptr(), points.len()) };
+        out.into_iter().map(Self).collect()
+    }
+
+    /// `k·G` for the generator `G`, constant time in `k`, from a table of the
+    /// generator's multiples built on first use (see [`FixedBase`]).
+    pub fn mul_generator(k: &Scalar) -> Self {
+        FixedBase::generator().mul(k)
+    }
+
     /// The 256-byte uncompressed EIP-2537 encoding: `x.c0 ‖ x.c1 ‖ y.c0 ‖ y.c1`, each
     /// a 64-byte word. Note the order differs from the ZCash serialization, which puts
     /// `c1` first. The identity is all zeros.

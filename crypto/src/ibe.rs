@@ -70,7 +70,7 @@ pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
             break r;
         }
     };
-    let u = G2Point::generator().mul(&r).to_compressed();
+    let u = G2Point::mul_generator(&r).to_compressed();
     let ikm = pairing_bytes(&hash_app_id(app_id).mul(&r), master_public_key);
     let key = derive_key(ikm.as_ref(), app_id);
     let mut nonce = [0u8; NONCE_LEN];

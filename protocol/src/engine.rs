@@ -185,7 +185,7 @@ impl Engine {
                 .dealers
                 .evaluation_point(&me)
                 .ok_or(ProtocolError::InvalidSession("no evaluation point"))?;
-            if prev.evaluate(x) != G2Point::generator().mul(share) {
+            if prev.evaluate(x) != G2Point::mul_generator(share) {
                 return Err(ProtocolError::InvalidSession(
                     "current share does not match the previous key",
                 ));
@@ -1719,6 +1719,16 @@ impl Engine {
         }
     }
 
+    /// Whether a Pedersen dealer's Feldman commitment is rebuilt from the players'
+    /// shares (it failed or skipped phase 2) rather than its own.
+    fn rebuilt(&self, d: &OperatorAddress) -> bool {
+        self.params.mode == VssMode::Pedersen
+            && self
+                .views
+                .get(d)
+                .is_some_and(|v| v.phase2.is_none() || v.fraud)
+    }
+
     fn dealer_feldman_commitment(&self, d: &OperatorAddress) -> Result<Commitment, SessionFailure> {
         let v = self
             .views
@@ -1843,7 +1853,19 @@ impl Engine {
             .players
             .evaluation_point(&self.me)
             .ok_or(SessionFailure::Internal("no point"))?;
-        if public.evaluate(x) != G2Point::generator().mul(&share) {
+        // `public(x) = share·G` follows from the checks already made: every share summed
+        // here passed `s_D·G = C_D(x)` — alone, or in a batch with random weights, which
+        // leaves each `C_D(x) − s_D·G` at most a torsion point, and the sum of those is
+        // `public(x) − share·G`, in G2 by the exact subgroup check above, hence zero.
+        // Checking it again guards against a fault in this combining code, not against
+        // anyone's input; it costs a `t`-point MSM and a constant-time multiplication
+        // (about a seventh of a whole session's CPU per node at n = 7). It runs where
+        // the combining is out of the ordinary (a reweighted reshare, a dealer rebuilt
+        // from the others' shares) and always in debug builds, which the tests run.
+        let unusual = !plain_sum || combined.iter().any(|d| self.rebuilt(d));
+        if (cfg!(debug_assertions) || unusual)
+            && public.evaluate(x) != G2Point::mul_generator(&share)
+        {
             return Err(SessionFailure::Internal(
                 "final share does not match the public polynomial",
             ));

@@ -33,7 +33,7 @@
 //! anyone holding it after the fact could sign.
 
 use k256::elliptic_curve::group::prime::PrimeCurveAffine;
-use k256::elliptic_curve::ops::{LinearCombinationExt, MulByGenerator, Reduce};
+use k256::elliptic_curve::ops::{MulByGenerator, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use k256::elliptic_curve::{Field, PrimeField};
@@ -47,6 +47,8 @@ use super::{
     OperatorPublicKey, OperatorSignature, OperatorSigner, SignatureError, SignatureScheme,
 };
 use crate::address::OperatorAddress;
+
+mod msm;
 
 /// Domain of the certificate digest.
 pub const CERTIFICATE_DOMAIN: &[u8] = b"EIGENKMS-PROTOCOL-KEY-V1";
@@ -272,10 +274,7 @@ impl SchnorrSignature {
         msg_hash: &[u8; 32],
     ) -> Result<(), SignatureError> {
         let e = challenge(key, msg_hash, &self.r);
-        let lhs = ProjectivePoint::lincomb_ext(&[
-            (ProjectivePoint::GENERATOR, self.s),
-            (ProjectivePoint::from(key.point), -e),
-        ]);
+        let lhs = msm::msm_vartime(&self.s, &[(ProjectivePoint::from(key.point), -e)]);
         if lhs == ProjectivePoint::from(self.r) {
             Ok(())
         } else {
@@ -311,17 +310,12 @@ pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
             None => key_terms.push((**key, -(z * e))),
         }
     }
-    terms.push((ProjectivePoint::GENERATOR, g));
     terms.extend(
         key_terms
             .iter()
             .map(|(k, w)| (ProjectivePoint::from(k.point), *w)),
     );
-    bool::from(
-        ProjectivePoint::lincomb_ext(terms.as_slice())
-            .to_affine()
-            .is_identity(),
-    )
+    bool::from(msm::msm_vartime(&g, &terms).to_affine().is_identity())
 }
 
 /// The operator's statement that `key` signs protocol messages on its behalf for

@@ -3,7 +3,7 @@
 use rand_core::{CryptoRng, RngCore};
 
 use crate::error::CryptoError;
-use crate::group::G2Point;
+use crate::group::FixedBase;
 use crate::poly::Polynomial;
 use crate::scalar::Scalar;
 use crate::vss::Commitment;
@@ -53,10 +53,9 @@ impl FeldmanDealing {
     }
 }
 
-/// `a_k·G2` for every coefficient.
+/// `a_k·G2` for every coefficient (constant time, from the generator's table).
 pub fn commit(polynomial: &Polynomial) -> Commitment {
-    let g = G2Point::generator();
-    let coeffs = polynomial.coefficients().iter().map(|a| g.mul(a)).collect();
+    let coeffs = FixedBase::generator().mul_many(polynomial.coefficients());
     // A polynomial always has at least one coefficient and a bounded degree.
     Commitment::new(coeffs).expect("polynomial has coefficients")
 }
@@ -69,6 +68,7 @@ pub fn verify_share(x: &Scalar, share: &Scalar, commitment: &Commitment) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::G2Point;
     use crate::poly::interpolate_at_zero;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;

@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::CryptoError;
-use crate::group::G2Point;
+use crate::group::{FixedBase, G2Point};
 use crate::poly::Polynomial;
 use crate::scalar::Scalar;
+use crate::vss::Commitment;
 use crate::vss::batch::{self, BatchItem};
-use crate::vss::{Commitment, feldman};
 
 /// Domain separation tag for hashing the coin-flip seed to `H2`.
 pub const PEDERSEN_BASE_DST: &[u8] = b"EIGENKMS-V1-PEDERSEN-H_BLS12381G2_XMD:SHA-256_SSWU_RO_";
@@ -63,19 +63,26 @@ impl PedersenDealing {
         let h = base.point();
         // The Feldman commitment `a_k·G2` is kept for phase 2; the Pedersen one adds
         // `b_k·H2`. Both products are constant-time multiplications (the coefficients
-        // are secret; `msm` is variable time).
-        let feldman = feldman::commit(&secret);
-        let coeffs = feldman
+        // are secret; `msm` is variable time); all 2t points become affine with one
+        // shared inversion.
+        let g = FixedBase::generator();
+        let t = secret.coefficients().len();
+        let mut proj: Vec<_> = secret
             .coefficients()
             .iter()
-            .zip(blinding.coefficients())
-            .map(|(ag, b)| ag.add(&h.mul(b)))
+            .map(|a| g.mul_projective(a))
             .collect();
+        for (k, b) in blinding.coefficients().iter().enumerate() {
+            let sum = G2Point::add_projective(&proj[k], &h.mul_projective(b));
+            proj.push(sum);
+        }
+        let mut points = G2Point::batch_from_projective(&proj);
+        let coeffs = points.split_off(t);
         Ok(Self {
             secret,
             blinding,
             commitment: Commitment::new(coeffs)?,
-            feldman,
+            feldman: Commitment::new(points)?,
         })
     }
 
