@@ -26,7 +26,7 @@ use kms_crypto::signer::{
     Bn254PublicKey, OperatorPublicKey, OperatorSignature, OperatorSigner, PreparedBn254Key,
     ProtocolKeyCertificate,
 };
-use kms_crypto::vss::batch::{BatchItem, verify_batch};
+use kms_crypto::vss::batch::{BatchItem, holds_with, verify_batch};
 use kms_crypto::vss::coin::{self, CoinContribution};
 use kms_crypto::vss::feldman::{self, FeldmanDealing};
 use kms_crypto::vss::pedersen::{self, PedersenBase, PedersenDealing, PedersenShare};
@@ -99,6 +99,9 @@ struct Held {
     key: OperatorPublicKey,
 }
 
+/// The points and scalars of a multi-scalar multiplication.
+type MsmTerms = Vec<(G2Point, Scalar)>;
+
 /// One node's engine for one session.
 pub struct Engine {
     params: SessionParams,
@@ -145,6 +148,9 @@ pub struct Engine {
     flushing: bool,
     /// Dealers whose phase-2 commitment arrived and awaits the batched share check.
     phase2_unchecked: Vec<OperatorAddress>,
+    /// Feldman reshare: dealers whose constant passed together with the share checks
+    /// (see [`Engine::verify_pending_shares`]), with the commitment hash it was on.
+    constants_checked: BTreeMap<OperatorAddress, [u8; 32]>,
     phases_done: u64,
     qualified: Option<Vec<OperatorAddress>>,
     outcome: Option<Result<SessionOutcome, SessionFailure>>,
@@ -228,11 +234,18 @@ impl Engine {
             unsigned: BTreeSet::new(),
             flushing: false,
             phase2_unchecked: Vec::new(),
+            constants_checked: BTreeMap::new(),
             phases_done: 0,
             qualified: None,
             outcome: None,
             out: Vec::new(),
         })
+    }
+
+    /// How many dealers' reshare constants were checked together with this node's
+    /// shares (one MSM for both) rather than on their own at the end of the session.
+    pub fn constants_checked_with_shares(&self) -> usize {
+        self.constants_checked.len()
     }
 
     /// Shares the host's cache of checked protocol-key certificates, so that a peer's
@@ -1300,12 +1313,33 @@ impl Engine {
                 VssMode::Pedersen => BatchItem::pedersen(c, s),
             })
             .collect();
-        let invalid: BTreeSet<usize> =
+        // A Feldman reshare also checks the dealers' constants against the current
+        // key (`check_reshare_constants`): those of the dealers in this batch ride
+        // along in the same MSM, saving one of `n + t` points per session.
+        let constants = match self.params.mode {
+            VssMode::Feldman => self.reshare_constant_terms(todo.iter().map(|(d, c, _)| (d, c))),
+            // Pedersen constants are on the phase-2 commitments, checked later.
+            VssMode::Pedersen => None,
+        };
+        let both_hold = constants.as_ref().is_some_and(|(_, terms)| {
+            holds_with(&x, &items, self.base.as_ref(), terms, &mut self.rng)
+        });
+        let invalid: BTreeSet<usize> = if both_hold {
+            BTreeSet::new()
+        } else {
             match verify_batch(&x, &items, self.base.as_ref(), &mut self.rng) {
                 Ok(()) => BTreeSet::new(),
                 Err(f) => f.invalid.into_iter().collect(),
-            };
+            }
+        };
         drop(items);
+        if both_hold && let Some((dealers, _)) = constants {
+            for d in dealers {
+                if let Some(h) = self.views.get(&d).and_then(|v| v.commitment_hash) {
+                    self.constants_checked.insert(d, h);
+                }
+            }
+        }
         let mut acks = Vec::new();
         for (i, (dealer, _, _)) in todo.iter().enumerate() {
             let ok = !invalid.contains(&i);
@@ -1517,7 +1551,7 @@ impl Engine {
             return;
         };
         let pedersen = self.params.mode == VssMode::Pedersen;
-        let todo: Vec<(OperatorAddress, Scalar, Scalar, SignedMessage, G2Point)> = self
+        let todo: Vec<(OperatorAddress, SignedMessage, Commitment)> = self
             .views
             .iter()
             .filter(|(_, v)| !v.fraud)
@@ -1527,39 +1561,78 @@ impl Engine {
                 } else {
                     v.commitment.as_ref()?
                 };
-                let x = self.params.dealers.evaluation_point(d)?.clone();
-                let weight = self.reshare_weights.get(d)?.clone();
-                Some((*d, x, weight, m.clone(), *c.constant()))
+                if !pedersen
+                    && v.commitment_hash.is_some()
+                    && self.constants_checked.get(d) == v.commitment_hash.as_ref()
+                {
+                    return None;
+                }
+                Some((*d, m.clone(), c.clone()))
             })
             .collect();
-        if todo.is_empty() {
+        let Some((_, terms)) = self.reshare_constant_terms(todo.iter().map(|(d, _, c)| (d, c)))
+        else {
             return;
-        }
-        let t = previous.threshold();
-        let weights: Vec<Scalar> = todo
-            .iter()
-            .map(|_| Scalar::random_u128(&mut self.rng))
-            .collect();
-        let mut points: Vec<G2Point> = todo.iter().map(|(_, _, _, _, c0)| *c0).collect();
-        let mut scalars = weights.clone();
-        let mut poly_weights = vec![Scalar::zero(); t];
-        for ((_, x, lambda, _, _), rho) in todo.iter().zip(&weights) {
-            let rho_lambda = rho * lambda;
-            for (acc, xk) in poly_weights.iter_mut().zip(powers(x, t)) {
-                *acc += &(&rho_lambda * &xk);
-            }
-        }
-        points.extend_from_slice(previous.coefficients());
-        scalars.extend(poly_weights.into_iter().map(|w| -w));
+        };
+        let (points, scalars): (Vec<G2Point>, Vec<Scalar>) = terms.into_iter().unzip();
         if G2Point::msm(&points, &scalars).is_ok_and(|p| p.is_identity()) {
             return;
         }
         let phase = if pedersen { 2 } else { 1 };
-        for (d, x, lambda, m, c0) in todo {
-            if previous.evaluate(&x).mul(&lambda) != c0 && !self.convict_torsion(&d, phase) {
+        for (d, m, c) in todo {
+            let (Some(x), Some(lambda)) = (
+                self.params.dealers.evaluation_point(&d),
+                self.reshare_weights.get(&d),
+            ) else {
+                continue;
+            };
+            if previous.evaluate(x).mul(lambda) != *c.constant() && !self.convict_torsion(&d, phase)
+            {
                 self.convict(FraudEvidence::WrongReshareConstant { commitment: m });
             }
         }
+    }
+
+    /// For a reshare, the terms of `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D λ_D x_D^k)·P_k` over
+    /// `dealers` with fresh random 128-bit `ρ_D` (`P` the current key's polynomial):
+    /// `n + t` points whose sum is zero exactly when every dealer's constant is
+    /// `λ_D·P(x_D)`, except with probability 2^-128. Also returns the dealers it
+    /// covers; `None` outside a reshare or for no dealer.
+    fn reshare_constant_terms<'a>(
+        &mut self,
+        dealers: impl IntoIterator<Item = (&'a OperatorAddress, &'a Commitment)>,
+    ) -> Option<(Vec<OperatorAddress>, MsmTerms)> {
+        let previous = self.params.previous.as_ref()?;
+        let t = previous.threshold();
+        let mut covered = Vec::new();
+        let mut terms = Vec::new();
+        let mut poly_weights = vec![Scalar::zero(); t];
+        for (d, c) in dealers {
+            let (Some(x), Some(lambda)) = (
+                self.params.dealers.evaluation_point(d),
+                self.reshare_weights.get(d),
+            ) else {
+                continue;
+            };
+            let rho = Scalar::random_u128(&mut self.rng);
+            let rho_lambda = &rho * lambda;
+            for (acc, xk) in poly_weights.iter_mut().zip(powers(x, t)) {
+                *acc += &(&rho_lambda * &xk);
+            }
+            terms.push((*c.constant(), rho));
+            covered.push(*d);
+        }
+        if covered.is_empty() {
+            return None;
+        }
+        terms.extend(
+            previous
+                .coefficients()
+                .iter()
+                .zip(poly_weights)
+                .map(|(p, w)| (*p, -w)),
+        );
+        Some((covered, terms))
     }
 
     fn compute_qualified(&self) -> Vec<OperatorAddress> {

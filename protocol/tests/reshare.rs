@@ -66,6 +66,21 @@ fn five_reshares_with_rotating_membership() {
             threshold(next.len()),
             "round {round}: threshold"
         );
+        // In a Feldman reshare every player checked every dealer's constant in the
+        // same MSM as its shares; a Pedersen reshare checks them on the phase-2
+        // commitments, later and on their own.
+        for o in &next {
+            let checked = f
+                .net
+                .engine(&o.address)
+                .unwrap()
+                .constants_checked_with_shares();
+            let expected = match mode {
+                VssMode::Feldman => current.len(),
+                VssMode::Pedersen => 0,
+            };
+            assert_eq!(checked, expected, "round {round}");
+        }
         // Operators that left were dealers: they report departure, not a version.
         for o in &current {
             if !next.iter().any(|n| n.address == o.address) {
@@ -132,6 +147,12 @@ fn reshare_with_a_wrong_constant(
     );
     let (new_commitment, _) = check_agreement(&f);
     assert_eq!(new_commitment.constant(), commitment.constant());
+    // The wrong constant fails the batch that checks shares and constants together:
+    // the constants are then checked on their own, which names the dealer.
+    for o in ops.iter().filter(|o| o.address != bad.address) {
+        let engine = f.net.engine(&o.address).unwrap();
+        assert_eq!(engine.constants_checked_with_shares(), 0);
+    }
     let v = f.versions.values().next().unwrap();
     assert!(!v.qualified_dealers.contains(&bad.address));
     assert_eq!(v.qualified_dealers.len(), 6);

@@ -103,6 +103,24 @@ pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
     Err(BatchFailure { invalid })
 }
 
+/// Whether every item holds *and* `Σ extra = 0`, with one MSM over the items' points
+/// and `extra`'s: the caller's own relation rides along with the share checks for the
+/// price of its points in a larger MSM, instead of an MSM of its own. The caller
+/// weighs `extra` with its own fresh random weights (independent of the items' ones,
+/// drawn here), so that both parts hold except with probability 2^-128. `false` says
+/// only that something fails: check the items with [`verify_batch`] and the relation
+/// on its own to learn what.
+pub fn holds_with<R: RngCore + CryptoRng + ?Sized>(
+    x: &Scalar,
+    items: &[BatchItem<'_>],
+    base: Option<&PedersenBase>,
+    extra: &[(G2Point, Scalar)],
+    rng: &mut R,
+) -> bool {
+    let weights: Vec<Scalar> = items.iter().map(|_| Scalar::random_u128(rng)).collect();
+    combined_check_with(x, items, &weights, base, extra)
+}
+
 /// Checks a single item (weight 1): one MSM over `t + 1` (or `t + 2`) points.
 pub(crate) fn check_one(x: &Scalar, item: &BatchItem<'_>, base: Option<&PedersenBase>) -> bool {
     combined_check(x, std::slice::from_ref(item), &[Scalar::one()], base)
@@ -114,6 +132,16 @@ fn combined_check(
     weights: &[Scalar],
     base: Option<&PedersenBase>,
 ) -> bool {
+    combined_check_with(x, items, weights, base, &[])
+}
+
+fn combined_check_with(
+    x: &Scalar,
+    items: &[BatchItem<'_>],
+    weights: &[Scalar],
+    base: Option<&PedersenBase>,
+    extra: &[(G2Point, Scalar)],
+) -> bool {
     let max_t = items
         .iter()
         .map(|i| i.commitment.threshold())
@@ -121,8 +149,12 @@ fn combined_check(
         .unwrap_or(0);
     let total: usize = items.iter().map(|i| i.commitment.threshold()).sum();
     let x_pows = powers(x, max_t);
-    let mut points = Vec::with_capacity(total + 2);
-    let mut scalars = Vec::with_capacity(total + 2);
+    let mut points = Vec::with_capacity(total + 2 + extra.len());
+    let mut scalars = Vec::with_capacity(total + 2 + extra.len());
+    for (p, k) in extra {
+        points.push(*p);
+        scalars.push(k.clone());
+    }
     let mut value_sum = Scalar::zero();
     let mut blinding_sum = Scalar::zero();
     let mut any_blinding = false;
