@@ -6,7 +6,7 @@
 //! Both sides are process CPU time (all threads: blst spreads a large MSM over the
 //! cores), so the ratio does not depend on what else the machine is doing.
 //!
-//! `cargo run --release -p kms-protocol --example session-bench [-- --sizes 7,10,15,50,100] [--rounds 3]`
+//! `cargo run --release -p kms-protocol --example session-bench [-- --sizes 7,10,15,50,100] [--rounds 3] [--kinds dkg,reshare,pedersen]`
 //!
 //! Prints a Markdown table (the one in `docs/benchmarks.md`).
 
@@ -128,6 +128,9 @@ fn main() {
     let sizes: Vec<usize> = arg("--sizes")
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![7, 10, 15, 50, 100]);
+    // `--kinds dkg,reshare,pedersen` (default all): a subset, for profiling one kind.
+    let kinds = arg("--kinds").unwrap_or_else(|| "dkg,reshare,pedersen".into());
+    let wants = |k: &str| kinds.split(',').any(|x| x == k);
     let rounds: usize = arg("--rounds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
@@ -151,6 +154,14 @@ fn main() {
             ("Feldman DKG", VssMode::Feldman),
             ("Pedersen DKG", VssMode::Pedersen),
         ] {
+            let reshare = wants("reshare") && mode == VssMode::Feldman;
+            let wanted = match mode {
+                VssMode::Feldman => wants("dkg") || reshare,
+                VssMode::Pedersen => wants("pedersen"),
+            };
+            if !wanted {
+                continue;
+            }
             let params =
                 SessionParams::dkg(SessionTimestamp(1), mode, participants(&ops), schedule)
                     .expect("params");
@@ -161,17 +172,19 @@ fn main() {
             };
             let (net, wall, floor) = run(params, &ops, BTreeMap::new(), floor_points);
             let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
-            rows.push(Row {
-                n,
-                kind,
-                wall,
-                cpu_median,
-                cpu_max,
-                bytes_per_node,
-                floor,
-                floor_points,
-            });
-            if mode == VssMode::Feldman {
+            if mode == VssMode::Pedersen || wants("dkg") {
+                rows.push(Row {
+                    n,
+                    kind,
+                    wall,
+                    cpu_median,
+                    cpu_max,
+                    bytes_per_node,
+                    floor,
+                    floor_points,
+                });
+            }
+            if reshare {
                 // Reshare the key just made, to the same set.
                 let mut shares = BTreeMap::new();
                 let mut previous = None;

@@ -151,6 +151,8 @@ pub struct Engine {
     /// Feldman reshare: dealers whose constant passed together with the share checks
     /// (see [`Engine::verify_pending_shares`]), with the commitment hash it was on.
     constants_checked: BTreeMap<OperatorAddress, [u8; 32]>,
+    /// Pedersen: the subgroup-checked sum of these QUAL dealers' phase-2 commitments.
+    phase2_sum: Option<(Vec<OperatorAddress>, Commitment)>,
     phases_done: u64,
     qualified: Option<Vec<OperatorAddress>>,
     outcome: Option<Result<SessionOutcome, SessionFailure>>,
@@ -235,6 +237,7 @@ impl Engine {
             flushing: false,
             phase2_unchecked: Vec::new(),
             constants_checked: BTreeMap::new(),
+            phase2_sum: None,
             phases_done: 0,
             qualified: None,
             outcome: None,
@@ -1123,9 +1126,14 @@ impl Engine {
             self.unchecked.insert(m.hash);
         }
         if c.phase == 2 {
-            self.phase2_unchecked.push(dealer);
-            if !self.flushing {
-                self.check_phase2_batch();
+            // This node's own phase-2 commitment and phase-1 share come from one
+            // dealing: nothing to check (an MSM of its own otherwise, as it arrives
+            // outside any batch).
+            if dealer != self.me {
+                self.phase2_unchecked.push(dealer);
+                if !self.flushing {
+                    self.check_phase2_batch();
+                }
             }
             let public: Vec<(SignedMessage, OperatorAddress, PedersenShare)> = self.views[&dealer]
                 .public_shares
@@ -1306,11 +1314,17 @@ impl Engine {
         if todo.is_empty() {
             return;
         }
-        let items: Vec<BatchItem> = todo
+        // This node's share of its own dealing needs no check (it made both): the
+        // batch covers the other `n − 1` dealers.
+        let others: Vec<usize> = (0..todo.len()).filter(|i| todo[*i].0 != self.me).collect();
+        let items: Vec<BatchItem> = others
             .iter()
-            .map(|(_, c, s)| match self.params.mode {
-                VssMode::Feldman => BatchItem::feldman(c, &s.value),
-                VssMode::Pedersen => BatchItem::pedersen(c, s),
+            .map(|i| {
+                let (_, c, s) = &todo[*i];
+                match self.params.mode {
+                    VssMode::Feldman => BatchItem::feldman(c, &s.value),
+                    VssMode::Pedersen => BatchItem::pedersen(c, s),
+                }
             })
             .collect();
         // A Feldman reshare also checks the dealers' constants against the current
@@ -1329,7 +1343,7 @@ impl Engine {
         } else {
             match verify_batch(&x, &items, self.base.as_ref(), &mut self.rng) {
                 Ok(()) => BTreeSet::new(),
-                Err(f) => f.invalid.into_iter().collect(),
+                Err(f) => f.invalid.into_iter().map(|i| others[i]).collect(),
             }
         };
         drop(items);
@@ -1753,6 +1767,8 @@ impl Engine {
         if let Ok(mut sum) = sum
             && sum.check_subgroup().is_ok()
         {
+            // `finalize` adds up the same commitments unless a dealer is rebuilt.
+            self.phase2_sum = Some((with_phase2, sum));
             return;
         }
         for d in with_phase2 {
@@ -1874,10 +1890,18 @@ impl Engine {
             self.reshare_reweighting(&combined)?
         };
         let refs: Vec<&Commitment> = commitments.iter().collect();
-        let mut public = if plain_sum {
-            Commitment::sum(refs.iter().copied())
-        } else {
-            Commitment::linear_combination(&refs, &weights)
+        let mut public = match &self.phase2_sum {
+            // Pedersen: the sum `check_phase2_subgroup` made (and checked) already, if
+            // it is of the same commitments (no dealer has been rebuilt since).
+            Some((dealers, sum))
+                if plain_sum
+                    && *dealers == combined
+                    && !combined.iter().any(|d| self.rebuilt(d)) =>
+            {
+                Ok(sum.clone())
+            }
+            _ if plain_sum => Commitment::sum(refs.iter().copied()),
+            _ => Commitment::linear_combination(&refs, &weights),
         }
         .map_err(|_| SessionFailure::Internal("combine"))?;
         drop(refs);
