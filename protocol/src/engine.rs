@@ -742,15 +742,40 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        // Likewise a coin reveal that opens its sender's coin commitment — one checked
+        // before, or the only one from that operator in this batch — says nothing the
+        // commitment's signature does not cover: the value is bound to the operator and
+        // the session, and whoever relays it, it is the operator's.
+        let mut inbox_commits: BTreeMap<OperatorAddress, Option<[u8; 32]>> = BTreeMap::new();
+        for (h, b) in inbox.iter().zip(&batched) {
+            if let (Payload::CoinCommit(c), true) = (&h.payload, b) {
+                inbox_commits
+                    .entry(from_address(&c.operator))
+                    .and_modify(|seen| *seen = None)
+                    .or_insert(Some(c.commitment.0));
+            }
+        }
+        let coin_context = self.coin_context();
         // At most one per dealer: any other copy (a duplicate, say with a forged
         // signature) goes into the batch, and a checked copy replaces an unchecked one.
         let mut vouched_for = BTreeSet::new();
+        let mut reveals_vouched_for = BTreeSet::new();
         let vouched: Vec<bool> = inbox
             .iter()
             .map(|h| match (&h.payload, &h.parsed) {
                 (Payload::Commitment(c), Some(decoded)) if c.phase == 1 => {
                     let dealer = from_address(&c.dealer);
                     named.get(&dealer) == Some(&decoded.hash) && vouched_for.insert(dealer)
+                }
+                (Payload::CoinReveal(r), _) => {
+                    let who = from_address(&r.operator);
+                    let commitment = match self.coin_commits.get(&who) {
+                        Some(c) => Some(*c),
+                        None => inbox_commits.get(&who).copied().flatten(),
+                    };
+                    commitment
+                        .is_some_and(|c| coin::verify_reveal(&c, &coin_context, &who, &r.value.0))
+                        && reveals_vouched_for.insert(who)
                 }
                 _ => false,
             })
@@ -1331,12 +1356,21 @@ impl Engine {
         // key (`check_reshare_constants`): those of the dealers in this batch ride
         // along in the same MSM, saving one of `n + t` points per session.
         let constants = match self.params.mode {
-            VssMode::Feldman => self.reshare_constant_terms(todo.iter().map(|(d, c, _)| (d, c))),
+            VssMode::Feldman => self.reshare_constant_terms(others.iter().map(|i| &todo[*i].0)),
             // Pedersen constants are on the phase-2 commitments, checked later.
             VssMode::Pedersen => None,
         };
-        let both_hold = constants.as_ref().is_some_and(|(_, terms)| {
-            holds_with(&x, &items, self.base.as_ref(), terms, &mut self.rng)
+        let both_hold = constants.as_ref().is_some_and(|(dealers, terms)| {
+            let weights: Vec<Scalar> = dealers.iter().map(|(_, w)| w.clone()).collect();
+            weights.len() == items.len()
+                && holds_with(
+                    &x,
+                    &items,
+                    self.base.as_ref(),
+                    &weights,
+                    terms,
+                    &mut self.rng,
+                )
         });
         let invalid: BTreeSet<usize> = if both_hold {
             BTreeSet::new()
@@ -1347,8 +1381,18 @@ impl Engine {
             }
         };
         drop(items);
-        if both_hold && let Some((dealers, _)) = constants {
-            for d in dealers {
+        // This node's own constant is right by construction: it dealt `λ·s` after
+        // checking its share `s` against the current key (`Engine::new`).
+        let own = todo
+            .iter()
+            .any(|(d, _, _)| *d == self.me)
+            .then_some(self.me);
+        let checked = match constants {
+            Some((dealers, _)) if both_hold => dealers.into_iter().map(|(d, _)| d).collect(),
+            _ => Vec::new(),
+        };
+        if self.params.kind == SessionKind::Reshare && self.params.mode == VssMode::Feldman {
+            for d in checked.into_iter().chain(own) {
                 if let Some(h) = self.views.get(&d).and_then(|v| v.commitment_hash) {
                     self.constants_checked.insert(d, h);
                 }
@@ -1584,11 +1628,17 @@ impl Engine {
                 Some((*d, m.clone(), c.clone()))
             })
             .collect();
-        let Some((_, terms)) = self.reshare_constant_terms(todo.iter().map(|(d, _, c)| (d, c)))
+        let Some((dealers, terms)) = self.reshare_constant_terms(todo.iter().map(|(d, _, _)| d))
         else {
             return;
         };
-        let (points, scalars): (Vec<G2Point>, Vec<Scalar>) = terms.into_iter().unzip();
+        let constants: BTreeMap<OperatorAddress, G2Point> =
+            todo.iter().map(|(d, _, c)| (*d, *c.constant())).collect();
+        let (points, scalars): (Vec<G2Point>, Vec<Scalar>) = dealers
+            .into_iter()
+            .map(|(d, w)| (constants[&d], w))
+            .chain(terms)
+            .unzip();
         if G2Point::msm(&points, &scalars).is_ok_and(|p| p.is_identity()) {
             return;
         }
@@ -1607,21 +1657,21 @@ impl Engine {
         }
     }
 
-    /// For a reshare, the terms of `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D λ_D x_D^k)·P_k` over
-    /// `dealers` with fresh random 128-bit `ρ_D` (`P` the current key's polynomial):
-    /// `n + t` points whose sum is zero exactly when every dealer's constant is
-    /// `λ_D·P(x_D)`, except with probability 2^-128. Also returns the dealers it
-    /// covers; `None` outside a reshare or for no dealer.
+    /// For a reshare, the relation `Σ ρ_D·C_D,0 − Σ_k (Σ_D ρ_D λ_D x_D^k)·P_k = 0` over
+    /// `dealers` with fresh random 128-bit `ρ_D` (`P` the current key's polynomial),
+    /// which holds exactly when every dealer's constant is `λ_D·P(x_D)`, except with
+    /// probability 2^-128: the dealers it covers with their `ρ_D`, in order, and the
+    /// `t` terms over `P`. `None` outside a reshare or for no dealer.
     fn reshare_constant_terms<'a>(
         &mut self,
-        dealers: impl IntoIterator<Item = (&'a OperatorAddress, &'a Commitment)>,
-    ) -> Option<(Vec<OperatorAddress>, MsmTerms)> {
+        dealers: impl IntoIterator<Item = &'a OperatorAddress>,
+    ) -> Option<(Vec<(OperatorAddress, Scalar)>, MsmTerms)> {
         let previous = self.params.previous.as_ref()?;
         let t = previous.threshold();
         let mut covered = Vec::new();
         let mut terms = Vec::new();
         let mut poly_weights = vec![Scalar::zero(); t];
-        for (d, c) in dealers {
+        for d in dealers {
             let (Some(x), Some(lambda)) = (
                 self.params.dealers.evaluation_point(d),
                 self.reshare_weights.get(d),
@@ -1633,8 +1683,7 @@ impl Engine {
             for (acc, xk) in poly_weights.iter_mut().zip(powers(x, t)) {
                 *acc += &(&rho_lambda * &xk);
             }
-            terms.push((*c.constant(), rho));
-            covered.push(*d);
+            covered.push((*d, rho));
         }
         if covered.is_empty() {
             return None;

@@ -345,6 +345,66 @@ fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
     assert!(b.pedersen_base().is_some());
 }
 
+#[test]
+fn a_coin_reveal_is_vouched_for_by_the_signed_commitment_it_opens() {
+    let ops = SimOperator::generate(3, 78);
+    let params = SessionParams::dkg(
+        SessionTimestamp(6),
+        VssMode::Pedersen,
+        participants(&ops),
+        schedule(0),
+    )
+    .unwrap();
+    let end0 = params.schedule.phase_end(0);
+    let mut a = engine(&params, &ops[0]);
+    let mut b = engine(&params, &ops[1]);
+    let (_, commit) = sent(&a.start(0))[0].clone();
+    let _ = b.start(0);
+    b.handle(1, &commit).unwrap();
+    let _ = b.tick(end0);
+    let reveal = sent(&a.tick(end0))
+        .into_iter()
+        .find(|(_, m)| matches!(m.peek(), Ok(Payload::CoinReveal(_))))
+        .expect("a reveals")
+        .1;
+    // Relayed with a broken signature (a's key and certificate, another message): the
+    // value still opens a's signed commitment, so it is a's reveal, and its signature
+    // is not even looked at.
+    let mut relayed = reveal.clone();
+    relayed.signature = ops[0].signer.sign(&[0x5a; 32]);
+    b.handle(end0 + 2, &relayed).unwrap();
+    let _ = b.tick(params.schedule.phase_end(1));
+    assert_eq!(b.bad_signatures(), 0);
+    assert!(
+        b.pedersen_base().is_some(),
+        "a's and b's reveals: t = 2 of 3"
+    );
+    // The same when the commitment is in the same batch as the reveal.
+    let mut c = engine(&params, &ops[2]);
+    let _ = c.start(0);
+    c.handle(1, &commit).unwrap();
+    c.handle(end0 + 2, &relayed).unwrap();
+    let _ = c.tick(params.schedule.phase_end(1));
+    assert_eq!(c.bad_signatures(), 0);
+    assert!(c.pedersen_base().is_some());
+    // A reveal that opens nothing is not vouched for: its signature is checked,
+    // fails, and the reveal counts for nothing.
+    let Ok(Payload::CoinReveal(mut r)) = reveal.peek() else {
+        unreachable!("a reveal")
+    };
+    r.value.0[0] ^= 1;
+    let mut not_opening =
+        SignedMessage::sign(&Payload::CoinReveal(r), ops[0].address, &*ops[0].signer);
+    not_opening.signature = ops[0].signer.sign(&[0x5a; 32]);
+    let mut c = engine(&params, &ops[2]);
+    let _ = c.start(0);
+    c.handle(1, &commit).unwrap();
+    c.handle(end0 + 2, &not_opening).unwrap();
+    let _ = c.tick(params.schedule.phase_end(1));
+    assert_eq!(c.bad_signatures(), 1);
+    assert!(c.pedersen_base().is_none(), "only c's own reveal");
+}
+
 /// Signs `m`'s payload again with a protocol key certified for `operator` by
 /// `operator_signer` over `[not_before, not_after]`.
 fn recertified(

@@ -103,22 +103,28 @@ pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
     Err(BatchFailure { invalid })
 }
 
-/// Whether every item holds *and* `Σ extra = 0`, with one MSM over the items' points
-/// and `extra`'s: the caller's own relation rides along with the share checks for the
-/// price of its points in a larger MSM, instead of an MSM of its own. The caller
-/// weighs `extra` with its own fresh random weights (independent of the items' ones,
-/// drawn here), so that both parts hold except with probability 2^-128. `false` says
-/// only that something fails: check the items with [`verify_batch`] and the relation
-/// on its own to learn what.
+/// Whether every item holds *and* the caller's relation
+/// `Σ_i constant_weights[i]·C_i,0 + Σ extra = 0` does (`C_i,0` the constant term of
+/// item `i`'s commitment), with one MSM: the relation rides along with the share
+/// checks for the price of `extra`'s points in a larger MSM (the constant terms are in
+/// it already), instead of an MSM of its own. The caller weighs its relation with its
+/// own fresh random weights (independent of the items' ones, drawn here), so that both
+/// parts hold except with probability 2^-128. `constant_weights` is empty or has one
+/// weight per item. `false` says only that something fails: check the items with
+/// [`verify_batch`] and the relation on its own to learn what.
 pub fn holds_with<R: RngCore + CryptoRng + ?Sized>(
     x: &Scalar,
     items: &[BatchItem<'_>],
     base: Option<&PedersenBase>,
+    constant_weights: &[Scalar],
     extra: &[(G2Point, Scalar)],
     rng: &mut R,
 ) -> bool {
+    if !constant_weights.is_empty() && constant_weights.len() != items.len() {
+        return false;
+    }
     let weights: Vec<Scalar> = items.iter().map(|_| Scalar::random_u128(rng)).collect();
-    combined_check_with(x, items, &weights, base, extra)
+    combined_check_with(x, items, &weights, base, constant_weights, extra)
 }
 
 /// Checks a single item (weight 1): one MSM over `t + 1` (or `t + 2`) points.
@@ -132,7 +138,7 @@ fn combined_check(
     weights: &[Scalar],
     base: Option<&PedersenBase>,
 ) -> bool {
-    combined_check_with(x, items, weights, base, &[])
+    combined_check_with(x, items, weights, base, &[], &[])
 }
 
 fn combined_check_with(
@@ -140,6 +146,7 @@ fn combined_check_with(
     items: &[BatchItem<'_>],
     weights: &[Scalar],
     base: Option<&PedersenBase>,
+    constant_weights: &[Scalar],
     extra: &[(G2Point, Scalar)],
 ) -> bool {
     let max_t = items
@@ -158,10 +165,15 @@ fn combined_check_with(
     let mut value_sum = Scalar::zero();
     let mut blinding_sum = Scalar::zero();
     let mut any_blinding = false;
-    for (item, rho) in items.iter().zip(weights) {
+    for (i, (item, rho)) in items.iter().zip(weights).enumerate() {
         for (c, xk) in item.commitment.coefficients().iter().zip(&x_pows) {
             points.push(*c);
             scalars.push(rho * xk);
+        }
+        if let Some(w) = constant_weights.get(i) {
+            // The constant term's scalar is `ρ·x^0 = ρ`, first of the item's.
+            let k = scalars.len() - item.commitment.threshold();
+            scalars[k] += w;
         }
         value_sum += &(rho * item.value);
         if let Some(b) = item.blinding {
