@@ -29,6 +29,9 @@ print("|---|---|")
 for group, name, label in [
     ("primitives", "g1_mul", "G1 scalar multiplication"),
     ("primitives", "g2_mul", "G2 scalar multiplication"),
+    ("primitives", "g2_generator_mul_blst", "G2 generator × secret, blst_p2_mult"),
+    ("primitives", "g2_generator_mul_table", "G2 generator × secret, fixed-base table"),
+    ("primitives", "g2_fixed_base_table_build", "G2 fixed-base table, building one"),
     ("primitives", "pairing", "pairing (Miller loop + final exponentiation)"),
     ("primitives", "hash_to_g1", "hash to G1 (RFC 9380)"),
     ("g2_msm", "100", "G2 MSM, 100 points"),

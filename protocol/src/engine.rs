@@ -1354,7 +1354,8 @@ impl Engine {
             .collect();
         // A Feldman reshare also checks the dealers' constants against the current
         // key (`check_reshare_constants`): those of the dealers in this batch ride
-        // along in the same MSM, saving one of `n + t` points per session.
+        // along on the constant terms already in this MSM, which costs `t` more
+        // points here instead of an MSM of `n + t` points of their own.
         let constants = match self.params.mode {
             VssMode::Feldman => self.reshare_constant_terms(others.iter().map(|i| &todo[*i].0)),
             // Pedersen constants are on the phase-2 commitments, checked later.
@@ -2001,8 +2002,9 @@ impl Engine {
             .ok_or(SessionFailure::Internal("no point"))?;
         // `public(x) = share·G` follows from the checks already made: every share summed
         // here passed `s_D·G = C_D(x)` — alone, or in a batch with random weights, which
-        // leaves each `C_D(x) − s_D·G` at most a torsion point, and the sum of those is
-        // `public(x) − share·G`, in G2 by the exact subgroup check above, hence zero.
+        // leaves each `C_D(x) − s_D·G` at most a torsion point — or is this node's own,
+        // right by construction; the sum of those differences is `public(x) − share·G`,
+        // in G2 by the exact subgroup check above, hence zero.
         // Checking it again guards against a fault in this combining code, not against
         // anyone's input; it costs a `t`-point MSM and a constant-time multiplication
         // (about a seventh of a whole session's CPU per node at n = 7). It runs where
