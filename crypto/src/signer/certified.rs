@@ -6,10 +6,10 @@
 //! the dealer's own signed messages), and with the operator's BN254 key each of the
 //! `n − 1` signers a node hears from costs a Miller loop per batch, however the batch
 //! is formed (`docs/protocol.md`). Schnorr signatures check in a batch as one
-//! multi-scalar multiplication over secp256k1, about a fifth of a Miller loop per
-//! signature (`docs/benchmarks.md`), and a contract checks one with a single
-//! `ecrecover`. The operator key
-//! is then checked once per certificate (a node caches certificates it has checked).
+//! multi-scalar multiplication over secp256k1 (variable time, `certified/msm.rs`),
+//! about a tenth of a Miller loop per signature (`docs/benchmarks.md`), and a
+//! contract checks one with a single `ecrecover`. The operator key is then checked
+//! once per certificate (a node caches certificates it has checked).
 //!
 //! Written here, not taken from a crate: the scheme must be checkable by `ecrecover`,
 //! so its challenge hashes the *address* of the nonce point, which neither BIP-340
