@@ -32,6 +32,26 @@ fn feldman_dkg(ts: u64, ops: &[SimOperator]) -> SessionParams {
     .unwrap()
 }
 
+/// A Pedersen DKG at `ts` among `ops`, phases from time 0.
+fn pedersen_dkg(ts: u64, ops: &[SimOperator]) -> SessionParams {
+    SessionParams::dkg(
+        SessionTimestamp(ts),
+        VssMode::Pedersen,
+        participants(ops),
+        schedule(0),
+    )
+    .unwrap()
+}
+
+/// The coin reveal among `actions`.
+fn coin_reveal(actions: &[Action]) -> SignedMessage {
+    sent(actions)
+        .into_iter()
+        .find(|(_, m)| matches!(m.peek(), Ok(Payload::CoinReveal(_))))
+        .expect("a coin reveal")
+        .1
+}
+
 fn sent(actions: &[Action]) -> Vec<(kms_crypto::OperatorAddress, SignedMessage)> {
     actions
         .iter()
@@ -305,13 +325,7 @@ fn correctly_signed_malformed_points_and_scalars_are_refused() {
 #[test]
 fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
     let ops = SimOperator::generate(3, 77);
-    let params = SessionParams::dkg(
-        SessionTimestamp(5),
-        VssMode::Pedersen,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let params = pedersen_dkg(5, &ops);
     let end0 = params.schedule.phase_end(0);
     let mut a = engine(&params, &ops[0]);
     let mut b = engine(&params, &ops[1]);
@@ -329,11 +343,7 @@ fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
         b.handle(end0 + 1, &late).unwrap_err(),
         ProtocolError::Rejected("coin commitment after its deadline")
     );
-    let reveal = sent(&a.tick(end0))
-        .into_iter()
-        .find(|(_, m)| matches!(m.peek(), Ok(Payload::CoinReveal(_))))
-        .expect("a reveals")
-        .1;
+    let reveal = coin_reveal(&a.tick(end0));
     b.handle(end0 + 2, &reveal).unwrap();
     let _ = b.tick(params.schedule.phase_end(1));
     assert_eq!(
@@ -348,13 +358,7 @@ fn coin_commitments_wait_for_the_reveals_and_late_ones_are_refused() {
 #[test]
 fn a_coin_reveal_is_vouched_for_by_the_signed_commitment_it_opens() {
     let ops = SimOperator::generate(3, 78);
-    let params = SessionParams::dkg(
-        SessionTimestamp(6),
-        VssMode::Pedersen,
-        participants(&ops),
-        schedule(0),
-    )
-    .unwrap();
+    let params = pedersen_dkg(6, &ops);
     let end0 = params.schedule.phase_end(0);
     let mut a = engine(&params, &ops[0]);
     let mut b = engine(&params, &ops[1]);
@@ -362,11 +366,7 @@ fn a_coin_reveal_is_vouched_for_by_the_signed_commitment_it_opens() {
     let _ = b.start(0);
     b.handle(1, &commit).unwrap();
     let _ = b.tick(end0);
-    let reveal = sent(&a.tick(end0))
-        .into_iter()
-        .find(|(_, m)| matches!(m.peek(), Ok(Payload::CoinReveal(_))))
-        .expect("a reveals")
-        .1;
+    let reveal = coin_reveal(&a.tick(end0));
     // Relayed with a broken signature (a's key and certificate, another message): the
     // value still opens a's signed commitment, so it is a's reveal, and its signature
     // is not even looked at.
