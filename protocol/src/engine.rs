@@ -102,6 +102,15 @@ struct Held {
 /// The points and scalars of a multi-scalar multiplication.
 type MsmTerms = Vec<(G2Point, Scalar)>;
 
+/// The own signature of a commitment accepted on a share's word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OwnSignature {
+    /// Not checked yet (it will be if the message is shown to anyone).
+    Unchecked,
+    /// Checked and failed: the message is not shown to anyone.
+    Failed,
+}
+
 /// One node's engine for one session.
 pub struct Engine {
     params: SessionParams,
@@ -139,11 +148,10 @@ pub struct Engine {
     certificates: Arc<CertificateCache>,
     /// Messages accepted into the inbox whose signature then failed.
     bad_signatures: u64,
-    /// Hashes of stored phase-1 commitments whose own signature has not been checked:
-    /// a signed share vouched for their content (see [`Engine::flush_inbox`]).
-    unchecked: BTreeSet<[u8; 32]>,
-    /// Vouched-for commitments whose own signature was checked and failed.
-    unsigned: BTreeSet<[u8; 32]>,
+    /// Stored phase-1 commitments accepted on a signed share's word (see
+    /// [`Engine::flush_inbox`]), by hash: whether their own signature is still
+    /// unchecked or was checked and failed.
+    vouched: BTreeMap<[u8; 32], OwnSignature>,
     /// Handling the inbox's messages: checks that can be batched wait for the end.
     flushing: bool,
     /// Dealers whose phase-2 commitment arrived and awaits the batched share check.
@@ -232,8 +240,7 @@ impl Engine {
             prepared: BTreeMap::new(),
             certificates: Arc::new(CertificateCache::new()),
             bad_signatures: 0,
-            unchecked: BTreeSet::new(),
-            unsigned: BTreeSet::new(),
+            vouched: BTreeMap::new(),
             flushing: false,
             phase2_unchecked: Vec::new(),
             constants_checked: BTreeMap::new(),
@@ -296,9 +303,12 @@ impl Engine {
             .filter(|(d, _)| **d != self.me)
             .filter_map(|(d, v)| {
                 let (m, _) = v.commitment.as_ref()?;
-                if self.unsigned.contains(&m.hash)
-                    || (self.unchecked.contains(&m.hash) && !self.authentic_now(m))
-                {
+                let shown = match self.vouched.get(&m.hash) {
+                    None => true,
+                    Some(OwnSignature::Unchecked) => self.authentic_now(m),
+                    Some(OwnSignature::Failed) => false,
+                };
+                if !shown {
                     return None;
                 }
                 Some((*d, m.clone(), v.commitment_hash?))
@@ -891,15 +901,19 @@ impl Engine {
     /// [`Engine::flush_inbox`]); those are checked here, once, before they are shown
     /// to anyone else or become evidence.
     fn authentic(&mut self, m: &SignedMessage) -> bool {
-        if self.unsigned.contains(&m.hash) {
-            return false;
+        match self.vouched.get(&m.hash) {
+            None => true,
+            Some(OwnSignature::Failed) => false,
+            Some(OwnSignature::Unchecked) if self.authentic_now(m) => {
+                self.vouched.remove(&m.hash);
+                true
+            }
+            Some(OwnSignature::Unchecked) => {
+                self.bad_signatures += 1;
+                self.vouched.insert(m.hash, OwnSignature::Failed);
+                false
+            }
         }
-        if !self.unchecked.remove(&m.hash) || self.authentic_now(m) {
-            return true;
-        }
-        self.bad_signatures += 1;
-        self.unsigned.insert(m.hash);
-        false
     }
 
     /// Checks a dealer's message's signature on its own.
@@ -926,8 +940,7 @@ impl Engine {
         // The dealer's content is at fault either way (a vouched commitment's points
         // are the dealer's); but evidence whose own signatures fail would prove
         // nothing to anyone else, so it is not put out.
-        let messages: Vec<SignedMessage> = evidence.messages().into_iter().cloned().collect();
-        if !messages.iter().all(|m| self.authentic(m)) {
+        if !evidence.messages().into_iter().all(|m| self.authentic(m)) {
             return;
         }
         self.out.push(Action::Evidence(Box::new(evidence.clone())));
@@ -1125,9 +1138,7 @@ impl Engine {
             if first.hash == m.hash {
                 // The same payload again. If the stored copy's signature was never
                 // checked and this one's was, keep this one.
-                if signature_checked
-                    && (self.unchecked.remove(&m.hash) | self.unsigned.remove(&m.hash))
-                {
+                if signature_checked && self.vouched.remove(&m.hash).is_some() {
                     *first = m.clone();
                 }
                 return Ok(());
@@ -1148,7 +1159,7 @@ impl Engine {
         }
         *slot = Some((m.clone(), parsed.clone()));
         if !signature_checked {
-            self.unchecked.insert(m.hash);
+            self.vouched.insert(m.hash, OwnSignature::Unchecked);
         }
         if c.phase == 2 {
             // This node's own phase-2 commitment and phase-1 share come from one
