@@ -172,7 +172,6 @@ macro_rules! point_type {
                 out
             }
 
-
             /// `self + other`.
             pub fn add(&self, other: &Self) -> Self {
                 let mut out = <$proj>::default();

@@ -215,31 +215,30 @@ mod tests {
 
     #[test]
     fn a_relation_on_the_constant_terms_rides_along_and_fails_alone() {
-        // Relation: Σ w_i·C_i,0 − (Σ w_i·a_i,0)·G = 0, true for these dealings.
-        let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let x = Scalar::random(&mut rng);
-        let dealings: Vec<FeldmanDealing> = (0..5)
-            .map(|_| FeldmanDealing::new(Scalar::random(&mut rng), 3, &mut rng).unwrap())
-            .collect();
-        let shares: Vec<Scalar> = dealings.iter().map(|d| d.share(&x)).collect();
-        let items: Vec<BatchItem> = dealings
+        // Relation: Σ w_i·C_i,0 − Σ w_i·C_i,0 = 0 — the weights on the constant terms
+        // must land on exactly those points for it to hold.
+        let (x, commitments, shares) = feldman_setup(9, 5, 3);
+        let items: Vec<BatchItem> = commitments
             .iter()
             .zip(&shares)
-            .map(|(d, s)| BatchItem::feldman(d.commitment(), s))
+            .map(|(c, s)| BatchItem::feldman(c, s))
             .collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
         let w: Vec<Scalar> = (0..5).map(|_| Scalar::random_u128(&mut rng)).collect();
-        let secret_sum = dealings.iter().zip(&w).fold(Scalar::zero(), |acc, (d, w)| {
-            &acc + &(w * &d.polynomial().coefficients()[0])
-        });
-        let relation = [(G2Point::generator(), -secret_sum.clone())];
+        let relation: Vec<(G2Point, Scalar)> = commitments
+            .iter()
+            .zip(&w)
+            .map(|(c, w)| (*c.constant(), -w.clone()))
+            .collect();
         assert!(holds_with(&x, &items, None, &w, &relation, &mut rng));
         // A false relation with valid items, a valid relation with an invalid item,
         // and weights that do not match the items: all fail.
-        let wrong = [(G2Point::generator(), -(&secret_sum + &Scalar::one()))];
+        let mut wrong = relation.clone();
+        wrong[3].1 = &wrong[3].1 + &Scalar::one();
         assert!(!holds_with(&x, &items, None, &w, &wrong, &mut rng));
         let bad_share = &shares[2] + &Scalar::one();
         let mut bad_items = items.clone();
-        bad_items[2] = BatchItem::feldman(dealings[2].commitment(), &bad_share);
+        bad_items[2] = BatchItem::feldman(&commitments[2], &bad_share);
         assert!(!holds_with(&x, &bad_items, None, &w, &relation, &mut rng));
         assert!(!holds_with(&x, &items, None, &w[..4], &relation, &mut rng));
         // No relation at all: the items alone.
