@@ -1941,17 +1941,7 @@ impl Engine {
         } else {
             qual.iter().take(needed).copied().collect()
         };
-        let commitments = combined
-            .iter()
-            .map(|d| self.dealer_feldman_commitment(d))
-            .collect::<Result<Vec<_>, _>>()?;
-        let weights: Vec<Scalar> = if plain_sum {
-            vec![Scalar::one(); combined.len()]
-        } else {
-            self.reshare_reweighting(&combined)?
-        };
-        let refs: Vec<&Commitment> = commitments.iter().collect();
-        let mut public = match &self.phase2_sum {
+        let (mut public, weights) = match &self.phase2_sum {
             // Pedersen: the sum `check_phase2_subgroup` made (and checked) already, if
             // it is of the same commitments (no dealer has been rebuilt since).
             Some((dealers, sum))
@@ -1959,13 +1949,28 @@ impl Engine {
                     && *dealers == combined
                     && !combined.iter().any(|d| self.rebuilt(d)) =>
             {
-                Ok(sum.clone())
+                (sum.clone(), vec![Scalar::one(); combined.len()])
             }
-            _ if plain_sum => Commitment::sum(refs.iter().copied()),
-            _ => Commitment::linear_combination(&refs, &weights),
-        }
-        .map_err(|_| SessionFailure::Internal("combine"))?;
-        drop(refs);
+            _ => {
+                let commitments = combined
+                    .iter()
+                    .map(|d| self.dealer_feldman_commitment(d))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let weights: Vec<Scalar> = if plain_sum {
+                    vec![Scalar::one(); combined.len()]
+                } else {
+                    self.reshare_reweighting(&combined)?
+                };
+                let refs: Vec<&Commitment> = commitments.iter().collect();
+                let public = if plain_sum {
+                    Commitment::sum(refs)
+                } else {
+                    Commitment::linear_combination(&refs, &weights)
+                }
+                .map_err(|_| SessionFailure::Internal("combine"))?;
+                (public, weights)
+            }
+        };
         if public.check_subgroup().is_err() {
             // The dealers' points were decoded without their subgroup check; the
             // output gets it exactly. A torsion component that survived the share
