@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kms_crypto::group::{FixedBase, pairing_bytes};
+use kms_crypto::group::{Comb, FixedBase, pairing_bytes};
 use kms_crypto::tbls::{PartialSignature, combine_partials, hash_app_id, sign_partial};
 use kms_crypto::vss::batch::{BatchItem, verify_batch};
 use kms_crypto::vss::feldman::FeldmanDealing;
@@ -45,6 +45,11 @@ fn primitives(c: &mut Criterion) {
     g.bench_function("g2_fixed_base_table_build", |b| {
         b.iter(|| FixedBase::new(black_box(&p2)))
     });
+    let comb = Comb::new(&p2).expect("in G2");
+    g.bench_function("g2_comb_mul", |b| {
+        b.iter(|| black_box(&comb).mul(black_box(&k)))
+    });
+    g.bench_function("g2_comb_build", |b| b.iter(|| Comb::new(black_box(&p2))));
     g.bench_function("pairing", |b| {
         b.iter(|| pairing_bytes(black_box(&p1), black_box(&p2)))
     });
@@ -222,7 +227,7 @@ fn operator_signatures(c: &mut Criterion) {
     });
     g.finish();
     // Protocol keys (Schnorr on secp256k1, certified by the operator key).
-    use kms_crypto::signer::certified::{ProtocolSecretKey, verify_batch};
+    use kms_crypto::signer::certified::{PreparedProtocolKey, ProtocolSecretKey, verify_batch};
     let pk_secret = ProtocolSecretKey::random(&mut rng);
     let pk_public = pk_secret.public_key();
     let schnorr = pk_secret.sign(&hash, &mut rng);
@@ -237,7 +242,12 @@ fn operator_signatures(c: &mut Criterion) {
     let secrets: Vec<ProtocolSecretKey> = (0..100)
         .map(|_| ProtocolSecretKey::random(&mut rng))
         .collect();
-    let publics: Vec<_> = secrets.iter().map(|s| s.public_key()).collect();
+    // Prepared once, as a node keeps its peers' keys (the tables are not part of
+    // a batch's cost).
+    let publics: Vec<_> = secrets
+        .iter()
+        .map(|s| PreparedProtocolKey::new(&s.public_key()))
+        .collect();
     let hashes: Vec<[u8; 32]> = (0..100u8).map(|i| [i; 32]).collect();
     let sigs: Vec<_> = secrets
         .iter()
@@ -249,6 +259,13 @@ fn operator_signatures(c: &mut Criterion) {
         .collect();
     g.bench_function("verify_batch_100", |b| {
         b.iter(|| assert!(verify_batch(&items, &mut rng)))
+    });
+    // A batch as a node at n = 7 checks in each phase: one message from six peers.
+    g.bench_function("verify_batch_6", |b| {
+        b.iter(|| assert!(verify_batch(&items[..6], &mut rng)))
+    });
+    g.bench_function("prepare_key", |b| {
+        b.iter(|| PreparedProtocolKey::new(black_box(publics[0].key())))
     });
     g.finish();
 }

@@ -13,19 +13,22 @@ use std::fmt;
 
 use blst::{
     BLST_ERROR, MultiPoint, blst_bendian_from_fp12, blst_fp12, blst_fp12_is_one, blst_hash_to_g1,
-    blst_hash_to_g2, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_affine_compress,
-    blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg,
-    blst_p1_deserialize, blst_p1_from_affine, blst_p1_generator, blst_p1_mult, blst_p1_to_affine,
-    blst_p1_uncompress, blst_p2, blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_compress,
-    blst_p2_affine_in_g2, blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg,
-    blst_p2_deserialize, blst_p2_double, blst_p2_from_affine, blst_p2_generator, blst_p2_is_inf,
-    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_p2s_to_affine,
+    blst_hash_to_g2, blst_p1, blst_p1_add_or_double, blst_p1_add_or_double_affine, blst_p1_affine,
+    blst_p1_affine_compress, blst_p1_affine_in_g1, blst_p1_affine_is_inf, blst_p1_affine_serialize,
+    blst_p1_cneg, blst_p1_deserialize, blst_p1_from_affine, blst_p1_generator, blst_p1_mult,
+    blst_p1_to_affine, blst_p1_uncompress, blst_p2, blst_p2_add_or_double,
+    blst_p2_add_or_double_affine, blst_p2_affine, blst_p2_affine_compress, blst_p2_affine_in_g2,
+    blst_p2_affine_is_inf, blst_p2_affine_serialize, blst_p2_cneg, blst_p2_deserialize,
+    blst_p2_double, blst_p2_from_affine, blst_p2_generator, blst_p2_is_inf, blst_p2_mult,
+    blst_p2_to_affine, blst_p2_uncompress, blst_p2s_to_affine,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+mod comb;
 mod fixed_base;
 
+pub use comb::Comb;
 pub use fixed_base::FixedBase;
 
 use crate::error::CryptoError;
@@ -66,7 +69,7 @@ macro_rules! point_type {
         compress = $compress:ident, uncompress = $uncompress:ident,
         in_group = $in_group:ident, is_inf = $is_inf:ident,
         from_affine = $from_affine:ident, to_affine = $to_affine:ident,
-        add = $add:ident, cneg = $cneg:ident, mult = $mult:ident,
+        add = $add:ident, add_affine = $add_affine:ident, cneg = $cneg:ident, mult = $mult:ident,
         generator = $generator:ident, hash = $hash:ident,
         pippenger = $pippenger:ident, scratch_sizeof = $scratch_sizeof:ident
     ) => {
@@ -196,14 +199,19 @@ macro_rules! point_type {
             /// The sum of many points, accumulated in projective coordinates with a
             /// single conversion to affine at the end.
             pub fn sum<'a>(points: impl IntoIterator<Item = &'a Self>) -> Self {
+                Self::from_projective(&Self::sum_projective(points))
+            }
+
+            /// [`Self::sum`] before the conversion to affine (mixed additions).
+            pub(crate) fn sum_projective<'a>(points: impl IntoIterator<Item = &'a Self>) -> $proj {
                 let mut acc = <$proj>::default();
                 for p in points {
-                    let q = p.projective();
                     let prev = acc;
-                    // SAFETY: valid projective inputs.
-                    unsafe { $add(&mut acc, &prev, &q) };
+                    // SAFETY: valid inputs; the complete mixed addition (handles the
+                    // identity on either side and P == Q).
+                    unsafe { $add_affine(&mut acc, &prev, &p.0) };
                 }
-                Self::from_projective(&acc)
+                acc
             }
 
             /// `Σ scalars[i] · points[i]` with blst's Pippenger multi-scalar
@@ -315,7 +323,8 @@ point_type!(
     compress = blst_p1_affine_compress, uncompress = blst_p1_uncompress,
     in_group = blst_p1_affine_in_g1, is_inf = blst_p1_affine_is_inf,
     from_affine = blst_p1_from_affine, to_affine = blst_p1_to_affine,
-    add = blst_p1_add_or_double, cneg = blst_p1_cneg, mult = blst_p1_mult,
+    add = blst_p1_add_or_double, add_affine = blst_p1_add_or_double_affine,
+    cneg = blst_p1_cneg, mult = blst_p1_mult,
     generator = blst_p1_generator, hash = blst_hash_to_g1,
     pippenger = blst_p1s_mult_pippenger, scratch_sizeof = blst_p1s_mult_pippenger_scratch_sizeof
 );
@@ -326,7 +335,8 @@ point_type!(
     compress = blst_p2_affine_compress, uncompress = blst_p2_uncompress,
     in_group = blst_p2_affine_in_g2, is_inf = blst_p2_affine_is_inf,
     from_affine = blst_p2_from_affine, to_affine = blst_p2_to_affine,
-    add = blst_p2_add_or_double, cneg = blst_p2_cneg, mult = blst_p2_mult,
+    add = blst_p2_add_or_double, add_affine = blst_p2_add_or_double_affine,
+    cneg = blst_p2_cneg, mult = blst_p2_mult,
     generator = blst_p2_generator, hash = blst_hash_to_g2,
     pippenger = blst_p2s_mult_pippenger, scratch_sizeof = blst_p2s_mult_pippenger_scratch_sizeof
 );

@@ -6,10 +6,14 @@
 //! then only the cheap Schnorr signatures of the messages. An entry names the
 //! registered key it was checked against, so a certificate checked under an operator's
 //! old key does not count under a new one.
+//!
+//! It also keeps the certified protocol keys' tables for batch checks
+//! ([`PreparedProtocolKey`]), built the first time a key's signature is batched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use kms_crypto::signer::certified::{PreparedProtocolKey, ProtocolPublicKey};
 use kms_crypto::signer::{OperatorPublicKey, ProtocolKeyCertificate};
 use sha3::{Digest, Keccak256};
 
@@ -18,10 +22,15 @@ use sha3::{Digest, Keccak256};
 /// only by many restarts of many peers).
 const MAX_ENTRIES: usize = 16_384;
 
+/// Prepared protocol keys kept at most (about 11 KiB each); cleared when full, as
+/// above.
+const MAX_PREPARED: usize = 1_024;
+
 /// Certificates checked against their operator's registered key.
 #[derive(Debug, Default)]
 pub struct CertificateCache {
     checked: Mutex<HashSet<[u8; 32]>>,
+    prepared: Mutex<HashMap<[u8; 33], PreparedProtocolKey>>,
 }
 
 impl CertificateCache {
@@ -75,6 +84,22 @@ impl CertificateCache {
             self.insert(key, c);
         }
         ok
+    }
+
+    /// `key` with its tables for batch checks, built on first use. The caller passes
+    /// only keys from certificates that were checked (so the cache holds peers' keys,
+    /// not whatever a message claims).
+    pub fn prepared(&self, key: &ProtocolPublicKey) -> PreparedProtocolKey {
+        let mut map = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = map.get(&key.to_bytes()) {
+            return k.clone();
+        }
+        if map.len() >= MAX_PREPARED {
+            map.clear();
+        }
+        let k = PreparedProtocolKey::new(key);
+        map.insert(key.to_bytes(), k.clone());
+        k
     }
 
     /// Number of certificates remembered.

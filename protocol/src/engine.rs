@@ -487,7 +487,9 @@ impl Engine {
             OperatorSignature::Certified(c) => {
                 m.certificate_fits(&c.certificate, self.params.timestamp)
                     && self.certificates.check(key, &c.certificate)
-                    && c.signature.verify(&c.certificate.key, &m.hash).is_ok()
+                    && c.signature
+                        .verify_prepared(&self.certificates.prepared(&c.certificate.key), &m.hash)
+                        .is_ok()
             }
             _ => m.verify_signature(key).is_ok(),
         }
@@ -793,7 +795,9 @@ impl Engine {
         let mut keys: Vec<PreparedBn254Key> = Vec::new();
         let mut key_index: BTreeMap<OperatorAddress, usize> = BTreeMap::new();
         let mut items = Vec::new();
-        let mut schnorr = Vec::new();
+        // Certified messages in the batch, with their (certificate-checked) keys'
+        // tables from the host's cache.
+        let mut certified_keys = Vec::new();
         for (i, h) in inbox.iter().enumerate() {
             if vouched[i] || !batched[i] {
                 continue;
@@ -801,7 +805,7 @@ impl Engine {
             let m = &h.message;
             match (&h.key, &m.signature) {
                 (_, OperatorSignature::Certified(c)) => {
-                    schnorr.push((&c.certificate.key, &m.hash, &c.signature));
+                    certified_keys.push((self.certificates.prepared(&c.certificate.key), m, c));
                 }
                 (OperatorPublicKey::Bn254(pk), OperatorSignature::Bn254(sig)) => {
                     let k = match key_index.get(&m.signer) {
@@ -817,6 +821,10 @@ impl Engine {
                 _ => {}
             }
         }
+        let schnorr: Vec<_> = certified_keys
+            .iter()
+            .map(|(k, m, c)| (k, &m.hash, &c.signature))
+            .collect();
         let batch_ok = verify_signature_batch(&keys, &items, &mut self.rng)
             && verify_schnorr_batch(&schnorr, &mut self.rng);
         self.flushing = true;

@@ -133,7 +133,7 @@ impl FixedBase {
 
 /// `row[m − 1]`, or the identity for `m = 0`, read without a secret-dependent address:
 /// every entry is visited and masked in.
-fn select(row: &[blst_p2_affine; ROW], m: u8) -> blst_p2_affine {
+pub(super) fn select(row: &[blst_p2_affine], m: u8) -> blst_p2_affine {
     let mut out = [0u64; 24];
     for (j, entry) in row.iter().enumerate() {
         let hit = m.ct_eq(&(j as u8 + 1));
@@ -152,7 +152,7 @@ fn words(p: &blst_p2_affine) -> &[u64; 24] {
 }
 
 /// Zeroes a secret-dependent point (a table entry chosen by a digit).
-fn wipe(p: &mut blst_p2_affine) {
+pub(super) fn wipe(p: &mut blst_p2_affine) {
     // SAFETY: as in `select`; all zeros is a valid value (the identity).
     let w = unsafe { &mut *(p as *mut blst_p2_affine).cast::<[u64; 24]>() };
     w.zeroize();

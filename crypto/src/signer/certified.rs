@@ -32,6 +32,9 @@
 //! generated in memory by a running node and never stored, and the window bounds what
 //! anyone holding it after the fact could sign.
 
+use std::sync::Arc;
+
+use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::group::prime::PrimeCurveAffine;
 use k256::elliptic_curve::ops::{MulByGenerator, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
@@ -274,7 +277,22 @@ impl SchnorrSignature {
         msg_hash: &[u8; 32],
     ) -> Result<(), SignatureError> {
         let e = challenge(key, msg_hash, &self.r);
-        let lhs = msm::msm_vartime(&self.s, &[(ProjectivePoint::from(key.point), -e)]);
+        let lhs = msm::msm_vartime(&self.s, &[(ProjectivePoint::from(key.point), -e)], &[]);
+        if lhs == ProjectivePoint::from(self.r) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid)
+        }
+    }
+
+    /// [`SchnorrSignature::verify`] with the key's tables (half the doublings).
+    pub fn verify_prepared(
+        &self,
+        key: &PreparedProtocolKey,
+        msg_hash: &[u8; 32],
+    ) -> Result<(), SignatureError> {
+        let e = challenge(&key.key, msg_hash, &self.r);
+        let lhs = msm::msm_vartime(&self.s, &[], &[(&key.tables, -e)]);
         if lhs == ProjectivePoint::from(self.r) {
             Ok(())
         } else {
@@ -283,39 +301,59 @@ impl SchnorrSignature {
     }
 }
 
+/// A protocol key with its tables for batch checks (see `certified/msm.rs`): built
+/// once per key (about 64 point additions) and kept by whoever checks its signatures
+/// often; a clone shares the tables.
+#[derive(Clone, Debug)]
+pub struct PreparedProtocolKey {
+    key: ProtocolPublicKey,
+    tables: Arc<msm::Prepared>,
+}
+
+impl PreparedProtocolKey {
+    /// Builds the tables of `key`.
+    pub fn new(key: &ProtocolPublicKey) -> Self {
+        Self {
+            key: *key,
+            tables: Arc::new(msm::Prepared::new(&key.point)),
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &ProtocolPublicKey {
+        &self.key
+    }
+}
+
 /// Checks many signatures as one multi-scalar multiplication (see the module docs).
 /// `true` only if all hold, except with probability 2^-128 over the weights;
 /// `false` says only that some item fails: check them one by one to find which.
 pub fn verify_batch<R: RngCore + CryptoRng + ?Sized>(
-    items: &[(&ProtocolPublicKey, &[u8; 32], &SchnorrSignature)],
+    items: &[(&PreparedProtocolKey, &[u8; 32], &SchnorrSignature)],
     rng: &mut R,
 ) -> bool {
     match items {
         [] => return true,
-        [(k, m, s)] => return s.verify(k, m).is_ok(),
+        [(k, m, s)] => return s.verify_prepared(k, m).is_ok(),
         _ => {}
     }
     let mut g = Scalar::ZERO;
-    let mut terms: Vec<(ProjectivePoint, Scalar)> = Vec::with_capacity(items.len() + 8);
-    let mut key_terms: Vec<(ProtocolPublicKey, Scalar)> = Vec::new();
+    let mut nonces: Vec<(ProjectivePoint, Scalar)> = Vec::with_capacity(items.len());
+    let mut keys: Vec<(&PreparedProtocolKey, Scalar)> = Vec::new();
     for (key, msg, sig) in items {
         let mut w = [0u8; 32];
         rng.fill_bytes(&mut w[16..]);
         let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(w));
-        let e = challenge(key, msg, &sig.r);
+        let e = challenge(&key.key, msg, &sig.r);
         g += z * sig.s;
-        terms.push((ProjectivePoint::from(sig.r), -z));
-        match key_terms.iter_mut().find(|(k, _)| k == *key) {
+        nonces.push((ProjectivePoint::from(sig.r), -z));
+        match keys.iter_mut().find(|(k, _)| k.key == key.key) {
             Some((_, acc)) => *acc -= z * e,
-            None => key_terms.push((**key, -(z * e))),
+            None => keys.push((key, -(z * e))),
         }
     }
-    terms.extend(
-        key_terms
-            .iter()
-            .map(|(k, w)| (ProjectivePoint::from(k.point), *w)),
-    );
-    bool::from(msm::msm_vartime(&g, &terms).to_affine().is_identity())
+    let keys: Vec<(&msm::Prepared, Scalar)> = keys.iter().map(|(k, w)| (&*k.tables, *w)).collect();
+    bool::from(msm::msm_vartime(&g, &nonces, &keys).is_identity())
 }
 
 /// The operator's statement that `key` signs protocol messages on its behalf for
@@ -640,8 +678,26 @@ mod tests {
             .enumerate()
             .map(|(i, m)| ks[i % 5].sign(m, &mut rng))
             .collect();
-        let pks: Vec<ProtocolPublicKey> = ks.iter().map(|k| k.public_key()).collect();
+        let pks: Vec<PreparedProtocolKey> = ks
+            .iter()
+            .map(|k| PreparedProtocolKey::new(&k.public_key()))
+            .collect();
         let items: Vec<_> = (0..12).map(|i| (&pks[i % 5], &msgs[i], &sigs[i])).collect();
+        for i in 0..12 {
+            // One at a time with the tables, as without them.
+            assert!(sigs[i].verify_prepared(&pks[i % 5], &msgs[i]).is_ok());
+            assert!(sigs[i].verify(pks[i % 5].key(), &msgs[i]).is_ok());
+            assert!(
+                sigs[i]
+                    .verify_prepared(&pks[(i + 1) % 5], &msgs[i])
+                    .is_err()
+            );
+            assert!(
+                sigs[i]
+                    .verify_prepared(&pks[i % 5], &msgs[(i + 1) % 12])
+                    .is_err()
+            );
+        }
         assert!(verify_batch(&items, &mut rng));
         assert!(verify_batch(&items[..1], &mut rng));
         assert!(verify_batch(&[], &mut rng));

@@ -164,9 +164,11 @@ impl Commitment {
                 "commitments of different degrees",
             ));
         }
-        let coeffs = (0..t)
-            .map(|k| G2Point::sum(items.iter().map(|c| &c.coeffs[k])))
+        let sums: Vec<_> = (0..t)
+            .map(|k| G2Point::sum_projective(items.iter().map(|c| &c.coeffs[k])))
             .collect();
+        // One inversion for all t coefficients.
+        let coeffs = G2Point::batch_from_projective(&sums);
         Ok(Self {
             coeffs,
             in_g2: items.iter().all(|c| c.in_g2),

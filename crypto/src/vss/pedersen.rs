@@ -5,15 +5,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::CryptoError;
-use crate::group::{FixedBase, G2Point};
+use crate::group::{Comb, FixedBase, G2Point};
 use crate::poly::Polynomial;
 use crate::scalar::Scalar;
 use crate::vss::Commitment;
 use crate::vss::batch::{self, BatchItem};
-
-/// From this threshold on a dealer builds a fixed-base table of `H2` for its `t`
-/// blinding commitments (see [`FixedBase`]).
-const H_TABLE_FROM: usize = 16;
 
 /// Domain separation tag for hashing the coin-flip seed to `H2`.
 pub const PEDERSEN_BASE_DST: &[u8] = b"EIGENKMS-V1-PEDERSEN-H_BLS12381G2_XMD:SHA-256_SSWU_RO_";
@@ -76,16 +72,15 @@ impl PedersenDealing {
             .iter()
             .map(|a| g.mul_projective(a))
             .collect();
-        // A table of `H2` costs about seven of blst's multiplications and halves each
-        // of its own: worth building from about fifteen on (`H2` is in G2: hashed).
-        let h_table = if t >= H_TABLE_FROM {
-            FixedBase::new(h).ok()
-        } else {
-            None
-        };
+        // `H2` is new in each session and multiplied t times: a comb (about one of
+        // blst's multiplications to build, half of one per use) at any t; a
+        // fixed-base table would cost seven to build. `H2` is in G2 (a hash to G2,
+        // the only way to make a `PedersenBase`) and not the identity (nobody can
+        // hash to it; blst's multiplication would do then).
+        let comb = Comb::of_g2_point(h).ok();
         for (k, b) in blinding.coefficients().iter().enumerate() {
-            let hb = match &h_table {
-                Some(table) => table.mul_projective(b),
+            let hb = match &comb {
+                Some(comb) => comb.mul_projective(b),
                 None => h.mul_projective(b),
             };
             let sum = G2Point::add_projective(&proj[k], &hb);
@@ -169,11 +164,11 @@ mod tests {
     }
 
     #[test]
-    fn commitments_with_and_without_a_table_of_h() {
+    fn commitments_match_plain_multiplications() {
         let mut rng = ChaCha20Rng::seed_from_u64(22);
         let base = PedersenBase::from_seed(&[4u8; 32]);
         let (g, h) = (G2Point::generator(), *base.point());
-        for t in [3, H_TABLE_FROM - 1, H_TABLE_FROM, H_TABLE_FROM + 5] {
+        for t in [1, 3, 16, 21] {
             let d = PedersenDealing::new(Scalar::random(&mut rng), t, &base, &mut rng).unwrap();
             let coeffs = d
                 .secret
