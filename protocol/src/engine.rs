@@ -146,6 +146,9 @@ pub struct Engine {
     /// Protocol-key certificates checked so far (shared with the host's other
     /// sessions, see [`Engine::with_certificates`]).
     certificates: Arc<CertificateCache>,
+    /// The certificate each participant's messages were last found to carry validly
+    /// (a comparison instead of a cache lookup, which hashes the certificate).
+    known_certificates: BTreeMap<OperatorAddress, ProtocolKeyCertificate>,
     /// Messages accepted into the inbox whose signature then failed.
     bad_signatures: u64,
     /// Stored phase-1 commitments accepted on a signed share's word (see
@@ -238,6 +241,7 @@ impl Engine {
             inbox: Vec::new(),
             mid_flushed: None,
             prepared: BTreeMap::new(),
+            known_certificates: BTreeMap::new(),
             certificates: Arc::new(CertificateCache::new()),
             bad_signatures: 0,
             vouched: BTreeMap::new(),
@@ -528,7 +532,9 @@ impl Engine {
                 let c = &c.certificate;
                 if !h.message.certificate_fits(c, self.params.timestamp) {
                     Status::Unfit
-                } else if self.certificates.contains(&h.key, c) {
+                } else if self.known_certificates.get(&h.message.signer) == Some(c)
+                    || self.certificates.contains(&h.key, c)
+                {
                     Status::Valid
                 } else if let Some(i) = fresh.iter().position(|(_, k, f)| *k == &h.key && *f == c) {
                     Status::Fresh(i)
@@ -571,14 +577,24 @@ impl Engine {
                 };
             }
         }
-        status
+        let valid: Vec<bool> = status
             .into_iter()
             .map(|s| match s {
                 Status::Valid => true,
                 Status::Unfit => false,
                 Status::Fresh(i) => valid[i],
             })
-            .collect()
+            .collect();
+        for (h, ok) in inbox.iter().zip(&valid) {
+            if let (OperatorSignature::Certified(c), true) = (&h.message.signature, ok) {
+                let known = self.known_certificates.get(&h.message.signer);
+                if known != Some(&c.certificate) {
+                    self.known_certificates
+                        .insert(h.message.signer, c.certificate.clone());
+                }
+            }
+        }
+        valid
     }
 
     /// The content checks of a message that can be made before acting on it; returns
