@@ -16,14 +16,16 @@
 //!   with `+P_4`, the column's top digit gives the sign;
 //! - `k·H` is Horner's rule over the 52 columns: 51 doublings and 51 additions, each
 //!   entry read by scanning all 16 with masked copies, negated with `cneg`, added
-//!   with blst's complete `add_or_double_affine` (no branch on infinity or doubling).
+//!   with blst's branch-free mixed addition (the complete `add_or_double_affine` for
+//!   the last column, the only one that can meet a doubling or the identity).
 //!
 //! Building it: 208 doublings, 30 additions and one batched inversion (about one
 //! multiplication's worth); each multiplication then costs about half of blst's.
 
 use blst::{
-    blst_fp2, blst_fp2_cneg, blst_p2, blst_p2_add_or_double, blst_p2_add_or_double_affine,
-    blst_p2_affine, blst_p2_cneg, blst_p2_double, blst_p2_from_affine,
+    blst_fp2, blst_fp2_cneg, blst_p2, blst_p2_add_affine, blst_p2_add_or_double,
+    blst_p2_add_or_double_affine, blst_p2_affine, blst_p2_cneg, blst_p2_double,
+    blst_p2_from_affine,
 };
 use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
@@ -139,9 +141,16 @@ impl Comb {
                 // SAFETY: valid projective input and output.
                 unsafe { blst_p2_double(&mut acc, &prev) };
                 let prev = acc;
-                // SAFETY: valid inputs; blst selects the infinity and doubling cases
-                // instead of branching on them.
-                unsafe { blst_p2_add_or_double_affine(&mut acc, &prev, &entry) };
+                if i > 0 {
+                    // SAFETY: valid inputs. No doubling or infinity case (see
+                    // `NO_COLLISION_ABOVE_COLUMN_0` below).
+                    unsafe { blst_p2_add_affine(&mut acc, &prev, &entry) };
+                } else {
+                    // SAFETY: valid inputs; blst selects the infinity and doubling
+                    // cases instead of branching on them (`k = 0` ends here at
+                    // `r·H`, the identity).
+                    unsafe { blst_p2_add_or_double_affine(&mut acc, &prev, &entry) };
+                }
             }
             wipe(&mut entry);
             m.zeroize();
@@ -152,6 +161,19 @@ impl Comb {
         acc
     }
 }
+
+// NO_COLLISION_ABOVE_COLUMN_0. Before column `c ≥ 1` is added, the accumulator is
+// `m·H` with `m = Σ_{c' > c} 2^{c'−c−1}·v_{c'}` (`v_{c'}` the integer value of column
+// `c'`, `|v| < 2^208·(1 + 2^-51)`), and the addition meets a doubling or the identity
+// only if `2m ≡ ±v_c (mod r)`.
+// - As integers, `2m ∓ v_c` is `2^{−c}` times a signed sum `Σ ±2^j` over the digit
+//   positions of columns `≥ c` — non-empty, every sign ±1, so its largest term
+//   outweighs all others together: never zero.
+// - Its size: `2^{c+1}·m = k' − Σ_{c' ≤ c} 2^{c'}·v_{c'}` with the odd `k' < 2^255`, so
+//   `|2m| < 2^{255−c} + 2^{209}(1 + ε)`, and for `c ≥ 1`
+//   `|2m ∓ v_c| < 2^254 + 2^210 < r ≈ 1.81·2^254`: zero mod r only if zero.
+// So only column 0 needs the complete addition (there `k = 0` does reach `r·H`). The
+// same argument says the accumulator is never the identity before column 0.
 
 fn bit(bits: &[u64; 5], j: usize) -> u8 {
     ((bits[j / 64] >> (j % 64)) & 1) as u8
