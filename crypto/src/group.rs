@@ -496,6 +496,15 @@ impl G2Point {
     }
 }
 
+/// A scalar from 32 little-endian bytes below r (the tables' tests write scalars by
+/// their bits).
+#[cfg(test)]
+fn scalar_from_le(le: [u8; 32]) -> Scalar {
+    let mut be = le;
+    be.reverse();
+    Scalar::from_bytes_be(&be).expect("below r")
+}
+
 /// `k·p` by plain double-and-add over big-endian `k` of any length: correct for every
 /// curve point (blst's fast multiplications assume the prime-order subgroup).
 /// Variable time; public inputs only.

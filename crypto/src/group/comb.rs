@@ -217,15 +217,10 @@ fn recode(k: &Scalar) -> ([u64; 5], Choice) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::scalar_from_le as from_le;
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
-
-    fn from_le(le: [u8; 32]) -> Scalar {
-        let mut be = le;
-        be.reverse();
-        Scalar::from_bytes_be(&be).expect("below r")
-    }
 
     #[test]
     fn recoding_gives_the_odd_scalar_in_signed_digits() {

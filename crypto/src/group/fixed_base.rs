@@ -181,15 +181,10 @@ fn signed_digits(le: &[u8; 32]) -> [i8; WINDOWS] {
 #[cfg(test)]
 mod tests {
     use super::super::mul_generic;
+    use super::super::scalar_from_le as from_le;
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
-
-    fn from_le(le: [u8; 32]) -> Scalar {
-        let mut be = le;
-        be.reverse();
-        Scalar::from_bytes_be(&be).expect("below r")
-    }
 
     #[test]
     fn digits_recompose_the_scalar() {
