@@ -7,9 +7,11 @@
 //! secrets — and no crate offers a variable-time MSM over k256's arithmetic (k256 keeps
 //! its GLV decomposition private), so this is Straus' method written here:
 //!
-//! - every scalar is split with the GLV endomorphism `φ(x, y) = (β·x, y) = λ·P` into
-//!   two halves of about 128 bits, `k = k₁ + k₂·λ`, so one run of ~129 doublings is
-//!   shared by all terms instead of 256 (a batch weight, 128 bits already, stays whole);
+//! - a prepared point's scalar (a key's `Σ z_i·e_i`, the generator's `Σ z_i·s_i`) is
+//!   split with the GLV endomorphism `φ(x, y) = (β·x, y) = λ·P` into two halves of
+//!   about 128 bits, `k = k₁ + k₂·λ`, and a fresh point's scalar is a 128-bit batch
+//!   weight already (up to its sign), so one run of ~129 doublings is shared by all
+//!   terms instead of 256 (a single check of an unprepared key still runs 256);
 //! - each half is written in width-`w` NAF (odd digits, about one in `w + 1` non-zero)
 //!   and costs one addition per non-zero digit;
 //! - a point seen once (a signature's nonce `R`) gets an 8-entry table of odd
@@ -98,6 +100,9 @@ fn mul_shift_384(a: &[u64; 4], b: &[u64; 4]) -> Scalar {
     let round = u128::from(wide[5] >> 63);
     let lo = u128::from(wide[6]) + round;
     let hi = u128::from(wide[7]) + (lo >> 64);
+    // No carry out: the top limb of `k·g` is below that of `n·g`, far from 2^64 − 1
+    // for both constants.
+    debug_assert!(hi >> 64 == 0);
     Scalar::from(((hi as u64 as u128) << 64) | (lo as u64 as u128))
 }
 
