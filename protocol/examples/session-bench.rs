@@ -3,6 +3,10 @@
 //! points a node must check (n·t for Feldman, 2·n·t for Pedersen, whose phase 2 adds a
 //! second commitment per dealer).
 //!
+//! For Pedersen a second floor is sampled beside it: the same points as two MSMs of
+//! `n·t` each, what its two phases (phase-1 and phase-2 commitments) check; the last
+//! column gives that floor against the first and the session against it.
+//!
 //! Both sides are process CPU time (all threads: blst spreads a large MSM over the
 //! cores), so the ratio does not depend on what else the machine is doing.
 //!
@@ -30,6 +34,8 @@ struct Row {
     bytes_per_node: u64,
     floor: Duration,
     floor_points: usize,
+    /// Pedersen only: two MSMs of `n·t` points each, what its two phases check.
+    floor_two: Option<Duration>,
 }
 
 use kms_protocol::sim::process_cpu_time;
@@ -39,16 +45,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Bare MSMs over `points` random points, timed in process CPU time.
+/// Bare MSMs over `points` random points (or, `split`, two MSMs over half of them
+/// each), timed in process CPU time.
 struct Floor {
     points: Vec<G2Point>,
     scalars: Vec<Scalar>,
+    split: bool,
     runs: Vec<Duration>,
     last: Instant,
 }
 
 impl Floor {
     fn new(points: usize) -> Self {
+        Self::with_split(points, false)
+    }
+
+    fn with_split(points: usize, split: bool) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(points as u64);
         let g = G2Point::generator();
         let base: Vec<G2Point> = (0..64).map(|_| g.mul(&Scalar::random(&mut rng))).collect();
@@ -57,6 +69,7 @@ impl Floor {
                 .map(|i| base[i % 64].add(&base[(i * 7 + 1) % 64]))
                 .collect(),
             scalars: (0..points).map(|_| Scalar::random(&mut rng)).collect(),
+            split,
             runs: Vec::new(),
             last: Instant::now(),
         }
@@ -64,7 +77,17 @@ impl Floor {
 
     fn sample(&mut self) {
         let t = process_cpu_time();
-        let _ = G2Point::msm(&self.points, &self.scalars).expect("lengths match");
+        if self.split {
+            let half = self.points.len() / 2;
+            for (p, k) in [
+                (&self.points[..half], &self.scalars[..half]),
+                (&self.points[half..], &self.scalars[half..]),
+            ] {
+                let _ = G2Point::msm(p, k).expect("lengths match");
+            }
+        } else {
+            let _ = G2Point::msm(&self.points, &self.scalars).expect("lengths match");
+        }
         self.runs.push(process_cpu_time().saturating_sub(t));
         self.last = Instant::now();
     }
@@ -76,28 +99,38 @@ impl Floor {
 /// the floor is the median. This machine's speed changes by 2–3× from minute to
 /// minute, and a session at n = 100 lasts a minute: sampling the floor all along
 /// makes such changes weigh on both sides of the ratio alike.
+/// With `split`, a second floor is sampled alongside: the same points as two MSMs of
+/// half of them each (Pedersen checks its `2·n·t` points in two phases).
 fn run(
     params: SessionParams,
     ops: &[SimOperator],
     shares: BTreeMap<OperatorAddress, Scalar>,
     floor_points: usize,
-) -> (Network, Duration, Duration) {
+    split: bool,
+) -> (Network, Duration, Duration, Option<Duration>) {
     let end = params.schedule.phase_end(10);
     let mut net = Network::new(&params, ops, shares, NetConfig::default()).expect("network");
     let mut floor = Floor::new(floor_points);
-    (0..5).for_each(|_| floor.sample());
+    let mut two = split.then(|| Floor::with_split(floor_points, true));
+    let sample = |floor: &mut Floor, two: &mut Option<Floor>| {
+        floor.sample();
+        if let Some(two) = two {
+            two.sample();
+        }
+    };
+    (0..5).for_each(|_| sample(&mut floor, &mut two));
     let t = Instant::now();
     let mut session_floor = Duration::ZERO;
     net.run_observed(end, || {
         if floor.last.elapsed() >= Duration::from_secs(1) {
             let s = Instant::now();
-            floor.sample();
+            sample(&mut floor, &mut two);
             session_floor += s.elapsed();
         }
     });
     let wall = t.elapsed().saturating_sub(session_floor);
-    (0..5).for_each(|_| floor.sample());
-    (net, wall, median(floor.runs))
+    (0..5).for_each(|_| sample(&mut floor, &mut two));
+    (net, wall, median(floor.runs), two.map(|f| median(f.runs)))
 }
 
 fn stats(net: &Network, ops: &[SimOperator]) -> (Duration, Duration, u64) {
@@ -177,7 +210,13 @@ fn main() {
             } else {
                 n * t
             };
-            let (net, wall, floor) = run(params, &ops, BTreeMap::new(), floor_points);
+            let (net, wall, floor, floor_two) = run(
+                params,
+                &ops,
+                BTreeMap::new(),
+                floor_points,
+                mode == VssMode::Pedersen,
+            );
             let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
             if mode == VssMode::Pedersen || wants("dkg") {
                 rows.push(Row {
@@ -189,6 +228,7 @@ fn main() {
                     bytes_per_node,
                     floor,
                     floor_points,
+                    floor_two,
                 });
             }
             if reshare {
@@ -211,7 +251,7 @@ fn main() {
                     schedule,
                 )
                 .expect("params");
-                let (net, wall, floor) = run(params, &ops, shares, n * t);
+                let (net, wall, floor, _) = run(params, &ops, shares, n * t, false);
                 let (cpu_median, cpu_max, bytes_per_node) = stats(&net, &ops);
                 rows.push(Row {
                     n,
@@ -222,6 +262,7 @@ fn main() {
                     bytes_per_node,
                     floor,
                     floor_points: n * t,
+                    floor_two: None,
                 });
             }
         }
@@ -289,9 +330,9 @@ fn print_table(rows: Vec<Row>) {
         }
     }
     println!(
-        "| n | t | session | wall (all nodes, 1 process) | CPU / node (median) | max | floor: G2 MSM, CPU | floor points | ratio | bytes sent / node | bytes / (n·t) | ratio: range (runs) |"
+        "| n | t | session | wall (all nodes, 1 process) | CPU / node (median) | max | floor: G2 MSM, CPU | floor points | ratio | bytes sent / node | bytes / (n·t) | ratio: range (runs) | Pedersen: two MSMs of n·t ÷ floor; ratio to them |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, kind) in keys {
         let runs: Vec<&Row> = rows.iter().filter(|r| r.n == n && r.kind == kind).collect();
         let med = |f: &dyn Fn(&Row) -> Duration| median(runs.iter().map(|r| f(r)).collect());
@@ -302,8 +343,30 @@ fn print_table(rows: Vec<Row>) {
         sorted.sort_by(f64::total_cmp);
         let r0 = runs[0];
         let t = threshold(n);
+        // Per run: the two-MSM floor against the one-MSM floor, and the CPU against
+        // the two-MSM floor (medians over the runs).
+        let two: Vec<(f64, f64)> = runs
+            .iter()
+            .filter_map(|r| {
+                r.floor_two.map(|f2| {
+                    (
+                        f2.as_secs_f64() / r.floor.as_secs_f64(),
+                        r.cpu_median.as_secs_f64() / f2.as_secs_f64(),
+                    )
+                })
+            })
+            .collect();
+        let two = if two.is_empty() {
+            "—".to_string()
+        } else {
+            let mut a: Vec<f64> = two.iter().map(|x| x.0).collect();
+            let mut b: Vec<f64> = two.iter().map(|x| x.1).collect();
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            format!("{:.2}; {:.2}×", a[a.len() / 2], b[b.len() / 2])
+        };
         println!(
-            "| {} | {} | {} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2}× | {:.1} KiB | {} | {:.2}–{:.2} ({}) |",
+            "| {} | {} | {} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2}× | {:.1} KiB | {} | {:.2}–{:.2} ({}) | {} |",
             n,
             t,
             kind,
@@ -318,6 +381,7 @@ fn print_table(rows: Vec<Row>) {
             sorted[0],
             sorted[sorted.len() - 1],
             sorted.len(),
+            two,
         );
     }
 }
