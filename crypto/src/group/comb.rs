@@ -20,7 +20,7 @@
 //!   the last column, the only one that can meet a doubling or the identity).
 //!
 //! Building it: 208 doublings, 30 additions and one batched inversion (about 1.3 of
-//! blst's multiplications with `new`'s subgroup check, 1.1 without); each
+//! blst's multiplications with `new`'s subgroup check, about one without); each
 //! multiplication then costs 0.6 of blst's (criterion and interleaved runs; the
 //! generator's fixed-base table: 0.5).
 
