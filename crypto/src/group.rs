@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 
 mod comb;
 mod fixed_base;
+pub(crate) mod gls_msm;
 
 pub use comb::Comb;
 pub use fixed_base::FixedBase;
