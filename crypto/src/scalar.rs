@@ -122,6 +122,20 @@ impl Scalar {
         Zeroizing::new(s)
     }
 
+    /// The integer form as four little-endian 64-bit limbs (zeroized on drop, for
+    /// the tables' digit recodings).
+    pub(crate) fn to_le_limbs(&self) -> Zeroizing<[u64; 4]> {
+        let le = self.to_blst_scalar();
+        let mut out = Zeroizing::new([0u64; 4]);
+        for (i, limb) in out.iter_mut().enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&le.b[8 * i..8 * i + 8]);
+            *limb = u64::from_le_bytes(w);
+            w.zeroize();
+        }
+        out
+    }
+
     /// Whether this is zero (constant time).
     pub fn is_zero(&self) -> bool {
         bool::from(self.ct_eq(&Self::zero()))

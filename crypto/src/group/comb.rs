@@ -184,13 +184,7 @@ fn bit(bits: &[u64; 5], j: usize) -> u8 {
 /// The bits `c_j` of `c = (k' − 1)/2 + 2^259` for the odd `k'` among `k` and `r − k`,
 /// and whether `k' = r − k` (the product is then negated). Branch-free.
 fn recode(k: &Scalar) -> ([u64; 5], Choice) {
-    let le = k.to_blst_scalar();
-    let mut x = [0u64; 4];
-    for (i, limb) in x.iter_mut().enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&le.b[8 * i..8 * i + 8]);
-        *limb = u64::from_le_bytes(w);
-    }
+    let x = k.to_le_limbs();
     // r − k, limb by limb with borrow (k < r, so no final borrow).
     let mut neg = [0u64; 4];
     let mut borrow = 0u64;
@@ -211,7 +205,6 @@ fn recode(k: &Scalar) -> ([u64; 5], Choice) {
         c[i] = (odd[i] >> 1) | if i < 3 { odd[i + 1] << 63 } else { 0 };
     }
     c[4] = 1 << (259 - 256);
-    x.zeroize();
     neg.zeroize();
     odd.zeroize();
     (c, even)

@@ -90,13 +90,7 @@ fn psi(p: &blst_p2_affine) -> blst_p2_affine {
 
 /// The four base-`|z|` digits of `k < r < |z|^4`, least significant first.
 fn digits(k: &Scalar) -> [u64; 4] {
-    let le = k.to_blst_scalar();
-    let mut limbs = [0u64; 4];
-    for (i, l) in limbs.iter_mut().enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&le.b[8 * i..8 * i + 8]);
-        *l = u64::from_le_bytes(w);
-    }
+    let mut limbs = *k.to_le_limbs();
     let mut out = [0u64; 4];
     for d in out.iter_mut() {
         // Long division of the remaining value by |z|, top limb first (public data:
