@@ -218,20 +218,15 @@ macro_rules! point_type {
             /// `Σ scalars[i] · points[i]` with blst's Pippenger multi-scalar
             /// multiplication. Variable time: use for public scalars only.
             pub fn msm(points: &[Self], scalars: &[Scalar]) -> Result<Self, CryptoError> {
-                // Below 32 points blst's threaded `mult` multiplies point by point in
-                // constant time (≈ 2× the CPU of a serial Pippenger there, and the
-                // scalars here are public anyway).
-                if points.len() < 32 {
-                    return Self::msm_serial(points, scalars);
-                }
                 let Some(bytes) = msm_scalars(points.len(), scalars)? else {
                     return Ok(Self::identity());
                 };
-                // SAFETY: `$name` is repr(transparent) over the affine blst type.
-                let raw: &[$affine] = unsafe {
-                    std::slice::from_raw_parts(points.as_ptr().cast::<$affine>(), points.len())
-                };
-                Ok(Self::from_projective(&raw.mult(&bytes, 255)))
+                Ok(Self::from_projective(&Self::pippenger(
+                    Self::raw(points),
+                    &bytes,
+                    255,
+                    points.len() >= 32,
+                )))
             }
 
             /// `Σ scalars[i] · points[i]` with blst's Pippenger on the calling thread
@@ -243,27 +238,50 @@ macro_rules! point_type {
                 let Some(bytes) = msm_scalars(points.len(), scalars)? else {
                     return Ok(Self::identity());
                 };
-                let point_ptrs: [*const $affine; 2] = [&points[0].0, std::ptr::null()];
-                let scalar_ptrs: [*const u8; 2] = [bytes.as_ptr(), std::ptr::null()];
+                Ok(Self::from_projective(&Self::pippenger(
+                    Self::raw(points),
+                    &bytes,
+                    255,
+                    false,
+                )))
+            }
+
+            /// The blst points under a slice of `Self`.
+            fn raw(points: &[Self]) -> &[$affine] {
+                // SAFETY: `$name` is repr(transparent) over the affine blst type.
+                unsafe { std::slice::from_raw_parts(points.as_ptr().cast::<$affine>(), points.len()) }
+            }
+
+            /// blst's Pippenger over `points` (at least one) and their scalars,
+            /// `nbits`-bit little-endian integers of `(nbits + 7) / 8` bytes each:
+            /// spread over blst's thread pool if `threaded`, else on the calling thread.
+            /// Never threaded below 32 points, where blst's threaded `mult` multiplies
+            /// point by point in constant time (≈ 2× the CPU of a serial Pippenger,
+            /// for scalars that are public here anyway).
+            pub(crate) fn pippenger(points: &[$affine], scalars: &[u8], nbits: usize, threaded: bool) -> $proj {
+                if threaded && points.len() >= 32 {
+                    return points.mult(scalars, nbits);
+                }
+                let point_ptrs: [*const $affine; 2] = [points.as_ptr(), std::ptr::null()];
+                let scalar_ptrs: [*const u8; 2] = [scalars.as_ptr(), std::ptr::null()];
                 // SAFETY: blst reads the scratch size it asks for.
                 let words = unsafe { blst::$scratch_sizeof(points.len()) } / 8;
                 let mut scratch = vec![0u64; words + 1];
                 let mut out = <$proj>::default();
                 // SAFETY: with a null second pointer blst reads `npoints` consecutive
-                // affine points (`Self` is repr(transparent) over them) and `npoints`
-                // consecutive 32-byte little-endian scalars; scratch is as large as it
-                // asked for.
+                // affine points and `npoints` consecutive scalars of
+                // `(nbits + 7) / 8` bytes; scratch is as large as it asked for.
                 unsafe {
                     blst::$pippenger(
                         &mut out,
                         point_ptrs.as_ptr(),
                         points.len(),
                         scalar_ptrs.as_ptr(),
-                        255,
+                        nbits,
                         scratch.as_mut_ptr() as *mut blst::limb_t,
                     )
                 };
-                Ok(Self::from_projective(&out))
+                out
             }
 
             /// Hash to the curve per RFC 9380 (`_XMD:SHA-256_SSWU_RO_`) under `dst`.

@@ -19,9 +19,7 @@
 //! identity (the G2 parts are what the batch argument is about, and a non-zero `T`
 //! part only fails the batch, which then checks every item exactly).
 
-use blst::{
-    MultiPoint, blst_fp, blst_fp_cneg, blst_fp2, blst_fp2_cneg, blst_fp2_mul, blst_p2_affine,
-};
+use blst::{blst_fp, blst_fp_cneg, blst_fp2, blst_fp2_cneg, blst_fp2_mul, blst_p2_affine};
 
 use super::G2Point;
 use crate::scalar::Scalar;
@@ -135,7 +133,8 @@ pub(crate) fn msm(points: &[G2Point], scalars: &[Scalar]) -> G2Point {
             bytes.extend_from_slice(&d.to_le_bytes());
         }
     }
-    G2Point::from_projective(&expanded.as_slice().mult(&bytes, 64))
+    debug_assert_eq!(bytes.len(), 8 * expanded.len());
+    G2Point::from_projective(&G2Point::pippenger(&expanded, &bytes, 64, true))
 }
 
 #[cfg(test)]
