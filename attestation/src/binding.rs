@@ -19,21 +19,25 @@ pub const NODE_BINDING_TAG: &[u8; 16] = b"EIGENKMS-NODE-V1";
 /// ```text
 /// report_data = SHA-512( len(rsa_pubkey_tmp_pem) ‖ rsa_pubkey_tmp_pem
 ///                      ‖ len(nonce)              ‖ nonce
-///                      ‖ len(app_id)             ‖ app_id )
+///                      ‖ len(app_id)             ‖ app_id
+///                      ‖ 0x00000008              ‖ attest_time )
 /// ```
 ///
 /// where `len(x)` is the byte length of `x` as a 4-byte big-endian unsigned
 /// integer, `rsa_pubkey_tmp_pem` is the exact bytes of the `rsa_pubkey_tmp` field
 /// of the request (the PEM text as sent, no normalisation of line endings or
 /// trailing newline), `nonce` is the request's nonce bytes (after decoding it from
-/// its JSON encoding), and `app_id` is the UTF-8 bytes of the app ID.
+/// its JSON encoding), `app_id` is the UTF-8 bytes of the app ID and `attest_time`
+/// the request's `attest_time` as 8 bytes big-endian.
 ///
 /// The length prefixes make the encoding injective: no two different
-/// (key, nonce, app) triples hash the same input, so a quote for one request can
-/// never be presented as a quote for another by moving bytes between fields. It
+/// (key, nonce, app, time) tuples hash the same input, so a quote for one request
+/// can never be presented as a quote for another by moving bytes between fields. It
 /// binds the one-time RSA key (so the partial signatures are encrypted to the TD
-/// that attested), the nonce (so a quote is used once) and the app ID (so a quote
-/// for one app does not unlock another's secrets).
+/// that attested), the nonce (so a quote is used once), the app ID (so a quote
+/// for one app does not unlock another's secrets) and the attestation time (so a
+/// captured request cannot be replayed with a fresh `attest_time` once the nodes
+/// have forgotten its nonce: TDX quotes carry no time of their own).
 ///
 /// # Panics
 /// If a field is 4 GiB or longer (the length does not fit the prefix); requests
@@ -42,9 +46,52 @@ pub fn secrets_report_data(
     rsa_pubkey_tmp_pem: &[u8],
     nonce: &[u8],
     app_id: &str,
+    attest_time: u64,
 ) -> [u8; REPORT_DATA_LEN] {
+    length_prefixed(&[
+        rsa_pubkey_tmp_pem,
+        nonce,
+        app_id.as_bytes(),
+        &attest_time.to_be_bytes(),
+    ])
+}
+
+/// The tag that starts [`app_sign_report_data`] (20 ASCII bytes).
+pub const APP_SIGN_BINDING_TAG: &[u8; 20] = b"EIGENKMS-APP-SIGN-V1";
+
+/// The `report_data` an app attests with when it asks `/app/sign` for its partial
+/// of the app key:
+///
+/// ```text
+/// report_data = SHA-512( 0x00000014 ‖ "EIGENKMS-APP-SIGN-V1"
+///                      ‖ 0x00000020 ‖ response_key (32 bytes, X25519)
+///                      ‖ len(nonce) ‖ nonce
+///                      ‖ len(app_id) ‖ app_id
+///                      ‖ 0x00000008 ‖ attest_time (8 bytes, big-endian) )
+/// ```
+///
+/// The same length-prefixed encoding as [`secrets_report_data`], with a tag as its
+/// first field: a `/secrets` binding starts with the length of a PEM key (hundreds
+/// of bytes), this one with 20, so no quote for one endpoint is accepted at the other.
+/// The one-time key is the X25519 key the partial is sealed to.
+pub fn app_sign_report_data(
+    response_key: &[u8; 32],
+    nonce: &[u8],
+    app_id: &str,
+    attest_time: u64,
+) -> [u8; REPORT_DATA_LEN] {
+    length_prefixed(&[
+        APP_SIGN_BINDING_TAG,
+        response_key,
+        nonce,
+        app_id.as_bytes(),
+        &attest_time.to_be_bytes(),
+    ])
+}
+
+fn length_prefixed(fields: &[&[u8]]) -> [u8; REPORT_DATA_LEN] {
     let mut hasher = Sha512::new();
-    for field in [rsa_pubkey_tmp_pem, nonce, app_id.as_bytes()] {
+    for field in fields {
         let len = u32::try_from(field.len()).expect("binding field shorter than 4 GiB");
         hasher.update(len.to_be_bytes());
         hasher.update(field);
@@ -92,7 +139,7 @@ pub const UNLOCK_BINDING_TAG: &[u8; 18] = b"EIGENKMS-UNLOCK-V1";
 /// quote over it shows that only the measured TD holds its private half, so a host
 /// that relays the exchange learns nothing. `operator_address` names the key file
 /// the TD will open. All fields have fixed sizes; the tag separates this binding
-/// from [`node_report_data`] and [`secrets_report_data`].
+/// from [`node_report_data`], [`secrets_report_data`] and [`app_sign_report_data`].
 pub fn unlock_report_data(
     operator_address: &[u8; 20],
     x25519_public: &[u8; 32],
@@ -118,20 +165,56 @@ mod tests {
         input.extend_from_slice(b"n01");
         input.extend_from_slice(&5u32.to_be_bytes());
         input.extend_from_slice(b"app-1");
+        input.extend_from_slice(&8u32.to_be_bytes());
+        input.extend_from_slice(&1_700_000_000u64.to_be_bytes());
         let expected: [u8; 64] = Sha512::digest(&input).into();
-        assert_eq!(secrets_report_data(pem, b"n01", "app-1"), expected);
+        assert_eq!(
+            secrets_report_data(pem, b"n01", "app-1", 1_700_000_000),
+            expected
+        );
+    }
+
+    #[test]
+    fn app_sign_binding_is_the_documented_encoding_and_not_a_secrets_one() {
+        let key = [5u8; 32];
+        let mut input = Vec::new();
+        input.extend_from_slice(&20u32.to_be_bytes());
+        input.extend_from_slice(b"EIGENKMS-APP-SIGN-V1");
+        input.extend_from_slice(&32u32.to_be_bytes());
+        input.extend_from_slice(&key);
+        input.extend_from_slice(&3u32.to_be_bytes());
+        input.extend_from_slice(b"n01");
+        input.extend_from_slice(&5u32.to_be_bytes());
+        input.extend_from_slice(b"app-1");
+        input.extend_from_slice(&8u32.to_be_bytes());
+        input.extend_from_slice(&7u64.to_be_bytes());
+        let expected: [u8; 64] = Sha512::digest(&input).into();
+        assert_eq!(app_sign_report_data(&key, b"n01", "app-1", 7), expected);
+        assert_ne!(
+            app_sign_report_data(&key, b"n01", "app-1", 7),
+            app_sign_report_data(&key, b"n01", "app-1", 8)
+        );
+        // The tag as a /secrets "key" with the rest shifted does not collide.
+        assert_ne!(
+            app_sign_report_data(&key, b"n01", "app-1", 7),
+            secrets_report_data(APP_SIGN_BINDING_TAG, &key, "n01", 7)
+        );
     }
 
     #[test]
     fn secrets_binding_fields_cannot_shift() {
         // Moving a byte from the nonce to the app ID changes the binding.
         assert_ne!(
-            secrets_report_data(b"k", b"ab", "c"),
-            secrets_report_data(b"k", b"a", "bc")
+            secrets_report_data(b"k", b"ab", "c", 1),
+            secrets_report_data(b"k", b"a", "bc", 1)
         );
         assert_ne!(
-            secrets_report_data(b"k", b"", "x"),
-            secrets_report_data(b"kx", b"", "")
+            secrets_report_data(b"k", b"", "x", 1),
+            secrets_report_data(b"kx", b"", "", 1)
+        );
+        assert_ne!(
+            secrets_report_data(b"k", b"", "x", 1),
+            secrets_report_data(b"k", b"", "x", 2)
         );
     }
 

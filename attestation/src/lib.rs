@@ -28,7 +28,10 @@ pub mod simulated;
 pub mod verified;
 pub mod verifier;
 
-pub use binding::{node_report_data, secrets_report_data, unlock_report_data};
+pub use binding::{
+    APP_SIGN_BINDING_TAG, app_sign_report_data, node_report_data, secrets_report_data,
+    unlock_report_data,
+};
 pub use dcap::collateral::{Collateral, CollateralKey, PckCa};
 pub use dcap::pccs::PccsFetcher;
 pub use dcap::source::{

@@ -47,6 +47,22 @@ pub fn encode_simulated_quote(
     out
 }
 
+/// The measurements a simulated TD named `identity` claims: each register is
+/// `SHA-384("EIGENKMS-SIMULATED-<register>" ‖ identity)`.
+pub fn simulated_measurements(identity: &str) -> TdMeasurements {
+    use sha2::{Digest, Sha384};
+    let reg = |name: &str| -> [u8; MEASUREMENT_LEN] {
+        let mut h = Sha384::new();
+        h.update(format!("EIGENKMS-SIMULATED-{name}").as_bytes());
+        h.update(identity.as_bytes());
+        h.finalize().into()
+    };
+    TdMeasurements {
+        mrtd: reg("MRTD"),
+        rtmr: [reg("RTMR0"), reg("RTMR1"), reg("RTMR2"), reg("RTMR3")],
+    }
+}
+
 /// Reads simulated quotes. Exists only in insecure-dev mode.
 #[derive(Debug, Clone)]
 pub struct SimulatedVerifier {

@@ -107,7 +107,7 @@ fn report_data_mismatch_under_policy_is_binding_mismatch() {
     let td = verifier(COLLATERAL).verify(QUOTE, AT).unwrap();
     let policy = Policy::strict().allow_app("app-1", td.measurements());
     // The quote's report_data is not the binding of this request.
-    let expected = secrets_report_data(b"-----BEGIN PUBLIC KEY-----\n...", b"nonce-1", "app-1");
+    let expected = secrets_report_data(b"-----BEGIN PUBLIC KEY-----\n...", b"nonce-1", "app-1", 1);
     assert_eq!(
         policy
             .appraise(&td, Subject::App("app-1"), &expected)

@@ -376,7 +376,7 @@ fn out_of_date_token_is_refused_strictly_and_accepted_leniently() {
 #[test]
 fn secrets_binding_through_the_verifier_front() {
     let pem = b"-----BEGIN PUBLIC KEY-----\nMIIB...\n-----END PUBLIC KEY-----\n";
-    let binding = secrets_report_data(pem, b"nonce-7", "app-1");
+    let binding = secrets_report_data(pem, b"nonce-7", "app-1", 1);
     let mut bound = claims();
     bound["tdx"]["tdx_report_data"] = json!(hex::encode(binding));
     let verifier = Verifier::builder().ita(verifier()).build();
@@ -389,9 +389,10 @@ fn secrets_binding_through_the_verifier_front() {
     );
     // The same token replayed with another RSA key, nonce or app ID.
     for other in [
-        secrets_report_data(b"attacker key", b"nonce-7", "app-1"),
-        secrets_report_data(pem, b"nonce-8", "app-1"),
-        secrets_report_data(pem, b"nonce-7", "app-2"),
+        secrets_report_data(b"attacker key", b"nonce-7", "app-1", 1),
+        secrets_report_data(pem, b"nonce-8", "app-1", 1),
+        secrets_report_data(pem, b"nonce-7", "app-2", 1),
+        secrets_report_data(pem, b"nonce-7", "app-1", 2),
     ] {
         assert_eq!(
             policy

@@ -93,6 +93,12 @@ pub enum ClientError {
     /// `/secrets`: the one-time RSA key could not be generated or encoded.
     #[error("one-time RSA key: {0}")]
     Rsa(String),
+    /// The owner key file cannot be read.
+    #[error("owner key: {0}")]
+    OwnerKey(String),
+    /// The TD could not produce evidence.
+    #[error("attestation: {0}")]
+    Attestation(String),
 }
 
 fn list(failures: &[NodeFailure]) -> String {

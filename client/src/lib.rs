@@ -2,8 +2,10 @@
 //!
 //! - [`KmsClient::master_public_key`]: the public polynomial that at least `t`
 //!   operators report for the newest version (so fewer than `t` liars cannot fool it).
-//! - [`KmsClient::app_key`]: partial signatures from every node, each verified against
-//!   the public share derived from that polynomial, `t` valid ones combined, and the
+//! - [`KmsClient::app_key`]: partial signatures from every node, released only to an
+//!   [`Authority`] the app's registration names (its owner's key, or an attestation of
+//!   a registered build) and sealed to a one-time key, each verified against the
+//!   public share derived from that polynomial, `t` valid ones combined, and the
 //!   result checked with `e(sk, G2) = e(H1(appID), MPK)`.
 //! - [`KmsClient::encrypt`] / [`KmsClient::decrypt`]: Boneh–Franklin IBE to an app ID
 //!   (format in `docs/wire-format.md`).
@@ -14,18 +16,21 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), kms_client::ClientError> {
 //! let client = kms_client::KmsClient::new(vec![
-//!     "http://127.0.0.1:18000".parse().unwrap(),
-//!     "http://127.0.0.1:18001".parse().unwrap(),
-//!     "http://127.0.0.1:18002".parse().unwrap(),
-//!     "http://127.0.0.1:18003".parse().unwrap(),
+//!     "https://127.0.0.1:18000".parse().unwrap(),
+//!     "https://127.0.0.1:18001".parse().unwrap(),
+//!     "https://127.0.0.1:18002".parse().unwrap(),
+//!     "https://127.0.0.1:18003".parse().unwrap(),
 //! ])?;
 //! let ct = client.encrypt("my-app", b"secret").await?;
-//! let pt = client.decrypt("my-app", &ct).await?;
+//! // The app's owner key, registered as `owner` for "my-app" at the nodes.
+//! let owner = kms_client::Authority::owner_key_file("owner.key".as_ref())?;
+//! let pt = client.decrypt("my-app", &ct, &owner).await?;
 //! assert_eq!(&pt[..], b"secret");
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
+mod authority;
 pub mod cli;
 mod error;
 mod master_key;
@@ -38,17 +43,20 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kms_crypto::tbls::AppPrivateKey;
-use kms_crypto::{CryptoError, G2Point, ibe};
-use kms_protocol::api::{MAX_APP_ID_BYTES, SignRequest};
+use kms_crypto::{CryptoError, G1Point, G2Point, ibe, sealed};
+use kms_protocol::api::{MAX_APP_ID_BYTES, SealedSignResponse, SignRequest, SignResponse};
+use kms_protocol::release::partial_aad;
 use rand_core::OsRng;
 use url::Url;
 use zeroize::Zeroizing;
 
+pub use authority::{Authority, OWNER_REQUEST_LIFETIME_SECS};
 pub use error::{ClientError, NodeError, NodeFailure};
 pub use master_key::{Dissent, MasterKey};
 pub use secrets::{AppEvidence, Secrets, SecretsRequest};
 pub use transport::MAX_RESPONSE_BYTES;
 
+use authority::SignAttempt;
 use partials::PartialCollector;
 use transport::Transport;
 
@@ -154,11 +162,27 @@ impl KmsClient {
         master_key::agree(self.nodes.iter().cloned().zip(answers).collect())
     }
 
-    /// The app's private key `s·H1(appID)`, from `t` verified partial signatures.
-    pub async fn app_key(&self, app_id: &str) -> Result<AppPrivateKey, ClientError> {
+    /// The app's private key `s·H1(appID)`, from `t` verified partial signatures that
+    /// the nodes release to `authority` (the app owner's key, or the TD this runs in).
+    pub async fn app_key(
+        &self,
+        app_id: &str,
+        authority: &Authority,
+    ) -> Result<AppPrivateKey, ClientError> {
         validate_app_id(app_id)?;
         let key = self.master_public_key().await?;
-        self.app_key_for(&key, app_id).await
+        match self.app_key_for(&key, app_id, authority).await {
+            // An attested request selects the version by its attestation time, so a
+            // reshare completing between `/pubkey` and `/app/sign` cannot be bridged by
+            // asking for the older version by name: ask again, once, from the start.
+            Err(ClientError::NotEnoughPartials { .. })
+                if matches!(authority, Authority::Attested(_)) =>
+            {
+                let key = self.master_public_key().await?;
+                self.app_key_for(&key, app_id, authority).await
+            }
+            other => other,
+        }
     }
 
     /// As [`KmsClient::app_key`], against a master key obtained before.
@@ -166,33 +190,103 @@ impl KmsClient {
         &self,
         key: &MasterKey,
         app_id: &str,
+        authority: &Authority,
     ) -> Result<AppPrivateKey, ClientError> {
         validate_app_id(app_id)?;
+        let attempt = SignAttempt::new(authority, app_id)?;
         let mut collector = PartialCollector::new(key);
         // Nodes sign with their active version.
-        let first = SignRequest {
-            app_id: app_id.to_string(),
-            attestation_time: None,
-        };
-        let answers = join_all(self.nodes.iter().map(|n| self.transport.sign(n, &first))).await;
-        for (node, answer) in self.nodes.iter().zip(answers) {
-            collector.add(node.clone(), answer, true);
+        let asked: Vec<Url> = self.askable(key, &mut collector);
+        let answers = join_all(
+            asked
+                .iter()
+                .map(|n| self.sign(key, &attempt, n, app_id, None)),
+        )
+        .await;
+        for (node, answer) in asked.into_iter().zip(answers) {
+            collector.add(node, answer, !attempt.is_attested());
         }
         // A reshare completing between `/pubkey` and `/app/sign` moves some nodes to
         // the next version; if that leaves fewer than t, ask those for the agreed
         // version by name (the version active at its own timestamp).
-        if collector.operators_answered() < key.threshold {
+        if collector.operators_answered() < key.threshold && !attempt.is_attested() {
             let others = collector.take_other_version();
-            let by_name = SignRequest {
-                app_id: app_id.to_string(),
-                attestation_time: Some(key.version),
-            };
-            let answers = join_all(others.iter().map(|n| self.transport.sign(n, &by_name))).await;
+            let answers = join_all(
+                others
+                    .iter()
+                    .map(|n| self.sign(key, &attempt, n, app_id, Some(key.version))),
+            )
+            .await;
             for (node, answer) in others.into_iter().zip(answers) {
                 collector.add(node, answer, false);
             }
         }
         collector.finish(app_id, &mut OsRng)
+    }
+
+    /// The nodes a request can be addressed to: those whose operator is known from
+    /// their `/pubkey` answer (an owner signs for one named node); the others are
+    /// recorded as failures.
+    fn askable(&self, key: &MasterKey, collector: &mut PartialCollector<'_>) -> Vec<Url> {
+        let mut asked = Vec::new();
+        for n in &self.nodes {
+            if key.node_operators.contains_key(n) {
+                asked.push(n.clone());
+            } else {
+                // Why its `/pubkey` failed is why it cannot be asked.
+                let error = key
+                    .failures
+                    .iter()
+                    .find(|f| &f.node == n)
+                    .map(|f| f.error.clone())
+                    .unwrap_or_else(|| {
+                        NodeError::Malformed("no /pubkey answer: its operator is unknown".into())
+                    });
+                collector.add(n.clone(), Err(error), false);
+            }
+        }
+        asked
+    }
+
+    /// One node's sealed partial, opened with the attempt's one-time key.
+    async fn sign(
+        &self,
+        key: &MasterKey,
+        attempt: &SignAttempt,
+        node: &Url,
+        app_id: &str,
+        attestation_time: Option<u64>,
+    ) -> Result<SignResponse, NodeError> {
+        let operator = key.node_operators[node];
+        let req = SignRequest {
+            app_id: app_id.to_string(),
+            attestation_time,
+            auth: Some(attempt.authorization(app_id, attestation_time, operator)),
+        };
+        let r: SealedSignResponse = self.transport.post_json(node, "app/sign", &req).await?;
+        let bad = || NodeError::Malformed("encryptedPartialSignature does not open".into());
+        let sealed_bytes = hex::decode(
+            r.encrypted_partial_signature
+                .strip_prefix("0x")
+                .unwrap_or(&r.encrypted_partial_signature),
+        )
+        .map_err(|_| bad())?;
+        let opened = attempt
+            .key
+            .open(
+                &sealed_bytes,
+                sealed::APP_SIGN_INFO,
+                &partial_aad(app_id, r.version, &r.operator_address),
+            )
+            .map_err(|_| bad())?;
+        let bytes: &[u8; 48] = opened.as_slice().try_into().map_err(|_| bad())?;
+        let partial = G1Point::from_compressed(bytes)
+            .map_err(|_| NodeError::Malformed("partial signature is not a G1 point".into()))?;
+        Ok(SignResponse {
+            operator_address: r.operator_address,
+            partial_signature: partial,
+            version: r.version,
+        })
     }
 
     /// Encrypts `plaintext` to `app_id` under the agreed master public key. Needs no
@@ -203,16 +297,18 @@ impl KmsClient {
         encrypt_to(&key.public_key(), app_id, plaintext)
     }
 
-    /// Decrypts a ciphertext for `app_id`, fetching the app key from the operators.
+    /// Decrypts a ciphertext for `app_id`, fetching the app key from the operators
+    /// with `authority`.
     pub async fn decrypt(
         &self,
         app_id: &str,
         ciphertext: &[u8],
+        authority: &Authority,
     ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
         validate_app_id(app_id)?;
         // Refuse what cannot be a ciphertext before asking the operators for the key.
         check_ciphertext_header(ciphertext)?;
-        let key = self.app_key(app_id).await?;
+        let key = self.app_key(app_id, authority).await?;
         Ok(ibe::decrypt(&key, app_id.as_bytes(), ciphertext)?)
     }
 }
@@ -301,17 +397,20 @@ mod tests {
     async fn garbage_is_refused_before_any_node_is_asked() {
         // Port 9 (discard) on a reserved address: never contacted.
         let c = KmsClient::new(urls(&["http://192.0.2.1:9"])).unwrap();
-        let e = c.decrypt("app", b"short").await.unwrap_err();
+        let owner = Authority::Owner(std::sync::Arc::new(
+            kms_crypto::signer::ecdsa::EcdsaSigner::random(&mut OsRng),
+        ));
+        let e = c.decrypt("app", b"short", &owner).await.unwrap_err();
         assert!(
             matches!(e, ClientError::Crypto(CryptoError::InvalidLength { .. })),
             "{e}"
         );
-        let e = c.decrypt("app", &[0u8; 200]).await.unwrap_err();
+        let e = c.decrypt("app", &[0u8; 200], &owner).await.unwrap_err();
         assert!(
             matches!(e, ClientError::Crypto(CryptoError::InvalidEncoding(_))),
             "{e}"
         );
-        let e = c.decrypt("", &[0u8; 200]).await.unwrap_err();
+        let e = c.decrypt("", &[0u8; 200], &owner).await.unwrap_err();
         assert!(matches!(e, ClientError::InvalidAppId { len: 0 }), "{e}");
     }
 }

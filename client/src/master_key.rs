@@ -7,6 +7,8 @@
 //! encrypt to a key they invented, nor roll it back to an old version while `t` honest
 //! operators report a newer one.
 
+use std::collections::BTreeMap;
+
 use kms_crypto::{Commitment, G2Point, OperatorAddress};
 use kms_protocol::api::{PubkeyResponse, VersionVote, tally};
 use url::Url;
@@ -31,6 +33,9 @@ pub struct MasterKey {
     pub dissenting: Vec<Dissent>,
     /// Nodes that did not answer usefully.
     pub failures: Vec<NodeFailure>,
+    /// The operator each answering node named as itself (not verified: a request
+    /// signed for one operator is good at that operator's node only).
+    pub node_operators: BTreeMap<Url, OperatorAddress>,
 }
 
 impl MasterKey {
@@ -66,6 +71,10 @@ pub(crate) fn agree(
         }
     }
     let responses: Vec<PubkeyResponse> = answered.iter().map(|(_, r)| r.clone()).collect();
+    let node_operators = answered
+        .iter()
+        .map(|(node, r)| (node.clone(), r.operator_address))
+        .collect();
     let votes = tally(&responses);
     let Some(best) = votes.iter().rev().find(|v| v.is_agreed()) else {
         let (agreeing, needed) = votes
@@ -98,6 +107,7 @@ pub(crate) fn agree(
         agreeing: best.holders.iter().copied().collect(),
         dissenting,
         failures,
+        node_operators,
     })
 }
 

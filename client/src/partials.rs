@@ -247,6 +247,7 @@ mod tests {
                 operators,
                 dissenting: Vec::new(),
                 failures: Vec::new(),
+                node_operators: Default::default(),
             },
             shares,
             secret,

@@ -3,8 +3,10 @@
 //! 1. [`SecretsRequest::new`] makes a one-time RSA-2048 key and a 32-byte nonce;
 //!    [`SecretsRequest::report_data`] is what the TD must put in its quote's
 //!    `report_data` (or its Trust Authority token's runtime data):
-//!    `SHA-512(len ‖ rsa_pubkey_pem ‖ len ‖ nonce ‖ len ‖ app_id)`, lengths 4-byte
-//!    big-endian (the node's `kms_attestation::secrets_report_data`).
+//!    `SHA-512(len ‖ rsa_pubkey_pem ‖ len ‖ nonce ‖ len ‖ app_id ‖ len ‖ attest_time)`,
+//!    lengths 4-byte big-endian, the time 8 bytes big-endian
+//!    ([`kms_attestation::secrets_report_data`]). Set the time before taking the
+//!    report data: it is bound.
 //! 2. The caller obtains the evidence and calls [`crate::KmsClient::retrieve_secrets`]:
 //!    the request goes to every node; each answer's partial signature is decrypted
 //!    with the one-time key and verified against the agreed master key's public
@@ -28,7 +30,7 @@ use rand_core::{OsRng, RngCore};
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use rsa::{Oaep, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::Sha256;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -53,7 +55,7 @@ pub enum AppEvidence {
 }
 
 impl AppEvidence {
-    fn wire(&self) -> (&'static str, String) {
+    pub(crate) fn wire(&self) -> (&'static str, String) {
         match self {
             AppEvidence::Dcap(q) => ("dcap", B64.encode(q)),
             AppEvidence::Ita(t) => ("ita", t.clone()),
@@ -63,14 +65,7 @@ impl AppEvidence {
 }
 
 /// The `report_data` binding of a `/secrets` request (see the module documentation).
-pub fn secrets_report_data(rsa_pubkey_pem: &[u8], nonce: &[u8], app_id: &str) -> [u8; 64] {
-    let mut h = Sha512::new();
-    for field in [rsa_pubkey_pem, nonce, app_id.as_bytes()] {
-        h.update((field.len() as u32).to_be_bytes());
-        h.update(field);
-    }
-    h.finalize().into()
-}
+pub use kms_attestation::secrets_report_data;
 
 /// One `/secrets` attempt: a one-time RSA key (zeroized on drop), a nonce and the
 /// attestation time. Each node accepts a nonce once: make a new request per attempt.
@@ -148,7 +143,12 @@ impl SecretsRequest {
 
     /// What the TD must put in `report_data`.
     pub fn report_data(&self) -> [u8; 64] {
-        secrets_report_data(self.pem.as_bytes(), &self.nonce, &self.app_id)
+        secrets_report_data(
+            self.pem.as_bytes(),
+            &self.nonce,
+            &self.app_id,
+            self.attest_time,
+        )
     }
 
     /// The app ID.
@@ -221,6 +221,26 @@ impl fmt::Debug for Secrets {
 }
 
 impl KmsClient {
+    /// The whole `/secrets` retrieval from inside a TD: a fresh request, its evidence
+    /// from `authority`'s quote provider, then [`KmsClient::retrieve_secrets`].
+    pub async fn secrets(
+        &self,
+        app_id: &str,
+        authority: &crate::Authority,
+    ) -> Result<Secrets, ClientError> {
+        let crate::Authority::Attested(provider) = authority else {
+            return Err(ClientError::Attestation(
+                "/secrets releases only to an attested TD, not to an owner key".into(),
+            ));
+        };
+        let req = SecretsRequest::new(app_id)?;
+        let evidence = provider
+            .quote(&req.report_data())
+            .map_err(|e| ClientError::Attestation(e.to_string()))?;
+        self.retrieve_secrets(&req, &crate::authority::app_evidence(evidence))
+            .await
+    }
+
     /// Posts `req` with `evidence` to every node, combines `t` verified partial
     /// signatures into the app key and decrypts the environment that at least `t`
     /// nodes return. See [`crate::secrets`].
@@ -325,7 +345,8 @@ mod tests {
             kms_attestation::secrets_report_data(
                 req.rsa_pubkey_pem().as_bytes(),
                 req.nonce(),
-                "app-1"
+                "app-1",
+                req.attest_time()
             )
         );
         assert!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kms_protocol::api::{ErrorResponse, PubkeyResponse, SignRequest, SignResponse};
+use kms_protocol::api::{ErrorResponse, PubkeyResponse};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -54,16 +54,6 @@ impl Transport {
     /// `GET {node}/pubkey`.
     pub(crate) async fn pubkey(&self, node: &Url) -> Result<PubkeyResponse, NodeError> {
         self.call(self.http.get(endpoint(node, "pubkey"))).await
-    }
-
-    /// `POST {node}/app/sign`.
-    pub(crate) async fn sign(
-        &self,
-        node: &Url,
-        req: &SignRequest,
-    ) -> Result<SignResponse, NodeError> {
-        self.call(self.http.post(endpoint(node, "app/sign")).json(req))
-            .await
     }
 
     /// `POST {node}/{path}` with a JSON body.

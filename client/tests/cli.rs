@@ -14,6 +14,9 @@ async fn cli(c: &FakeCluster, args: &[&str]) -> anyhow::Result<Vec<u8>> {
         "3000".to_string(),
     ];
     argv.extend(args.iter().map(|s| s.to_string()));
+    if matches!(args.first(), Some(&"app-key") | Some(&"decrypt")) {
+        argv.extend(["--owner-key".to_string(), c.owner_key_file()]);
+    }
     let mut out = Vec::new();
     kms_client::cli::run(argv, &mut out).await?;
     Ok(out)

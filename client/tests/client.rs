@@ -24,15 +24,15 @@ async fn happy_path(n: usize, seed: u64) {
     assert_eq!(mk.agreeing.len(), n);
     assert!(mk.dissenting.is_empty() && mk.failures.is_empty());
 
-    let key = client.app_key("app-1").await.unwrap();
+    let key = client.app_key("app-1", &c.owner()).await.unwrap();
     assert_eq!(key.point(), &c.expected_app_key("app-1"));
     assert!(verify_app_key(&mk.public_key(), b"app-1", &key));
 
     let ct = client.encrypt("app-1", b"attack at dawn").await.unwrap();
-    let pt = client.decrypt("app-1", &ct).await.unwrap();
+    let pt = client.decrypt("app-1", &ct, &c.owner()).await.unwrap();
     assert_eq!(&pt[..], b"attack at dawn");
     // Another app's key does not open it.
-    let e = client.decrypt("app-2", &ct).await.unwrap_err();
+    let e = client.decrypt("app-2", &ct, &c.owner()).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -70,7 +70,10 @@ async fn n_minus_t_nodes_down_or_slow_are_tolerated_within_the_timeout() {
         assert_eq!(failed[1], (&c.urls[5], &NodeError::Timeout));
 
         let ct = client.encrypt("app", b"hello").await.unwrap();
-        assert_eq!(&client.decrypt("app", &ct).await.unwrap()[..], b"hello");
+        assert_eq!(
+            &client.decrypt("app", &ct, &c.owner()).await.unwrap()[..],
+            b"hello"
+        );
         // Three rounds of requests, each bounded by the timeout, not by the slow node.
         assert!(
             start.elapsed() < Duration::from_secs(10),
@@ -80,7 +83,7 @@ async fn n_minus_t_nodes_down_or_slow_are_tolerated_within_the_timeout() {
 
         // The 4-node case: one down.
         let c = FakeCluster::start(&[Honest, Honest, Down, Honest], 4).await;
-        let key = c.client(TIMEOUT).app_key("app").await.unwrap();
+        let key = c.client(TIMEOUT).app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
     })
     .await;
@@ -90,7 +93,7 @@ async fn n_minus_t_nodes_down_or_slow_are_tolerated_within_the_timeout() {
 async fn an_invalid_partial_is_skipped() {
     bounded(async {
         let c = FakeCluster::start(&[Honest, InvalidPartial, Honest, Honest], 5).await;
-        let key = c.client(TIMEOUT).app_key("app").await.unwrap();
+        let key = c.client(TIMEOUT).app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
 
         // n = 7: two liars (n − t) among five honest.
@@ -104,7 +107,7 @@ async fn an_invalid_partial_is_skipped() {
             Honest,
         ];
         let c = FakeCluster::start(&nodes, 6).await;
-        let key = c.client(TIMEOUT).app_key("app").await.unwrap();
+        let key = c.client(TIMEOUT).app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
     })
     .await;
@@ -132,7 +135,10 @@ async fn a_node_claiming_another_key_is_outvoted_and_reported() {
         assert_eq!(mk.agreeing.len(), 3);
         // Its partial (of the other version) is left out; the rest suffice.
         let ct = client.encrypt("app", b"x").await.unwrap();
-        assert_eq!(&client.decrypt("app", &ct).await.unwrap()[..], b"x");
+        assert_eq!(
+            &client.decrypt("app", &ct, &c.owner()).await.unwrap()[..],
+            b"x"
+        );
     })
     .await;
 }
@@ -144,7 +150,7 @@ async fn an_impersonator_does_not_crowd_out_the_operator_it_claims_to_be() {
         // exactly t = 3: dropping operator 1's real partial as a "duplicate" would fail.
         let nodes = [Impersonate(1), Honest, Honest, Honest];
         let c = FakeCluster::start(&nodes, 8).await;
-        let key = c.client(TIMEOUT).app_key("app").await.unwrap();
+        let key = c.client(TIMEOUT).app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
     })
     .await;
@@ -156,7 +162,7 @@ async fn nodes_that_moved_to_a_newer_version_are_asked_for_the_agreed_one() {
         // One down, one already on the next version for unnamed requests: only two
         // partials of the agreed version in the first round, t = 3.
         let c = FakeCluster::start(&[Honest, MovedOn, Down, Honest], 9).await;
-        let key = c.client(TIMEOUT).app_key("app").await.unwrap();
+        let key = c.client(TIMEOUT).app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
     })
     .await;
@@ -166,7 +172,11 @@ async fn nodes_that_moved_to_a_newer_version_are_asked_for_the_agreed_one() {
 async fn fewer_than_t_good_partials_is_a_clear_error() {
     bounded(async {
         let c = FakeCluster::start(&[Honest, InvalidPartial, Honest, Down], 10).await;
-        let e = c.client(TIMEOUT).app_key("app").await.unwrap_err();
+        let e = c
+            .client(TIMEOUT)
+            .app_key("app", &c.owner())
+            .await
+            .unwrap_err();
         let msg = e.to_string();
         let ClientError::NotEnoughPartials {
             version,
@@ -263,7 +273,7 @@ async fn oversized_responses_are_refused() {
             failed,
             vec![(&c.urls[0], &too_large), (&c.urls[4], &too_large)]
         );
-        let key = client.app_key("app").await.unwrap();
+        let key = client.app_key("app", &c.owner()).await.unwrap();
         assert_eq!(key.point(), &c.expected_app_key("app"));
 
         // With a third such node, fewer than t are left.
@@ -287,7 +297,7 @@ async fn bad_app_ids_are_refused_before_any_request() {
         let long = "a".repeat(kms_protocol::api::MAX_APP_ID_BYTES + 1);
         for id in ["", long.as_str()] {
             assert!(matches!(
-                client.app_key(id).await,
+                client.app_key(id, &c.owner()).await,
                 Err(ClientError::InvalidAppId { .. })
             ));
             assert!(matches!(

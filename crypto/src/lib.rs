@@ -10,6 +10,7 @@ pub mod ibe;
 pub mod operator;
 pub mod poly;
 pub mod scalar;
+pub mod sealed;
 pub mod signer;
 pub mod tbls;
 pub mod vss;

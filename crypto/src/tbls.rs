@@ -17,9 +17,35 @@ use crate::vss::Commitment;
 /// `BLS12381G1_XMD:SHA-256_SSWU_RO_`).
 pub const APP_KEY_DST: &[u8] = b"EIGENKMS-V1-APP-KEY_BLS12381G1_XMD:SHA-256_SSWU_RO_";
 
+/// Domain separation tag of what the unauthenticated `/app/sign` of a node in the
+/// insecure development mode signs: never the app key, so that even a node with that
+/// mode switched on by mistake releases nothing that decrypts an app's data.
+pub const INSECURE_DEV_DST: &[u8] =
+    b"EIGENKMS-V1-INSECURE-DEV-UNAUTHENTICATED_BLS12381G1_XMD:SHA-256_SSWU_RO_";
+
 /// `H1(appID)`: the application identity hashed to G1.
 pub fn hash_app_id(app_id: &[u8]) -> G1Point {
     G1Point::hash_to_curve(app_id, APP_KEY_DST)
+}
+
+/// What a partial signature signs: the app key's identity hash, or the insecure
+/// development domain's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigningDomain {
+    /// `s·H1(appID)` with [`APP_KEY_DST`]: the app key (IBE decryption key).
+    AppKey,
+    /// `s·H(appID)` with [`INSECURE_DEV_DST`]: a public value in development clusters.
+    InsecureDev,
+}
+
+impl SigningDomain {
+    /// The identity hashed to G1 in this domain.
+    pub fn hash(self, app_id: &[u8]) -> G1Point {
+        match self {
+            SigningDomain::AppKey => hash_app_id(app_id),
+            SigningDomain::InsecureDev => G1Point::hash_to_curve(app_id, INSECURE_DEV_DST),
+        }
+    }
 }
 
 /// An operator's partial signature on an app ID, tagged with its evaluation point.

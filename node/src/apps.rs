@@ -1,6 +1,14 @@
-//! The app registry behind `/secrets`: which applications exist, what they receive
-//! (a public environment in clear and an environment IBE-encrypted to the app ID,
-//! returned as registered), and which builds (MRTD, RTMR0–3) may receive it.
+//! The app registry behind `/secrets` and `/app/sign`: which applications exist, what
+//! they receive (a public environment in clear and an environment IBE-encrypted to the
+//! app ID, returned as registered), and who may receive the app's key material. An
+//! app's registration names its authorization methods:
+//! - **attestation**: the builds (MRTD, RTMR0–3) listed here or for the app in the
+//!   attestation policy file; a TD running one of them gets `/secrets` and, sealed to
+//!   its attested one-time key, `/app/sign`;
+//! - **owner**: an Ethereum address whose EIP-712 signature authorizes `/app/sign`
+//!   (`owner = "0x…"`). Leave it out for an app whose key only its TEE may hold.
+//!
+//! An app with neither gets nothing.
 //!
 //! File format (TOML, `[secrets] apps_file`):
 //!
@@ -9,6 +17,7 @@
 //! app_id = "my-app"
 //! public_env = "LOG_LEVEL=info"
 //! encrypted_env = "454b4d5301…"   # hex of `kms-client encrypt --app-id my-app`
+//! owner = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"   # optional
 //! [[apps.builds]]
 //! mrtd = "<96 hex>"
 //! rtmr = ["<96 hex>", "<96 hex>", "<96 hex>", "<96 hex>"]
@@ -27,7 +36,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kms_attestation::TdMeasurements;
-use kms_crypto::ibe;
+use kms_crypto::{OperatorAddress, ibe};
 use kms_protocol::api::MAX_APP_ID_BYTES;
 use serde::Deserialize;
 
@@ -43,6 +52,8 @@ pub struct App {
     pub encrypted_env: String,
     /// Builds allowed to receive the environment and the partial signature.
     pub builds: Vec<TdMeasurements>,
+    /// The owner's Ethereum address, if owner-signed `/app/sign` requests are allowed.
+    pub owner: Option<OperatorAddress>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +73,8 @@ struct AppEntry {
     encrypted_env: String,
     #[serde(default)]
     builds: Vec<TdMeasurements>,
+    #[serde(default)]
+    owner: Option<OperatorAddress>,
 }
 
 /// Parses and checks a registry: app IDs 1–256 bytes and unique, `encrypted_env`
@@ -94,7 +107,11 @@ pub fn parse_apps(text: &str) -> Result<BTreeMap<String, App>, String> {
             public_env: e.public_env,
             encrypted_env: hex::encode(&ct),
             builds: e.builds,
+            owner: e.owner,
         };
+        if app.owner.is_some_and(|o| o.is_zero()) {
+            return Err(format!("app {}: owner is the zero address", e.app_id));
+        }
         if out.insert(e.app_id.clone(), app).is_some() {
             return Err(format!("app {} is listed twice", e.app_id));
         }
@@ -214,6 +231,24 @@ mod tests {
         assert!(parse_apps("[[apps]]\napp_id = \"a\"\nencrypted_env = \"0011\"\n").is_err());
         assert!(parse_apps("[[apps]]\napp_id = \"a\"\n[[apps]]\napp_id = \"a\"\n").is_err());
         assert!(parse_apps("[[apps]]\napp_id = \"a\"\nextra = 1\n").is_err());
+        let owned = parse_apps(&format!(
+            "[[apps]]\napp_id = \"o\"\nowner = \"0x{}\"\n",
+            "ab".repeat(20)
+        ))
+        .unwrap();
+        assert_eq!(
+            owned["o"].owner,
+            Some(OperatorAddress::from_bytes([0xab; 20]))
+        );
+        assert_eq!(apps["a"].owner, None);
+        assert!(
+            parse_apps(&format!(
+                "[[apps]]\napp_id = \"o\"\nowner = \"0x{}\"\n",
+                "00".repeat(20)
+            ))
+            .is_err()
+        );
+        assert!(parse_apps("[[apps]]\napp_id = \"o\"\nowner = \"0x12\"\n").is_err());
         assert!(parse_apps("").unwrap().is_empty());
     }
 

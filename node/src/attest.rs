@@ -22,7 +22,6 @@ use kms_attestation::{
 };
 use kms_crypto::signer::OperatorPublicKey;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha384};
 
 use crate::config::{AttestationConfig, AttestationMode, NodeConfig};
 
@@ -68,20 +67,7 @@ pub fn key_bytes(pk: &OperatorPublicKey) -> Vec<u8> {
     }
 }
 
-/// The measurements a simulated TD named `identity` claims: each register is
-/// `SHA-384("EIGENKMS-SIMULATED-<register>" ‖ identity)`.
-pub fn simulated_measurements(identity: &str) -> TdMeasurements {
-    let reg = |name: &str| -> [u8; 48] {
-        let mut h = Sha384::new();
-        h.update(format!("EIGENKMS-SIMULATED-{name}").as_bytes());
-        h.update(identity.as_bytes());
-        h.finalize().into()
-    };
-    TdMeasurements {
-        mrtd: reg("MRTD"),
-        rtmr: [reg("RTMR0"), reg("RTMR1"), reg("RTMR2"), reg("RTMR3")],
-    }
-}
+pub use kms_attestation::simulated::simulated_measurements;
 
 /// The node's attestation state.
 pub struct NodeAttestation {

@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub attestation: AttestationConfig,
     /// `/secrets`: the registry of applications and replay protection.
     pub secrets: SecretsConfig,
+    /// The audit log of key releases.
+    pub audit: AuditConfig,
     /// Development modes. Each one is announced in the log and in `/health`.
     pub insecure: InsecureConfig,
 }
@@ -433,6 +435,29 @@ impl Default for SecretsConfig {
     }
 }
 
+/// `[audit]`: where key releases are recorded (`node/src/audit.rs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The append-only JSON-lines file. Empty: `audit.jsonl` in the directory of
+    /// `store.path`.
+    pub file: PathBuf,
+}
+
+impl NodeConfig {
+    /// The audit log's path.
+    pub fn audit_file(&self) -> PathBuf {
+        if !self.audit.file.as_os_str().is_empty() {
+            return self.audit.file.clone();
+        }
+        self.store
+            .path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("audit.jsonl")
+    }
+}
+
 /// How this node attests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -451,6 +476,10 @@ pub struct InsecureConfig {
     pub plaintext_keys: bool,
     /// Talk to peers over plain HTTP (loopback development clusters).
     pub plain_http: bool,
+    /// Answer `/app/sign` without authorization, in clear, in the insecure-dev
+    /// signing domain (`tbls::INSECURE_DEV_DST`: never the app key). For load tests
+    /// of the signing path; needs `attestation.mode = "insecure-dev"`.
+    pub unauthenticated_app_sign: bool,
 }
 
 impl NodeConfig {
@@ -728,6 +757,14 @@ impl NodeConfig {
         if self.secrets.max_nonces == 0 {
             return invalid("secrets.max_nonces", "must be at least 1");
         }
+        if self.insecure.unauthenticated_app_sign
+            && self.attestation.mode != AttestationMode::InsecureDev
+        {
+            return invalid(
+                "insecure.unauthenticated_app_sign",
+                "only with attestation.mode = \"insecure-dev\" (a development cluster)",
+            );
+        }
         Ok(())
     }
 
@@ -739,6 +776,9 @@ impl NodeConfig {
         }
         if self.insecure.plain_http {
             v.push("plain-http".to_string());
+        }
+        if self.insecure.unauthenticated_app_sign {
+            v.push("unauthenticated-app-sign".to_string());
         }
         if self.attestation.mode == AttestationMode::InsecureDev {
             v.push("attestation-insecure-dev".to_string());

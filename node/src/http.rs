@@ -2,7 +2,6 @@
 //! error kind, mapped here and nowhere else; bad input is a 4xx, never a 500 or a panic.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,17 +10,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kms_crypto::tbls;
 use kms_protocol::api::{
-    ErrorDetail, ErrorResponse, HealthResponse, MAX_APP_ID_BYTES, PubkeyResponse, SessionStatus,
-    SignRequest, SignResponse,
+    ErrorDetail, ErrorResponse, HealthResponse, PubkeyResponse, SessionStatus,
 };
 use kms_protocol::messages::{MessageKind, SignedMessage};
 use kms_protocol::{ProtocolError, SessionKind};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::metrics::{KindLabel, ResultLabel};
+use crate::metrics::KindLabel;
 use crate::node::{Delivery, NodeShared, Refusal, response_for};
 use crate::transport::kind_name;
 
@@ -80,6 +77,11 @@ impl ApiError {
     /// The stable error code (`rate_limited`, `bad_request`, ...).
     pub(crate) fn code(&self) -> &'static str {
         self.code
+    }
+
+    /// Status, code and message.
+    pub(crate) fn into_parts(self) -> (StatusCode, &'static str, String) {
+        (self.status, self.code, self.message)
     }
 
     /// An error answer: `status`, a stable `code`, a message without secrets.
@@ -167,9 +169,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 type Shared = State<Arc<NodeShared>>;
 
 /// The node's routes.
-pub fn router(shared: Arc<NodeShared>) -> Router {
+pub fn router(shared: Arc<NodeShared>) -> anyhow::Result<Router> {
     let limit = shared.cfg.limits.max_body_bytes;
-    Router::new()
+    let release = crate::release::router(&shared)?;
+    Ok(Router::new()
         .route("/dkg/commitment", post(dkg_commitment))
         .route("/dkg/share", post(dkg_share))
         .route("/dkg/ack", post(dkg_ack))
@@ -179,11 +182,10 @@ pub fn router(shared: Arc<NodeShared>) -> Router {
         .route("/reshare/complete", post(reshare_complete))
         .route("/pubkey", get(pubkey))
         .route("/versions", get(versions))
-        .route("/app/sign", post(app_sign))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/attestation", get(attestation))
-        .merge(crate::secrets::router(&shared))
+        .merge(release)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -195,7 +197,7 @@ pub fn router(shared: Arc<NodeShared>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(shared)
+        .with_state(shared))
 }
 
 /// Which message kinds an endpoint takes.
@@ -323,70 +325,6 @@ async fn pubkey(State(s): Shared) -> Result<Json<PubkeyResponse>, ApiError> {
 /// to find the newest version a threshold agrees on.
 async fn versions(State(s): Shared) -> Json<Vec<PubkeyResponse>> {
     Json(s.version_reports())
-}
-
-async fn app_sign(
-    State(s): Shared,
-    ApiJson(req): ApiJson<SignRequest>,
-) -> Result<Json<SignResponse>, ApiError> {
-    let started = Instant::now();
-    let count = |result: &str| {
-        s.metrics
-            .sign_requests
-            .get_or_create(&ResultLabel {
-                result: result.to_string(),
-            })
-            .inc();
-    };
-    let _slot = s.sign_admission.admit().inspect_err(|e| count(e.code()))?;
-    if req.app_id.is_empty() || req.app_id.len() > MAX_APP_ID_BYTES {
-        count("bad_request");
-        return Err(ApiError::bad_request(format!(
-            "appID must be 1 to {MAX_APP_ID_BYTES} bytes"
-        )));
-    }
-    let now = s.clock.now_ms() / 1000;
-    let at = req.attestation_time.unwrap_or(now);
-    if at > now + 300 {
-        count("bad_request");
-        return Err(ApiError::bad_request("attestationTime is in the future"));
-    }
-    let retention = s.cfg.store.retention_days * 24 * 3600;
-    if at + retention < now {
-        count("not_found");
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "version_expired",
-            format!(
-                "attestationTime {at} is older than the key retention ({} days)",
-                s.cfg.store.retention_days
-            ),
-        ));
-    }
-    let Some(v) = s.version_at(at) else {
-        count("not_found");
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_version",
-            format!("no key version was active at {at} (before genesis or pruned)"),
-        ));
-    };
-    let version = v.session_timestamp.0;
-    // Computed on the async worker: hash-to-G1 plus one G1 multiplication is about
-    // a quarter of a millisecond, less than handing it to the blocking pool and back
-    // costs under load (thread wake-ups, and up to `sign_concurrency` pool threads
-    // competing for the cores). Protocol sessions run their engines on the blocking
-    // pool, so they are not queued behind signing.
-    let partial = tbls::sign_partial(&v.share, req.app_id.as_bytes());
-    count("ok");
-    s.metrics
-        .sign_latency
-        .observe(started.elapsed().as_secs_f64());
-    Ok(Json(SignResponse {
-        operator_address: s.address,
-        partial_signature: partial,
-        version,
-    }))
 }
 
 async fn health(State(s): Shared) -> Json<HealthResponse> {

@@ -4,8 +4,10 @@
 //! cluster (`devnet`), generates operator keys (`keygen`) and checks configurations.
 #![warn(missing_docs)]
 
+pub mod app_sign;
 pub mod apps;
 pub mod attest;
+pub mod audit;
 pub mod chain;
 pub mod complete;
 pub mod config;
@@ -15,6 +17,8 @@ pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod peering;
+pub mod release;
+pub mod replay;
 pub mod schedule;
 pub mod secrets;
 pub mod session;

@@ -47,6 +47,17 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Labels of a key release: endpoint, authorization method, result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleaseLabels {
+    /// `app_sign` or `secrets`.
+    pub endpoint: String,
+    /// `owner`, `attestation`, `insecure_unauthenticated` or `none`.
+    pub method: String,
+    /// `released` or the refusal's error code.
+    pub result: String,
+}
+
 /// All metrics of a node.
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +77,9 @@ pub struct Metrics {
     pub sign_requests: Family<ResultLabel, Counter>,
     /// `/secrets` requests by result (`ok` or the error code).
     pub secrets_requests: Family<ResultLabel, Counter>,
+    /// Key releases and refused release requests (what the audit log records), by
+    /// endpoint, method and result.
+    pub key_releases: Family<ReleaseLabels, Counter>,
     /// `/app/sign` latency.
     pub sign_latency: Histogram,
     /// The active key version (session timestamp), 0 before genesis.
@@ -138,6 +152,27 @@ impl Metrics {
             "Secrets release requests, by result",
             secrets_requests.clone(),
         );
+        let key_releases = Family::<ReleaseLabels, Counter>::default();
+        registry.register(
+            "key_releases",
+            "Key material released (result released) or refused after authorization was checked, as recorded in the audit log",
+            key_releases.clone(),
+        );
+        // Present at zero from the start, so that an alert on releases sees data.
+        for endpoint in ["app_sign", "secrets"] {
+            key_releases
+                .get_or_create(&ReleaseLabels {
+                    endpoint: endpoint.to_string(),
+                    method: if endpoint == "secrets" {
+                        "attestation"
+                    } else {
+                        "owner"
+                    }
+                    .to_string(),
+                    result: "released".to_string(),
+                })
+                .inc_by(0);
+        }
         let sign_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
             "sign_latency_seconds",
@@ -178,6 +213,7 @@ impl Metrics {
             delivery_failures,
             sign_requests,
             secrets_requests,
+            key_releases,
             sign_latency,
             key_version,
             fraud_evidence,

@@ -88,8 +88,6 @@ pub struct NodeShared {
     pub evidence: Mutex<Vec<(u64, FraudEvidence)>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// `/app/sign` rate and concurrency limits.
-    pub sign_admission: crate::http::Admission,
     /// Own evidence, verifier and policy.
     pub attestation: Arc<NodeAttestation>,
     /// Chain mode: commitments and fraud proofs go on-chain after each session.
@@ -946,12 +944,6 @@ impl Node {
             completions: Mutex::new(BTreeMap::new()),
             evidence: Mutex::new(Vec::new()),
             clock,
-            sign_admission: crate::http::Admission::new(
-                cfg.limits.sign_rate_per_sec,
-                cfg.limits.sign_burst,
-                cfg.limits.sign_concurrency,
-                "sign",
-            ),
             attestation,
             chain,
             fault: fault.map(Mutex::new),
@@ -974,7 +966,7 @@ impl Node {
         }
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let app = crate::http::router(shared.clone());
+        let app = crate::http::router(shared.clone())?;
         let mut rx = stop_rx.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
         match tls {
@@ -992,7 +984,10 @@ impl Node {
                 )?
                 .handle(handle);
                 tasks.push(tokio::spawn(async move {
-                    if let Err(e) = server.serve(app.into_make_service()).await {
+                    if let Err(e) = server
+                        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                        .await
+                    {
                         warn!(error = %e, "HTTPS server stopped");
                     }
                 }));
@@ -1002,9 +997,12 @@ impl Node {
                     let shutdown = async move {
                         let _ = rx.wait_for(|s| *s).await;
                     };
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
+                    if let Err(e) = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(shutdown)
+                    .await
                     {
                         warn!(error = %e, "HTTP server stopped");
                     }

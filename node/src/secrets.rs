@@ -17,14 +17,16 @@
 //! kind, e.g. `bad_signature`), its TCB status is accepted and its measurements are a
 //! build registered for the app (in the apps file or the policy file; 403
 //! `measurement_not_allowed`), its `report_data` is
-//! [`kms_attestation::secrets_report_data`]`(rsa_pubkey_tmp, nonce, app_id)` (403
-//! `binding_mismatch`), and the nonce was not used before (409 `nonce_reused`).
+//! [`kms_attestation::secrets_report_data`]`(rsa_pubkey_tmp, nonce, app_id,
+//! attest_time)` (403 `binding_mismatch`), and the nonce was not used before (409
+//! `nonce_reused`). The release is then written to the audit log (503
+//! `audit_unavailable` if it cannot be), and every refusal after the app lookup too.
 //!
 //! Nonces are remembered **per node**, in memory, until their `attest_time` leaves
-//! the acceptance window (after which the request would be refused as stale anyway);
-//! at most `secrets.max_nonces` at once (more: 503 `busy`). A restart forgets them,
-//! but a replay after a restart still needs an attestation younger than the window,
-//! and obtains only what the attested TD's RSA key can decrypt.
+//! the acceptance window ([`crate::replay`]); at most `secrets.max_nonces` at once
+//! (more: 503 `busy`). Because `attest_time` is bound in `report_data`, a captured
+//! request cannot be replayed with a fresh `attest_time` once its nonce is forgotten:
+//! its quote still names the old time, which is then stale.
 //!
 //! Response: `{encrypted_env, public_env, encrypted_partial_sig, operatorAddress,
 //! version}`: the registered environment as is (hex of an IBE ciphertext to the app
@@ -32,19 +34,15 @@
 //! 48-byte compressed partial signature `s_i·H1(app_id)` with the key version active at
 //! `attest_time`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use kms_attestation::{Error as AttestError, Evidence, Subject, VerifiedTd, secrets_report_data};
+use kms_attestation::secrets_report_data;
 use kms_crypto::{OperatorAddress, tbls};
 use kms_protocol::api::MAX_APP_ID_BYTES;
 use rsa::pkcs8::DecodePublicKey;
@@ -53,23 +51,20 @@ use rsa::{Oaep, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::apps::AppRegistry;
+use crate::audit::{AuditEntry, Principal};
 use crate::http::ApiJson;
 use crate::metrics::ResultLabel;
-use crate::node::NodeShared;
+use crate::release::{Caller, ReleaseError, ReleaseState, decode_nonce, evidence_from_wire};
+use crate::replay::NonceScope;
+
+const ENDPOINT: &str = "secrets";
 
 /// Largest `/secrets` body (a DCAP quote with its certification chain is ~10 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Largest `attestation` field (characters).
-pub const MAX_ATTESTATION_CHARS: usize = 128 * 1024;
 /// Largest `rsa_pubkey_tmp` field (characters).
 pub const MAX_PEM_CHARS: usize = 8 * 1024;
 /// RSA key sizes accepted (bits).
 pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
-/// Nonce lengths accepted (bytes).
-pub const NONCE_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
-/// How far in the future `attest_time` may be.
-pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
 
 /// `POST /secrets` request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,152 +101,32 @@ pub struct SecretsResponse {
     pub version: u64,
 }
 
-/// A `/secrets` refusal: status, stable code, a message without secrets.
-#[derive(Debug)]
-pub struct SecretsError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl SecretsError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// The attestation error kind as the code; evidence the node refuses is 403,
-    /// evidence it cannot parse 400, a verifier without collateral 503.
-    fn attestation(e: &AttestError) -> Self {
-        let kind = e.kind();
-        let status = match kind {
-            "malformed" | "method_not_configured" | "simulated_refused" => StatusCode::BAD_REQUEST,
-            "collateral_unavailable" | "config" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::FORBIDDEN,
-        };
-        Self::new(status, kind, format!("attestation refused: {e}"))
-    }
-
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-}
-
-impl IntoResponse for SecretsError {
-    fn into_response(self) -> Response {
-        crate::http::ApiError::new(self.status, self.code, self.message).into_response()
-    }
-}
-
-/// Nonces seen, each with the unix second after which it may be forgotten.
-struct Nonces {
-    seen: HashMap<Vec<u8>, u64>,
-    max: usize,
-}
-
-impl Nonces {
-    fn insert(&mut self, nonce: Vec<u8>, expires: u64, now: u64) -> Result<(), SecretsError> {
-        if self.seen.get(&nonce).is_some_and(|&e| e >= now) {
-            return Err(SecretsError::new(
-                StatusCode::CONFLICT,
-                "nonce_reused",
-                "this nonce was already used",
-            ));
-        }
-        if self.seen.len() >= self.max {
-            self.seen.retain(|_, e| *e >= now);
-        }
-        if self.seen.len() >= self.max {
-            return Err(SecretsError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many secrets requests in the attestation window; retry later",
-            ));
-        }
-        self.seen.insert(nonce, expires);
-        Ok(())
-    }
-}
-
-/// The state of the `/secrets` route.
-pub struct SecretsState {
-    shared: Arc<NodeShared>,
-    /// The app registry.
-    pub apps: AppRegistry,
-    nonces: Mutex<Nonces>,
-    admission: crate::http::Admission,
-}
-
-impl SecretsState {
-    /// Reads the registry named in the node's configuration.
-    pub fn new(shared: Arc<NodeShared>) -> Self {
-        let c = &shared.cfg.secrets;
-        let apps = AppRegistry::new(c.apps_file.clone(), Duration::from_secs(c.reload_secs));
-        let nonces = Mutex::new(Nonces {
-            seen: HashMap::new(),
-            max: c.max_nonces,
-        });
-        let l = &shared.cfg.limits;
-        let admission = crate::http::Admission::new(
-            l.secrets_rate_per_sec,
-            l.secrets_burst,
-            l.secrets_concurrency,
-            "secrets",
-        );
-        Self {
-            shared,
-            apps,
-            nonces,
-            admission,
-        }
-    }
-
-    async fn handle(&self, req: SecretsRequest) -> Result<SecretsResponse, SecretsError> {
+impl ReleaseState {
+    async fn secrets(
+        &self,
+        req: SecretsRequest,
+        caller: &Caller,
+    ) -> Result<SecretsResponse, ReleaseError> {
         let s = &self.shared;
         if req.app_id.is_empty() || req.app_id.len() > MAX_APP_ID_BYTES {
-            return Err(SecretsError::bad(
+            return Err(ReleaseError::bad(
                 "bad_request",
                 format!("app_id must be 1 to {MAX_APP_ID_BYTES} bytes"),
             ));
         }
-        if req.attestation.len() > MAX_ATTESTATION_CHARS {
-            return Err(SecretsError::bad("bad_request", "attestation too long"));
-        }
-        let quote = |a: &str| {
-            B64.decode(a)
-                .map_err(|_| SecretsError::bad("bad_request", "attestation is not base64"))
-        };
-        let evidence = match req.attestation_method.as_str() {
-            "dcap" => Evidence::Dcap(quote(&req.attestation)?),
-            "simulated" => Evidence::Simulated(quote(&req.attestation)?),
-            "ita" => Evidence::Ita(req.attestation.clone()),
-            _ => {
-                return Err(SecretsError::bad(
-                    "bad_request",
-                    "attestation_method must be dcap, ita or simulated",
-                ));
-            }
-        };
+        let evidence = evidence_from_wire(&req.attestation_method, &req.attestation)?;
         if req.rsa_pubkey_tmp.len() > MAX_PEM_CHARS {
-            return Err(SecretsError::bad("bad_rsa_key", "rsa_pubkey_tmp too long"));
+            return Err(ReleaseError::bad("bad_rsa_key", "rsa_pubkey_tmp too long"));
         }
         let rsa_key = RsaPublicKey::from_public_key_pem(&req.rsa_pubkey_tmp).map_err(|_| {
-            SecretsError::bad(
+            ReleaseError::bad(
                 "bad_rsa_key",
                 "rsa_pubkey_tmp is not a PEM RSA public key (SubjectPublicKeyInfo) of at most 4096 bits",
             )
         })?;
         let bits = rsa_key.n().bits();
         if !RSA_BITS.contains(&bits) {
-            return Err(SecretsError::bad(
+            return Err(ReleaseError::bad(
                 "bad_rsa_key",
                 format!(
                     "rsa_pubkey_tmp has {bits} bits; {} to {} are accepted",
@@ -261,66 +136,46 @@ impl SecretsState {
             ));
         }
         let nonce = decode_nonce(&req.nonce)?;
-        let app = self.apps.get(&req.app_id).ok_or_else(|| {
-            SecretsError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_app",
-                "no such app is registered at this node",
-            )
-        })?;
-        let now = s.clock.now_ms() / 1000;
-        let max_age = s.attestation.max_age_secs;
-        if req.attest_time > now + MAX_CLOCK_SKEW_SECS {
-            return Err(SecretsError::bad(
-                "attest_time_in_future",
-                format!("attest_time is more than {MAX_CLOCK_SKEW_SECS} s in the future"),
-            ));
-        }
-        if now.saturating_sub(req.attest_time) > max_age {
-            return Err(SecretsError::bad(
-                "stale_attestation",
-                format!("attest_time is older than {max_age} s"),
-            ));
-        }
-
-        // Verification may cost milliseconds (DCAP): off the async workers.
-        let expected = secrets_report_data(req.rsa_pubkey_tmp.as_bytes(), &nonce, &req.app_id);
-        let attestation = s.attestation.clone();
-        let app_id = req.app_id.clone();
-        let builds = app.builds.clone();
-        let appraised = tokio::task::spawn_blocking(move || -> Result<VerifiedTd, AttestError> {
-            let td = attestation.verifier.verify(&evidence, now)?;
-            let policy = &attestation.policy;
-            policy.check_tcb(&td)?;
-            if !builds.contains(&td.measurements()) {
-                policy.check_measurements(&td, Subject::App(&app_id))?;
-            }
-            kms_attestation::check_binding(&td, &expected)?;
-            Ok(td)
-        })
-        .await
-        .map_err(|_| {
-            SecretsError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "verification was interrupted; retry",
-            )
-        })?;
-        appraised.map_err(|e| SecretsError::attestation(&e))?;
-
-        let expires = req.attest_time.saturating_add(max_age);
-        self.nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(nonce, expires, now)?;
-
+        let app = self.app(&req.app_id)?;
+        let refuse = |e: ReleaseError| {
+            self.record_refusal(
+                ENDPOINT,
+                &req.app_id,
+                "attestation",
+                Principal::None,
+                caller,
+                &e,
+            );
+            e
+        };
+        self.check_attest_time(req.attest_time).map_err(refuse)?;
+        let expected = secrets_report_data(
+            req.rsa_pubkey_tmp.as_bytes(),
+            &nonce,
+            &req.app_id,
+            req.attest_time,
+        );
+        let td = self
+            .appraise_app(&req.app_id, &app, evidence, expected)
+            .await
+            .map_err(refuse)?;
+        let expires = req.attest_time.saturating_add(s.attestation.max_age_secs);
+        self.use_nonce(NonceScope::Secrets, &nonce, expires, StatusCode::CONFLICT)
+            .map_err(refuse)?;
+        let principal = Principal::Attested {
+            measurements: Box::new(td.measurements()),
+            tcb_status: td.tcb_status.to_string(),
+        };
         let Some(v) = s.version_at(req.attest_time) else {
-            return Err(SecretsError::new(
+            let e = ReleaseError::new(
                 StatusCode::NOT_FOUND,
                 "no_version",
                 "no key version was active at attest_time",
-            ));
+            );
+            self.record_refusal(ENDPOINT, &req.app_id, "attestation", principal, caller, &e);
+            return Err(e);
         };
+        let version = v.session_timestamp.0;
         let partial =
             Zeroizing::new(tbls::sign_partial(&v.share, req.app_id.as_bytes()).to_compressed());
         let encrypted = rsa_key
@@ -329,45 +184,31 @@ impl SecretsState {
                 Oaep::new::<sha2::Sha256>(),
                 &partial[..],
             )
-            .map_err(|_| SecretsError::bad("bad_rsa_key", "cannot encrypt to rsa_pubkey_tmp"))?;
+            .map_err(|_| ReleaseError::bad("bad_rsa_key", "cannot encrypt to rsa_pubkey_tmp"))?;
+        // Recorded before the answer leaves; unrecorded, it does not leave.
+        self.record(AuditEntry {
+            endpoint: ENDPOINT,
+            app_id: req.app_id.clone(),
+            version: Some(version),
+            method: "attestation",
+            principal,
+            caller: caller.0.map(|a| a.to_string()),
+            result: "released",
+        })?;
         Ok(SecretsResponse {
             encrypted_env: app.encrypted_env,
             public_env: app.public_env,
             encrypted_partial_sig: B64.encode(encrypted),
             operator_address: s.address,
-            version: v.session_timestamp.0,
+            version,
         })
     }
 }
 
-/// Hex (optionally `0x`-prefixed) if it is hex, standard base64 otherwise; 16–64 bytes.
-pub fn decode_nonce(text: &str) -> Result<Vec<u8>, SecretsError> {
-    let bad = || {
-        SecretsError::bad(
-            "bad_request",
-            format!(
-                "nonce must be {} to {} bytes, hex or base64",
-                NONCE_BYTES.start(),
-                NONCE_BYTES.end()
-            ),
-        )
-    };
-    if text.len() > 2 + 2 * NONCE_BYTES.end() {
-        return Err(bad());
-    }
-    let body = text.strip_prefix("0x").unwrap_or(text);
-    let bytes = match hex::decode(body) {
-        Ok(b) => b,
-        Err(_) => B64.decode(text).map_err(|_| bad())?,
-    };
-    if !NONCE_BYTES.contains(&bytes.len()) {
-        return Err(bad());
-    }
-    Ok(bytes)
-}
-
-async fn secrets(
-    State(st): State<Arc<SecretsState>>,
+/// The handler.
+pub(crate) async fn secrets(
+    State(st): State<Arc<ReleaseState>>,
+    caller: Caller,
     body: Result<ApiJson<SecretsRequest>, crate::http::ApiError>,
 ) -> Response {
     let count = |result: &str| {
@@ -379,42 +220,32 @@ async fn secrets(
             })
             .inc();
     };
-    let req = match body {
-        Ok(ApiJson(req)) => req,
-        Err(e) => {
-            count("bad_request");
-            return e.into_response();
-        }
-    };
     // Refused before any work: a flood costs neither quote verifications nor
     // blocking threads.
-    let _slot = match st.admission.admit() {
+    let _slot = match st.secrets_admission.admit() {
         Ok(slot) => slot,
         Err(e) => {
             count(e.code());
             return e.into_response();
         }
     };
-    match st.handle(req).await {
+    let req = match body {
+        Ok(ApiJson(req)) => req,
+        Err(e) => {
+            count(e.code());
+            return e.into_response();
+        }
+    };
+    match st.secrets(req, &caller).await {
         Ok(r) => {
             count("ok");
             Json(r).into_response()
         }
         Err(e) => {
-            count(e.code);
+            count(e.code());
             e.into_response()
         }
     }
-}
-
-/// The `/secrets` route, with its own state and body limit, to merge into the node's
-/// router.
-pub fn router(shared: &Arc<NodeShared>) -> Router<Arc<NodeShared>> {
-    let state = Arc::new(SecretsState::new(shared.clone()));
-    Router::new()
-        .route("/secrets", post(secrets))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
 #[cfg(test)]
@@ -422,30 +253,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonces_are_hex_or_base64_and_bounded() {
-        assert_eq!(decode_nonce(&"ab".repeat(16)).unwrap(), vec![0xab; 16]);
-        assert_eq!(
-            decode_nonce(&format!("0x{}", "01".repeat(64))).unwrap(),
-            vec![1; 64]
-        );
-        assert_eq!(decode_nonce(&B64.encode([7u8; 20])).unwrap(), vec![7; 20]);
-        assert!(decode_nonce(&"ab".repeat(15)).is_err());
-        assert!(decode_nonce(&"ab".repeat(65)).is_err());
-        assert!(decode_nonce("not a nonce!").is_err());
-    }
-
-    #[test]
-    fn a_nonce_is_accepted_once_until_it_expires() {
-        let mut n = Nonces {
-            seen: HashMap::new(),
-            max: 2,
-        };
-        n.insert(vec![1], 100, 50).unwrap();
-        assert_eq!(n.insert(vec![1], 100, 60).unwrap_err().code, "nonce_reused");
-        n.insert(vec![2], 100, 60).unwrap();
-        assert_eq!(n.insert(vec![3], 100, 60).unwrap_err().code, "busy");
-        // Expired entries make room.
-        n.insert(vec![3], 300, 200).unwrap();
-        n.insert(vec![1], 300, 200).unwrap();
+    fn requests_refuse_unknown_fields() {
+        let ok = serde_json::json!({
+            "app_id": "a", "attestation_method": "simulated", "attestation": "",
+            "rsa_pubkey_tmp": "", "attest_time": 1, "nonce": ""
+        });
+        assert!(serde_json::from_value::<SecretsRequest>(ok.clone()).is_ok());
+        let mut extra = ok;
+        extra["more"] = 1.into();
+        assert!(serde_json::from_value::<SecretsRequest>(extra).is_err());
     }
 }

@@ -36,16 +36,37 @@ pub struct SignRequest {
     /// The application identity.
     #[serde(rename = "appID")]
     pub app_id: String,
-    /// Unix seconds: sign with the version active then (default: now).
+    /// Unix seconds: sign with the version active then (default: now). An attested
+    /// request uses its `attestTime` instead and must not set this.
     #[serde(
         rename = "attestationTime",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub attestation_time: Option<u64>,
+    /// Why the caller may have the app's key material (required unless the node runs
+    /// the insecure unauthenticated development mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::release::Authorization>,
 }
 
-/// `POST /app/sign` response: this operator's partial signature `s_i·H1(appID)`.
+/// `POST /app/sign` response to an authorized request: this operator's partial of
+/// the app key, sealed to the request's one-time key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SealedSignResponse {
+    /// The operator answering.
+    pub operator_address: OperatorAddress,
+    /// The key version used.
+    pub version: u64,
+    /// `0x`-hex of HPKE(one-time key, info `EIGENKMS-V1-APP-SIGN-PARTIAL`, aad
+    /// [`crate::release::partial_aad`], compressed `s_i·H1(appID)`): 96 bytes.
+    pub encrypted_partial_signature: String,
+}
+
+/// A partial signature in clear: what the insecure unauthenticated development mode
+/// of `/app/sign` answers (in the insecure-dev domain, never the app key), and the
+/// shape a client works with once it has opened a sealed answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignResponse {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod evidence;
 pub mod messages;
 pub mod outcome;
+pub mod release;
 pub mod session;
 pub mod sim;
 

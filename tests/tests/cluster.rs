@@ -242,7 +242,7 @@ async fn a_stopped_node_does_not_stop_decryption_and_serves_its_stored_version_a
 async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
     use axum::routing::{get, post};
     use kms_crypto::{G1Point, G2Point, Scalar};
-    use kms_protocol::api::{PubkeyResponse, SignRequest, SignResponse};
+    use kms_protocol::api::{PubkeyResponse, SignRequest};
 
     let c = Cluster::start(4, INTERVAL, PHASE_MS).await;
     let all: Vec<usize> = (0..4).collect();
@@ -259,22 +259,33 @@ async fn the_client_outvotes_a_node_that_lies_about_the_key_and_its_partials() {
         version: honest.version + 1_000,
         ..honest.clone()
     };
-    let bad_partial = SignResponse {
-        operator_address: honest.operator_address,
-        partial_signature: G1Point::generator().mul(&Scalar::random(&mut rng)),
-        version: honest.version,
-    };
+    let bad_partial = G1Point::generator().mul(&Scalar::random(&mut rng));
+    let liar_operator = honest.operator_address;
     let app = axum::Router::new()
         .route("/pubkey", get(move || async move { axum::Json(lie) }))
         .route(
             "/app/sign",
-            post(move |axum::Json(req): axum::Json<SignRequest>| {
-                let mut r = bad_partial.clone();
-                async move {
-                    // Claims whatever version is asked for.
-                    r.version = req.attestation_time.unwrap_or_default();
-                    axum::Json(r)
-                }
+            post(move |axum::Json(req): axum::Json<SignRequest>| async move {
+                // Claims whatever version is asked for, with a partial that does not
+                // verify, properly sealed to the caller's one-time key.
+                let version = req.attestation_time.unwrap_or_default();
+                let key = kms_crypto::sealed::OneTimePublicKey::from_bytes(
+                    req.auth.as_ref().expect("authorized").response_key().0,
+                )
+                .unwrap();
+                let sealed = kms_crypto::sealed::seal(
+                    &key,
+                    kms_crypto::sealed::APP_SIGN_INFO,
+                    &kms_protocol::release::partial_aad(&req.app_id, version, &liar_operator),
+                    &bad_partial.to_compressed(),
+                    &mut rand_core::OsRng,
+                )
+                .unwrap();
+                axum::Json(kms_protocol::api::SealedSignResponse {
+                    operator_address: liar_operator,
+                    version,
+                    encrypted_partial_signature: format!("0x{}", hex::encode(sealed)),
+                })
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

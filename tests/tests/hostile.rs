@@ -122,16 +122,24 @@ async fn hostile_input_is_refused_with_4xx_and_changes_nothing() {
     let version = c.wait_for_version(&all, 0, Duration::from_secs(60)).await;
     let before = metrics(&c).await;
 
-    // /app/sign works, then every kind of bad request.
+    // /app/sign works (owner-signed, sealed to a one-time key), then every kind of
+    // bad request.
+    let sk = kms_crypto::sealed::OneTimeSecretKey::generate(&mut rand_core::OsRng);
+    let key = sk.public_key();
+    let signed = |app: &str, at: Option<u64>| c.owner_request(0, app, at, &key);
     let (s, v) = post(
         &c,
         "/app/sign",
-        json!({"appID": "ok"}).to_string(),
+        signed("ok", None).to_string(),
         "application/json",
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["version"], version);
+    let with = |mut body: serde_json::Value, field: &str, value: serde_json::Value| {
+        body[field] = value;
+        body.to_string()
+    };
     let cases: Vec<(&str, String, &str, StatusCode)> = vec![
         (
             "/app/sign",
@@ -145,45 +153,58 @@ async fn hostile_input_is_refused_with_4xx_and_changes_nothing() {
             "application/json",
             StatusCode::BAD_REQUEST,
         ),
+        // Without authorization: 401 whatever else the request says.
         (
             "/app/sign",
-            json!({"appID": ""}).to_string(),
+            json!({"appID": "ok"}).to_string(),
             "application/json",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "/app/sign",
-            json!({"appID": "x".repeat(300)}).to_string(),
-            "application/json",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "/app/sign",
-            json!({"appID": "a", "extra": 1}).to_string(),
-            "application/json",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "/app/sign",
-            json!({"appID": "a", "attestationTime": -1}).to_string(),
-            "application/json",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "/app/sign",
-            json!({"appID": "a", "attestationTime": u64::MAX}).to_string(),
-            "application/json",
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
         ),
         (
             "/app/sign",
             json!({"appID": "a", "attestationTime": 1}).to_string(),
             "application/json",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/app/sign",
+            with(signed("", None), "appID", json!("")),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/app/sign",
+            with(signed("x", None), "appID", json!("x".repeat(300))),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/app/sign",
+            with(signed("a", None), "extra", json!(1)),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/app/sign",
+            with(signed("a", None), "attestationTime", json!(-1)),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/app/sign",
+            signed("a", Some(u64::MAX)).to_string(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/app/sign",
+            signed("a", Some(1)).to_string(),
+            "application/json",
             StatusCode::NOT_FOUND,
         ),
         (
             "/app/sign",
-            json!({"appID": "a"}).to_string(),
+            signed("a", None).to_string(),
             "text/plain",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),

@@ -101,6 +101,25 @@ async fn secrets_end_to_end_and_refusals() {
     // Replay of the same request (same nonce) at a node that already answered it.
     let (s, v) = post(&c, 0, &req.body(&evidence)).await;
     assert_eq!((s, code(&v)), (409, "nonce_reused"), "{v}");
+    // Replayed with a fresh attest_time (as after its nonce expired from the nodes'
+    // memory): the quote binds the time it was made for, so every node refuses it.
+    for i in 0..4 {
+        let mut replay = req.body(&evidence);
+        replay["attest_time"] = json!(req.attest_time() + 1 + i as u64);
+        let (s, v) = post(&c, i, &replay).await;
+        assert_eq!((s, code(&v)), (403, "binding_mismatch"), "node {i}: {v}");
+    }
+    // Every node recorded one release for the request and nothing for the replays'
+    // secrets.
+    for i in 0..4 {
+        let log = std::fs::read_to_string(c.members[i].cfg.audit_file()).unwrap();
+        let released = log
+            .lines()
+            .filter(|l| l.contains("\"result\":\"released\""))
+            .count();
+        assert_eq!(released, 1, "node {i}: {log}");
+        assert!(log.contains("\"endpoint\":\"secrets\""), "{log}");
+    }
 
     // RSA key substitution: a quote bound to key A, the request carrying key B.
     let a = SecretsRequest::new(APP).unwrap();

@@ -17,11 +17,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kms_client::KmsClient;
+use kms_client::{Authority, KmsClient};
+use kms_crypto::signer::ecdsa::EcdsaSigner;
 use kms_crypto::tbls::{hash_app_id, sign_partial};
 use kms_crypto::vss::feldman::FeldmanDealing;
 use kms_crypto::{Commitment, G1Point, G2Point, OperatorAddress, Scalar, evaluation_point};
-use kms_protocol::api::{ErrorDetail, ErrorResponse, PubkeyResponse, SignRequest, SignResponse};
+use kms_protocol::api::{
+    ErrorDetail, ErrorResponse, PubkeyResponse, SealedSignResponse, SignRequest,
+};
+use kms_protocol::release::{Authorization, owner_request_hash, partial_aad};
 use kms_protocol::session::VssMode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -69,6 +73,8 @@ struct NodeState {
     /// A second, unrelated key at a newer version (for `OtherKey` and `MovedOn`).
     other_share: Scalar,
     other_commitments: Vec<G2Point>,
+    /// The app owner whose signed requests the node answers.
+    owner: OperatorAddress,
 }
 
 /// `n` fake nodes sharing one key with threshold `t = ceil(2n/3)`.
@@ -81,6 +87,8 @@ pub struct FakeCluster {
     pub urls: Vec<Url>,
     secret: Scalar,
     tasks: Vec<JoinHandle<()>>,
+    owner: Arc<EcdsaSigner>,
+    owner_dir: TempDir,
 }
 
 impl FakeCluster {
@@ -95,6 +103,7 @@ impl FakeCluster {
         let secret = Scalar::random(&mut rng);
         let dealing = FeldmanDealing::new(secret.clone(), t, &mut rng).unwrap();
         let other = FeldmanDealing::new(Scalar::random(&mut rng), t, &mut rng).unwrap();
+        let owner = Arc::new(EcdsaSigner::random(&mut rng));
         let mut urls = Vec::new();
         let mut tasks = Vec::new();
         // A down node's port is held until every node has its own: released at once,
@@ -124,6 +133,7 @@ impl FakeCluster {
                 behaviour: *behaviour,
                 other_share: other.share(&x),
                 other_commitments: other.commitment().coefficients().to_vec(),
+                owner: owner.address(),
             });
             let app = axum::Router::new()
                 .route("/pubkey", get(pubkey))
@@ -135,12 +145,20 @@ impl FakeCluster {
         }
         // Closed now: connections to a down node are refused.
         drop(down);
+        let owner_dir = TempDir::new();
+        std::fs::write(
+            owner_dir.file("owner.key"),
+            format!("0x{}\n", hex::encode(*owner.secret_bytes())),
+        )
+        .unwrap();
         Self {
             operators,
             commitment: dealing.commitment().clone(),
             urls,
             secret,
             tasks,
+            owner,
+            owner_dir,
         }
     }
 
@@ -157,6 +175,16 @@ impl FakeCluster {
     /// `s·H1(appID)`, computed from the dealt secret.
     pub fn expected_app_key(&self, app_id: &str) -> G1Point {
         hash_app_id(app_id.as_bytes()).mul(&self.secret)
+    }
+
+    /// The app owner whose requests the nodes answer.
+    pub fn owner(&self) -> Authority {
+        Authority::Owner(self.owner.clone())
+    }
+
+    /// The owner's key file (for the CLI's `--owner-key`).
+    pub fn owner_key_file(&self) -> String {
+        self.owner_dir.file("owner.key")
     }
 
     /// A client of every node with the given timeout.
@@ -224,9 +252,31 @@ async fn pubkey(State(s): State<Arc<NodeState>>) -> Response {
     .into_response()
 }
 
+fn refuse(status: StatusCode, code: &str) -> Response {
+    (
+        status,
+        Json(ErrorResponse {
+            error: ErrorDetail {
+                code: code.into(),
+                message: code.into(),
+            },
+        }),
+    )
+        .into_response()
+}
+
 async fn sign(State(s): State<Arc<NodeState>>, Json(req): Json<SignRequest>) -> Response {
     if let Some(r) = misbehave(&s).await {
         return r;
+    }
+    // As a real node: only the registered owner's request, signed for this node,
+    // sealed to its one-time key.
+    let Some(Authorization::Owner(auth)) = &req.auth else {
+        return refuse(StatusCode::UNAUTHORIZED, "unauthorized");
+    };
+    let digest = owner_request_hash(&req.app_id, req.attestation_time.unwrap_or(0), auth);
+    if auth.node != s.operator || auth.signature.verify(&digest, &s.owner).is_err() {
+        return refuse(StatusCode::UNAUTHORIZED, "bad_signature");
     }
     let app = req.app_id.as_bytes();
     let honest = || sign_partial(&s.share, app);
@@ -239,10 +289,19 @@ async fn sign(State(s): State<Arc<NodeState>>, Json(req): Json<SignRequest>) -> 
         }
         _ => (honest(), VERSION),
     };
-    Json(SignResponse {
+    let key = kms_crypto::sealed::OneTimePublicKey::from_bytes(auth.response_key.0).unwrap();
+    let sealed = kms_crypto::sealed::seal(
+        &key,
+        kms_crypto::sealed::APP_SIGN_INFO,
+        &partial_aad(&req.app_id, version, &s.operator),
+        &partial_signature.to_compressed(),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    Json(SealedSignResponse {
         operator_address: s.operator,
-        partial_signature,
         version,
+        encrypted_partial_signature: format!("0x{}", hex::encode(sealed)),
     })
     .into_response()
 }

@@ -100,6 +100,11 @@ impl EcdsaSigner {
         Ok(Self { key, address })
     }
 
+    /// The 32-byte big-endian secret, for writing a key file (zeroized on drop).
+    pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.key.to_bytes().into())
+    }
+
     /// The signer's Ethereum address.
     pub fn address(&self) -> OperatorAddress {
         self.address

@@ -1,9 +1,11 @@
 //! Load benchmarks against one node of a running devnet, each printing a table with
 //! its floor measured in the same run:
 //!
-//! - `kms-bench sign`: `/app/sign` with a distinct app ID per request — saturated
-//!   throughput and latency, latency at half that load, and the bare `s_i·H1(id)` cost
-//!   (hash-to-G1 plus a G1 multiplication) with cores ÷ that cost;
+//! - `kms-bench sign`: owner-signed `/app/sign` requests (the bench registers its app
+//!   with an owner key in the devnet's `apps.toml`, and signs a fresh EIP-712 request
+//!   per call) — saturated throughput and latency, latency at half that load, and the
+//!   bare cost of what the node must do per request (recover the owner's signature,
+//!   `s_i·H1(id)`, seal it to the one-time key) with cores ÷ that cost;
 //! - `kms-bench secrets`: `/secrets` with a fresh nonce and a simulated app quote per
 //!   request (the bench registers its app in the devnet's `apps.toml`), with the bare
 //!   and cached DCAP verify of the real test quote and a projected DCAP figure.
@@ -19,8 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use kms_crypto::signer::ecdsa::EcdsaSigner;
 use kms_crypto::{Scalar, tbls};
 use kms_protocol::api::SignRequest;
+use kms_protocol::release::{
+    Authorization, Bytes32, OwnerAuthorization, owner_request_hash, partial_aad,
+};
 use rand_core::OsRng;
 use url::Url;
 
@@ -49,10 +55,14 @@ struct Load {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Partial signatures per second and latency of one node.
+    /// Partial signatures per second and latency of one node (owner-signed).
     Sign {
         #[command(flatten)]
         load: Load,
+        /// The nodes' app registry (`secrets.apps_file`; a devnet's `apps.toml`): the
+        /// benchmark registers its app there.
+        #[arg(long, default_value = "devnet-data/apps.toml")]
+        apps_file: std::path::PathBuf,
     },
     /// `/secrets` releases per second and latency of one node (insecure-dev app
     /// quotes), with the DCAP verification costs measured in the same run.
@@ -77,16 +87,118 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// The bare cost of one partial signature on this machine (median of single-thread
-/// runs), each with a fresh app ID.
+/// The bare cost of one authorized partial signature on this machine (median of
+/// single-thread runs): recover the owner's EIP-712 signature, `s_i·H1(id)`, seal it.
 fn floor_cost() -> Duration {
     let share = Scalar::random(&mut OsRng);
-    let mut i = 0u64;
+    let owner = EcdsaSigner::random(&mut OsRng);
+    let node = kms_crypto::OperatorAddress::from_bytes([7; 20]);
+    let key = kms_crypto::sealed::OneTimeSecretKey::generate(&mut OsRng).public_key();
+    let auth = owner_auth(&owner, node, BENCH_APP, &key);
     median_cost(300, || {
-        i += 1;
-        let id = format!("floor-{i}");
-        std::hint::black_box(tbls::sign_partial(&share, id.as_bytes()));
+        let h = owner_request_hash(BENCH_APP, 0, &auth);
+        std::hint::black_box(auth.signature.verify(&h, &owner.address()).is_ok());
+        let p = tbls::sign_partial(&share, BENCH_APP.as_bytes()).to_compressed();
+        std::hint::black_box(
+            kms_crypto::sealed::seal(
+                &key,
+                kms_crypto::sealed::APP_SIGN_INFO,
+                &partial_aad(BENCH_APP, 1, &node),
+                &p,
+                &mut OsRng,
+            )
+            .ok(),
+        );
     })
+}
+
+/// The benchmark's app.
+const BENCH_APP: &str = "kms-bench-app";
+
+/// A fresh owner-signed authorization for `node`.
+fn owner_auth(
+    owner: &EcdsaSigner,
+    node: kms_crypto::OperatorAddress,
+    app: &str,
+    key: &kms_crypto::sealed::OneTimePublicKey,
+) -> OwnerAuthorization {
+    let mut nonce = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+    let mut auth = OwnerAuthorization {
+        node,
+        expiry: unix_now() + 120,
+        nonce: Bytes32(nonce),
+        response_key: Bytes32(key.to_bytes()),
+        signature: owner.sign_hash(&[0; 32]),
+    };
+    auth.signature = owner.sign_hash(&owner_request_hash(app, 0, &auth));
+    auth
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Writes the benchmark app's registration into `apps_file`, replacing an earlier
+/// one and keeping every other app.
+fn register_bench_app(apps_file: &std::path::Path, entry: &str) -> anyhow::Result<()> {
+    const BEGIN: &str = "# kms-bench: begin";
+    const END: &str = "# kms-bench: end";
+    let old = std::fs::read_to_string(apps_file).unwrap_or_default();
+    let mut kept = String::new();
+    let mut skipping = false;
+    for line in old.lines() {
+        if line == BEGIN {
+            skipping = true;
+        } else if line == END {
+            skipping = false;
+        } else if !skipping {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    std::fs::write(apps_file, format!("{kept}{BEGIN}\n{entry}{END}\n"))
+        .with_context(|| format!("writing {}", apps_file.display()))
+}
+
+/// Registers the benchmark app with an owner key made here, and returns a body maker:
+/// one one-time key, a fresh owner-signed request per call.
+async fn sign_setup(
+    http: &reqwest::Client,
+    load: &Load,
+    apps_file: &std::path::Path,
+) -> anyhow::Result<MakeBody> {
+    let pk: kms_protocol::api::PubkeyResponse = http
+        .get(load.url.join("/pubkey")?)
+        .send()
+        .await?
+        .error_for_status()
+        .context("GET /pubkey (no key yet?)")?
+        .json()
+        .await?;
+    let owner = Arc::new(EcdsaSigner::random(&mut OsRng));
+    register_bench_app(
+        apps_file,
+        &format!(
+            "[[apps]]\napp_id = \"{BENCH_APP}\"\nowner = \"{}\"\n",
+            owner.address()
+        ),
+    )?;
+    let node = pk.operator_address;
+    let key = kms_crypto::sealed::OneTimeSecretKey::generate(&mut OsRng).public_key();
+    Ok(Arc::new(move |_| {
+        serde_json::to_vec(&SignRequest {
+            app_id: BENCH_APP.to_string(),
+            attestation_time: None,
+            auth: Some(Authorization::Owner(owner_auth(
+                &owner, node, BENCH_APP, &key,
+            ))),
+        })
+        .expect("serializable")
+    }))
 }
 
 struct Phase {
@@ -320,7 +432,7 @@ async fn secrets_setup(
 ) -> anyhow::Result<(MakeBody, Vec<u8>)> {
     use base64::Engine as _;
     use rsa::pkcs8::{EncodePublicKey, LineEnding};
-    const APP: &str = "kms-bench-app";
+    const APP: &str = BENCH_APP;
     let pk: kms_protocol::api::PubkeyResponse = http
         .get(load.url.join("/pubkey")?)
         .send()
@@ -341,28 +453,24 @@ async fn secrets_setup(
         .iter()
         .map(|r| format!("\"{}\"", hex::encode(r)))
         .collect();
-    std::fs::write(
+    register_bench_app(
         apps_file,
-        format!(
+        &format!(
             "[[apps]]\napp_id = \"{APP}\"\npublic_env = \"\"\nencrypted_env = \"{}\"\n\
              [[apps.builds]]\nmrtd = \"{}\"\nrtmr = [{}]\n",
             hex::encode(&env),
             hex::encode(m.mrtd),
             rtmr.join(", ")
         ),
-    )
-    .with_context(|| format!("writing {}", apps_file.display()))?;
+    )?;
     let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
     let pem = key.to_public_key().to_public_key_pem(LineEnding::LF)?;
     let make: MakeBody = Arc::new(move |_| {
         let mut nonce = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut OsRng, &mut nonce);
-        let rd = kms_attestation::secrets_report_data(pem.as_bytes(), &nonce, APP);
+        let now = unix_now();
+        let rd = kms_attestation::secrets_report_data(pem.as_bytes(), &nonce, APP, now);
         let quote = kms_attestation::simulated::encode_simulated_quote(&m, &rd);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         serde_json::to_vec(&serde_json::json!({
             "app_id": APP,
             "attestation_method": "simulated",
@@ -376,7 +484,7 @@ async fn secrets_setup(
     let sample = {
         let mut nonce = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut OsRng, &mut nonce);
-        let rd = kms_attestation::secrets_report_data(b"k", &nonce, APP);
+        let rd = kms_attestation::secrets_report_data(b"k", &nonce, APP, unix_now());
         kms_attestation::simulated::encode_simulated_quote(&m, &rd)
     };
     Ok((make, sample))
@@ -385,13 +493,13 @@ async fn secrets_setup(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kms_node::install_crypto_provider();
-    let (load, path, secrets) = match Cli::parse().command {
-        Command::Sign { load } => (load, "/app/sign", None),
+    let (load, path, apps_file, build) = match Cli::parse().command {
+        Command::Sign { load, apps_file } => (load, "/app/sign", apps_file, None),
         Command::Secrets {
             load,
             apps_file,
             app_build,
-        } => (load, "/secrets", Some((apps_file, app_build))),
+        } => (load, "/secrets", apps_file, Some(app_build)),
     };
     let Load {
         ref url,
@@ -411,33 +519,28 @@ async fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (make, cost, dcap) = match &secrets {
-        None => {
-            let make: MakeBody = Arc::new(|id| {
-                serde_json::to_vec(&SignRequest {
-                    app_id: id,
-                    attestation_time: None,
-                })
-                .expect("serializable")
-            });
-            (make, floor_cost(), None)
-        }
-        Some((apps_file, build)) => {
-            let (make, sample) = secrets_setup(&http, &load, apps_file, build).await?;
+    let (make, cost, dcap) = match &build {
+        None => (
+            sign_setup(&http, &load, &apps_file).await?,
+            floor_cost(),
+            None,
+        ),
+        Some(build) => {
+            let (make, sample) = secrets_setup(&http, &load, &apps_file, build).await?;
             let (bare, cached, simulated) = verify_costs(&sample)?;
-            // The nodes re-read the registry every few seconds.
-            let ready = Instant::now();
-            while one(&http, &target, make("warm".into())).await.is_err() {
-                if ready.elapsed() > Duration::from_secs(30) {
-                    bail!(
-                        "{target} does not release the benchmark app's secrets (registry not re-read? rate limited?)"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
             (make, bare, Some((cached, simulated)))
         }
     };
+    // The nodes re-read the registry every few seconds.
+    let ready = Instant::now();
+    while one(&http, &target, make("warm".into())).await.is_err() {
+        if ready.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "{target} does not release the benchmark app's key material (registry not re-read? rate limited?)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     one(&http, &target, make("bench-warmup".into()))
         .await
         .map_err(|_| {
@@ -450,7 +553,7 @@ async fn main() -> anyhow::Result<()> {
     let what = if dcap.is_some() {
         "bare DCAP verify"
     } else {
-        "partial signature"
+        "authorized partial signature"
     };
     eprintln!(
         "floor: {} per {what}, {cores} cores → {floor:.0}/s; saturating for {duration} s …",

@@ -19,6 +19,9 @@ type MakeFault = Box<
     ) -> kms_node::node::Fault,
 >;
 
+/// What a cluster changes in every member's configuration.
+pub type ConfigTweak = std::sync::Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
+
 /// One operator of the cluster: its config (with the port it bound) and, while it
 /// runs, the node.
 pub struct Member {
@@ -38,12 +41,35 @@ pub struct Cluster {
     pub ca_file: PathBuf,
     pub members: Vec<Member>,
     pub interval_secs: u64,
+    /// The owner of the apps [`OWNED_APPS`] registered at start (`apps_file()`).
+    pub owner: std::sync::Arc<kms_crypto::signer::ecdsa::EcdsaSigner>,
+    /// Applied to every member's configuration before it starts.
+    pub tweak: Option<ConfigTweak>,
     pub http: reqwest::Client,
 }
 
 impl Cluster {
     /// Starts `n` nodes and lists all of them in the peering file.
     pub async fn start(n: usize, interval_secs: u64, phase_ms: u64) -> Cluster {
+        Self::start_inner(n, interval_secs, phase_ms, None).await
+    }
+
+    /// As [`Cluster::start`], with `tweak` applied to every member's configuration.
+    pub async fn start_with(
+        n: usize,
+        interval_secs: u64,
+        phase_ms: u64,
+        tweak: impl Fn(&mut NodeConfig) + Send + Sync + 'static,
+    ) -> Cluster {
+        Self::start_inner(n, interval_secs, phase_ms, Some(std::sync::Arc::new(tweak))).await
+    }
+
+    async fn start_inner(
+        n: usize,
+        interval_secs: u64,
+        phase_ms: u64,
+        tweak: Option<ConfigTweak>,
+    ) -> Cluster {
         kms_node::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = kms_node::tls::DevCa::generate().expect("CA");
@@ -55,6 +81,9 @@ impl Cluster {
             .tls_certs_only(kms_node::tls::client_roots(&ca_file).unwrap())
             .build()
             .expect("client");
+        let owner = std::sync::Arc::new(kms_crypto::signer::ecdsa::EcdsaSigner::random(
+            &mut rand_core::OsRng,
+        ));
         let mut c = Cluster {
             dir,
             ca,
@@ -62,7 +91,10 @@ impl Cluster {
             members: Vec::new(),
             interval_secs,
             http,
+            owner,
+            tweak,
         };
+        c.register_owned_apps("");
         for _ in 0..n {
             c.add_member(phase_ms).await;
         }
@@ -78,6 +110,45 @@ impl Cluster {
     /// The nodes' `/secrets` app registry (`[secrets] apps_file`), re-read every 2 s.
     pub fn apps_file(&self) -> PathBuf {
         self.dir.path().join("apps.toml")
+    }
+
+    /// The owner's key file (the CLI's `--owner-key`).
+    pub fn owner_key_file(&self) -> PathBuf {
+        self.dir.path().join("owner.key")
+    }
+
+    /// Writes the app registry: every app of [`OWNED_APPS`] owned by [`Cluster::owner`],
+    /// then `more` (TOML of further `[[apps]]`). Also writes the owner's key file.
+    pub fn register_owned_apps(&self, more: &str) {
+        let key = format!("0x{}\n", hex::encode(*self.owner.secret_bytes()));
+        std::fs::write(self.owner_key_file(), key).unwrap();
+        let mut text = String::new();
+        for app in OWNED_APPS {
+            text.push_str(&format!(
+                "[[apps]]\napp_id = \"{app}\"\nowner = \"{}\"\n",
+                self.owner.address()
+            ));
+        }
+        text.push_str(more);
+        std::fs::write(self.apps_file(), text).unwrap();
+    }
+
+    /// An owner-signed `/app/sign` body for node `i`, sealed to `key`.
+    pub fn owner_request(
+        &self,
+        i: usize,
+        app: &str,
+        attestation_time: Option<u64>,
+        key: &kms_crypto::sealed::OneTimePublicKey,
+    ) -> serde_json::Value {
+        owner_request_for(
+            &self.owner,
+            self.members[i].address,
+            app,
+            attestation_time,
+            key,
+            60,
+        )
     }
 
     /// Starts one more node (not yet in the peering file). Returns its index.
@@ -149,6 +220,9 @@ impl Cluster {
         cfg.transport.request_timeout_ms = 2_000;
         // `/secrets` app registry; absent until a test writes it (`apps_file()`).
         cfg.secrets.apps_file = self.apps_file();
+        if let Some(t) = &self.tweak {
+            t(&mut cfg);
+        }
         cfg.validate().unwrap();
         let address = keys.address();
         let public_key = keys.public_key();
@@ -326,6 +400,46 @@ impl Cluster {
     }
 }
 
+/// The apps every cluster registers at start, owned by [`Cluster::owner`].
+pub const OWNED_APPS: &[&str] = &["app", "app-1", "app-2", "svc", "a", "ok"];
+
+/// An owner-signed `/app/sign` body for the node of `operator`, valid for `lifetime`
+/// seconds, sealed to `key`.
+pub fn owner_request_for(
+    owner: &kms_crypto::signer::ecdsa::EcdsaSigner,
+    operator: kms_crypto::OperatorAddress,
+    app: &str,
+    attestation_time: Option<u64>,
+    key: &kms_crypto::sealed::OneTimePublicKey,
+    lifetime: i64,
+) -> serde_json::Value {
+    use kms_protocol::release::{Authorization, Bytes32, OwnerAuthorization, owner_request_hash};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut nonce = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let mut auth = OwnerAuthorization {
+        node: operator,
+        expiry: (now + lifetime).max(0) as u64,
+        nonce: Bytes32(nonce),
+        response_key: Bytes32(key.to_bytes()),
+        signature: owner.sign_hash(&[0; 32]),
+    };
+    auth.signature = owner.sign_hash(&owner_request_hash(
+        app,
+        attestation_time.unwrap_or(0),
+        &auth,
+    ));
+    serde_json::to_value(kms_protocol::api::SignRequest {
+        app_id: app.to_string(),
+        attestation_time,
+        auth: Some(Authorization::Owner(auth)),
+    })
+    .unwrap()
+}
+
 fn keys_clone(path: &std::path::Path) -> OperatorKeys {
     OperatorKeys::read(path, None, true).unwrap()
 }
@@ -347,6 +461,12 @@ impl Cluster {
             nodes,
         ];
         argv.extend(args.iter().map(|s| s.to_string()));
+        if matches!(args.first(), Some(&"app-key") | Some(&"decrypt")) {
+            argv.extend([
+                "--owner-key".to_string(),
+                self.owner_key_file().display().to_string(),
+            ]);
+        }
         let mut out = Vec::new();
         kms_client::cli::run(argv, &mut out).await?;
         Ok(out)
