@@ -266,6 +266,14 @@ pub struct LimitsConfig {
     pub secrets_burst: u32,
     /// `/secrets` requests worked on at the same time; more are refused with 503.
     pub secrets_concurrency: usize,
+    /// Inbound connections open at once; more are closed on arrival (`connections.rs`).
+    pub max_connections: usize,
+    /// Inbound connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// TLS handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress at once from one address.
+    pub max_handshakes_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -278,6 +286,12 @@ impl Default for LimitsConfig {
             secrets_rate_per_sec: 200,
             secrets_burst: 400,
             secrets_concurrency: 32,
+            max_connections: 4_096,
+            // Operators behind one address (a NAT, a single-host cluster) and a
+            // client's connection pool fit well below it.
+            max_connections_per_ip: 1_024,
+            max_handshakes: 128,
+            max_handshakes_per_ip: 64,
         }
     }
 }
@@ -619,6 +633,24 @@ impl NodeConfig {
             return invalid(
                 "limits.secrets_rate_per_sec",
                 "secrets rate, burst and concurrency must be positive",
+            );
+        }
+        if l.max_connections == 0
+            || l.max_connections_per_ip == 0
+            || l.max_connections_per_ip > l.max_connections
+        {
+            return invalid(
+                "limits.max_connections_per_ip",
+                "connection limits must be positive, the per-address one at most max_connections",
+            );
+        }
+        if l.max_handshakes == 0
+            || l.max_handshakes_per_ip == 0
+            || l.max_handshakes_per_ip > l.max_handshakes
+        {
+            return invalid(
+                "limits.max_handshakes_per_ip",
+                "handshake limits must be positive, the per-address one at most max_handshakes",
             );
         }
         let t = &self.transport;

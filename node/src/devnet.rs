@@ -244,3 +244,52 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_devnet_registers_its_demo_app_with_its_owner_key_and_keeps_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DevnetSpec {
+            nodes: 2,
+            base_port: 18_900,
+            data_dir: dir.path().to_path_buf(),
+            interval_secs: 30,
+            phase_ms: 1_000,
+            scheme: SignatureScheme::Bn254,
+            mode: VssMode::Feldman,
+        };
+        let configs = prepare(&spec).unwrap();
+        assert_eq!(configs.len(), 2);
+        let data = std::path::absolute(dir.path()).unwrap();
+        let owner = read_owner_address(&owner_key_file(&data)).unwrap();
+        let apps =
+            crate::apps::parse_apps(&std::fs::read_to_string(apps_file(&data)).unwrap()).unwrap();
+        let demo = &apps[DEMO_APP];
+        assert_eq!(demo.owner, Some(owner));
+        assert_eq!(
+            demo.builds,
+            vec![crate::attest::simulated_measurements(DEMO_APP_BUILD)]
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(owner_key_file(&data))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the owner key is private");
+        // A restart keeps the key and a registry the developer edited.
+        std::fs::write(apps_file(&data), "[[apps]]\napp_id = \"mine\"\n").unwrap();
+        prepare(&spec).unwrap();
+        assert_eq!(read_owner_address(&owner_key_file(&data)).unwrap(), owner);
+        assert!(
+            std::fs::read_to_string(apps_file(&data))
+                .unwrap()
+                .contains("mine")
+        );
+        // Nodes are not in the unauthenticated mode.
+        let cfg = NodeConfig::load(Some(&configs[0]), Vec::new(), &[]).unwrap();
+        assert!(!cfg.insecure.unauthenticated_app_sign);
+    }
+}

@@ -226,6 +226,7 @@ async fn protocol(
     session: SessionKind,
     leaf: Leaf,
     message: SignedMessage,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Response, ApiError> {
     let reject = |e: ApiError| {
         shared.metrics.reject(e.code);
@@ -241,7 +242,7 @@ async fn protocol(
             kind_name(kind)
         ))));
     }
-    match shared.deliver(session, message).await {
+    match shared.deliver(session, message, source).await {
         Ok(d) => {
             shared
                 .metrics
@@ -257,6 +258,21 @@ async fn protocol(
             Ok((status, Json(json!({ "status": state }))).into_response())
         }
         Err(Refusal::Protocol(e)) => Err(reject(ApiError::from_protocol(&e))),
+        Err(Refusal::NotParticipant) => Err(reject(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_sender",
+            "the signer is not a participant of this session",
+        ))),
+        Err(Refusal::Misshapen(why)) => Err(reject(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            why,
+        ))),
+        Err(Refusal::OverQuota) => Err(reject(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "this source sent more messages into the session than a participant can",
+        ))),
         Err(Refusal::Other(r)) => {
             let e = if r.contains("operator") {
                 ApiError::new(StatusCode::FORBIDDEN, "unknown_sender", r)
@@ -276,9 +292,10 @@ macro_rules! protocol_endpoint {
     ($name:ident, $session:expr, $leaf:expr) => {
         async fn $name(
             State(s): Shared,
+            caller: crate::release::Caller,
             ApiJson(m): ApiJson<SignedMessage>,
         ) -> Result<Response, ApiError> {
-            protocol(s, $session, $leaf, m).await
+            protocol(s, $session, $leaf, m, caller.0.map(|a| a.ip())).await
         }
     };
 }

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod chain;
 pub mod complete;
 pub mod config;
+pub mod connections;
 pub mod devnet;
 pub mod http;
 pub mod keys;

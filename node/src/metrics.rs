@@ -82,6 +82,10 @@ pub struct Metrics {
     pub key_releases: Family<ReleaseLabels, Counter>,
     /// `/app/sign` latency.
     pub sign_latency: Histogram,
+    /// Inbound connections closed on arrival because a limit was reached, by reason.
+    pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Inbound connections open.
+    pub connections_open: Gauge,
     /// The active key version (session timestamp), 0 before genesis.
     pub key_version: Gauge,
     /// Fraud evidence produced.
@@ -179,6 +183,30 @@ impl Metrics {
             "Partial signature request latency",
             sign_latency.clone(),
         );
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Inbound connections closed on arrival because a connection or handshake limit was reached, by reason",
+            connections_refused.clone(),
+        );
+        for reason in [
+            "connections",
+            "connections_per_ip",
+            "handshakes",
+            "handshakes_per_ip",
+        ] {
+            connections_refused
+                .get_or_create(&ReasonLabel {
+                    reason: reason.to_string(),
+                })
+                .inc_by(0);
+        }
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Inbound connections open",
+            connections_open.clone(),
+        );
         let key_version = Gauge::default();
         registry.register(
             "key_version",
@@ -215,6 +243,8 @@ impl Metrics {
             secrets_requests,
             key_releases,
             sign_latency,
+            connections_refused,
+            connections_open,
             key_version,
             fraud_evidence,
             peer_attestation_failures,

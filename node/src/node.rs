@@ -141,6 +141,13 @@ pub enum Refusal {
     Protocol(kms_protocol::ProtocolError),
     /// Refused before reaching an engine.
     Other(&'static str),
+    /// Its signer is not a participant of the session (403 `unknown_sender`).
+    NotParticipant,
+    /// Its shape cannot be the session's, seen before any point is decoded or any
+    /// signature checked (400 `malformed`).
+    Misshapen(&'static str),
+    /// Its network source sent more than a session's worth (429 `rate_limited`).
+    OverQuota,
 }
 
 impl NodeShared {
@@ -203,6 +210,7 @@ impl NodeShared {
         self: &Arc<Self>,
         kind: SessionKind,
         message: SignedMessage,
+        source: Option<std::net::IpAddr>,
     ) -> Result<Delivery, Refusal> {
         let payload = message.peek().map_err(Refusal::Protocol)?;
         let (ts, _) = payload.session();
@@ -214,6 +222,7 @@ impl NodeShared {
                     "message sent to the wrong session kind endpoint",
                 ));
             }
+            s.admit(source, &payload, &message)?;
             s.handle(self, message).await.map_err(Refusal::Protocol)?;
             return Ok(Delivery::Accepted);
         }
@@ -978,10 +987,15 @@ impl Node {
                     let _ = rx.wait_for(|s| *s).await;
                     stopper.graceful_shutdown(Some(Duration::from_secs(5)));
                 }));
+                let limits = crate::connections::ConnectionLimits::new(
+                    &shared.cfg.limits,
+                    shared.metrics.clone(),
+                );
                 let server = axum_server::from_tcp_rustls(
                     listener,
                     axum_server::tls_rustls::RustlsConfig::from_config(tls),
                 )?
+                .map(|tls| crate::connections::LimitedAcceptor::new(tls, limits))
                 .handle(handle);
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = server

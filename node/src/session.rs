@@ -2,16 +2,17 @@
 //! and by the clock, its actions sent through the transport.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kms_crypto::OperatorAddress;
-use kms_protocol::messages::SignedMessage;
+use kms_protocol::messages::{Payload, SignedMessage};
 use kms_protocol::{Action, Engine, ProtocolError, SessionKind, SessionParams};
 use url::Url;
 
 use crate::metrics::PhaseLabels;
-use crate::node::NodeShared;
+use crate::node::{NodeShared, Refusal};
 
 /// A session in progress on this node.
 pub struct RunningSession {
@@ -24,6 +25,10 @@ pub struct RunningSession {
     pub end_ms: u64,
     /// Monotonic deadline for deliveries (end of the session plus one phase).
     pub deadline: Instant,
+    /// `params.session_hash()`, for the checks before the engine.
+    session_hash: [u8; 32],
+    /// Messages and bytes admitted per network source.
+    admitted: Mutex<BTreeMap<IpAddr, (usize, usize)>>,
 }
 
 impl RunningSession {
@@ -36,7 +41,10 @@ impl RunningSession {
         now_ms: u64,
     ) -> Self {
         let remaining = end_ms.saturating_sub(now_ms) + params.schedule.phase_ms;
+        let session_hash = params.session_hash();
         Self {
+            session_hash,
+            admitted: Mutex::new(BTreeMap::new()),
             params,
             engine: Mutex::new(engine),
             urls,
@@ -118,6 +126,50 @@ impl RunningSession {
     pub async fn tick(self: &Arc<Self>, shared: &Arc<NodeShared>) {
         let actions = self.with_engine(shared, |e, now| e.tick(now)).await;
         self.dispatch(shared, actions).await;
+    }
+
+    /// Checks that cost nothing, before a message reaches the engine (where its points
+    /// are decoded and its signature checked): its signer is a participant and its
+    /// author, it names this session's hash, a commitment has exactly the session's
+    /// number of coefficients, and its network source has not sent more than
+    /// [`source_quota`] messages or [`SOURCE_QUOTA_BYTES`] into the session. The quota
+    /// is per source address, not per claimed signer, so that a forger cannot use up
+    /// an honest operator's allowance by sending in its name.
+    pub fn admit(
+        &self,
+        source: Option<IpAddr>,
+        payload: &Payload,
+        message: &SignedMessage,
+    ) -> Result<(), Refusal> {
+        let p = &self.params;
+        let signer = message.signer;
+        if !p.dealers.contains(&signer) && !p.players.contains(&signer) {
+            return Err(Refusal::NotParticipant);
+        }
+        if payload.author() != signer {
+            return Err(Refusal::Misshapen("the signer is not the payload's author"));
+        }
+        if payload.session().1 != self.session_hash {
+            return Err(Refusal::Misshapen("the message names another session hash"));
+        }
+        if let Payload::Commitment(c) = payload
+            && c.commitment.len() != p.players.threshold()
+        {
+            return Err(Refusal::Misshapen(
+                "a commitment with another number of coefficients than the session's threshold",
+            ));
+        }
+        if let Some(ip) = source {
+            let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = admitted.entry(ip).or_insert((0, 0));
+            let bytes = message.payload.len();
+            if entry.0 >= source_quota(p) || entry.1 + bytes > SOURCE_QUOTA_BYTES {
+                return Err(Refusal::OverQuota);
+            }
+            entry.0 += 1;
+            entry.1 += bytes;
+        }
+        Ok(())
     }
 
     /// Handles one incoming message.
@@ -232,5 +284,138 @@ pub fn kind_label(k: SessionKind) -> &'static str {
     match k {
         SessionKind::Dkg => "dkg",
         SessionKind::Reshare => "reshare",
+    }
+}
+
+/// Most payload bytes one network source may send into a session: far above what all
+/// participants together send at `n = 100`, and a bound on what a flood can make the
+/// engine hold.
+pub const SOURCE_QUOTA_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most messages one network source may send into a session. A participant sends each
+/// other one at most a commitment per phase, a share, its acks, a complaint per dealer
+/// and its coin messages, and retries repeat some: `4·(n + 16)` per participant. Nodes
+/// may share an address (a cluster on one host, a NAT), so a source is allowed that
+/// for every participant.
+pub fn source_quota(p: &SessionParams) -> usize {
+    let n = p.dealers.len().max(p.players.len());
+    4 * (n + 16) * (p.dealers.len() + p.players.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use kms_protocol::sim::SimOperator;
+    use kms_protocol::{Schedule, SessionTimestamp, VssMode};
+
+    use super::*;
+
+    /// A session of four simulated operators at operator 1, and operator 0's first
+    /// messages (its commitment and shares).
+    fn setup() -> (RunningSession, Vec<SignedMessage>, Vec<SimOperator>) {
+        let ops = SimOperator::generate(4, 9);
+        let schedule = Schedule {
+            start_ms: 1_000_000,
+            phase_ms: 1_000,
+        };
+        let params = SessionParams::dkg(
+            SessionTimestamp(1_000),
+            VssMode::Feldman,
+            ops.iter().map(SimOperator::participant).collect(),
+            schedule,
+        )
+        .unwrap();
+        let dealer = Engine::new(
+            params.clone(),
+            ops[0].address,
+            ops[0].signer.clone(),
+            None,
+            [1; 32],
+        )
+        .unwrap()
+        .start(1_000_000);
+        let sent: Vec<SignedMessage> = dealer
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect();
+        let engine = Engine::new(
+            params.clone(),
+            ops[1].address,
+            ops[1].signer.clone(),
+            None,
+            [2; 32],
+        )
+        .unwrap();
+        let session = RunningSession::new(params, engine, BTreeMap::new(), 1_010_000, 1_000_000);
+        (session, sent, ops)
+    }
+
+    fn reason(r: Result<(), Refusal>) -> &'static str {
+        match r {
+            Ok(()) => "ok",
+            Err(Refusal::NotParticipant) => "not_participant",
+            Err(Refusal::Misshapen(_)) => "misshapen",
+            Err(Refusal::OverQuota) => "over_quota",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn forged_shapes_are_refused_before_the_engine_and_sources_are_bounded() {
+        let (s, sent, ops) = setup();
+        let commitment = sent
+            .iter()
+            .find(|m| matches!(m.peek(), Ok(Payload::Commitment(_))))
+            .unwrap()
+            .clone();
+        let payload = commitment.peek().unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(reason(s.admit(Some(ip), &payload, &commitment)), "ok");
+
+        // Too many coefficients (the 1,024-point forgery): refused undecoded.
+        let Payload::Commitment(mut c) = payload.clone() else {
+            unreachable!()
+        };
+        let word = c.commitment[0].clone();
+        c.commitment = vec![word; 1_024];
+        let long = Payload::Commitment(c);
+        let mut forged = commitment.clone();
+        forged.payload = long.encode();
+        assert_eq!(reason(s.admit(Some(ip), &long, &forged)), "misshapen");
+
+        // Another session's hash, another author than the signer, a stranger.
+        let Payload::Commitment(mut c) = payload.clone() else {
+            unreachable!()
+        };
+        c.sessionHash = [9u8; 32].into();
+        assert_eq!(
+            reason(s.admit(Some(ip), &Payload::Commitment(c), &commitment)),
+            "misshapen"
+        );
+        let mut renamed = commitment.clone();
+        renamed.signer = ops[2].address;
+        assert_eq!(reason(s.admit(Some(ip), &payload, &renamed)), "misshapen");
+        let stranger = SimOperator::generate(1, 99).remove(0);
+        let mut foreign = commitment.clone();
+        foreign.signer = stranger.address;
+        assert_eq!(
+            reason(s.admit(Some(ip), &payload, &foreign)),
+            "not_participant"
+        );
+
+        // One source gets a session's worth of messages, then 429; another source is
+        // not affected.
+        let quota = source_quota(&s.params);
+        for _ in 1..quota {
+            assert_eq!(reason(s.admit(Some(ip), &payload, &commitment)), "ok");
+        }
+        assert_eq!(
+            reason(s.admit(Some(ip), &payload, &commitment)),
+            "over_quota"
+        );
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(reason(s.admit(Some(other), &payload, &commitment)), "ok");
     }
 }

@@ -48,9 +48,14 @@ struct Load {
     /// Seconds per measurement phase.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Requests in flight while saturating.
+    /// Requests in flight while saturating, and at most in flight (so connections
+    /// open) at the fixed rate: the generator never opens more connections than this,
+    /// and reuses them.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Runs of the half-load phase, each reported with its p99 (and their spread).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +209,8 @@ async fn sign_setup(
 struct Phase {
     ok: u64,
     errors: u64,
+    /// Requests the generator did not send because `concurrency` were in flight.
+    shed: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
     cpu: CpuUse,
@@ -324,34 +331,48 @@ async fn saturate(
     Phase {
         ok: latencies.len() as u64,
         errors,
+        shed: 0,
         elapsed: start.elapsed(),
         latencies,
         cpu,
     }
 }
 
-/// Open loop: requests started at a fixed rate, whatever the answers do.
+/// Open loop: requests started at a fixed rate, whatever the answers do, with at most
+/// `concurrency` in flight: a request due while that many are outstanding is not sent
+/// and counted as shed, so the generator never opens more connections than that.
 async fn fixed_rate(
     http: &reqwest::Client,
     url: &Url,
     make: &MakeBody,
     secs: u64,
     rate: f64,
+    concurrency: usize,
 ) -> Phase {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let start = Instant::now();
     let mark = CpuMark::now();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::new();
     let mut n = 0u64;
+    let mut shed = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
         ticker.tick().await;
         n += 1;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shed += 1;
+            continue;
+        };
         // The body is made here, on the generator's clock, not inside the timed task.
         let body = make(format!("bench-half-{n}"));
         let (http, url) = (http.clone(), url.clone());
-        tasks.push(tokio::spawn(async move { one(&http, &url, body).await }));
+        tasks.push(tokio::spawn(async move {
+            let r = one(&http, &url, body).await;
+            drop(slot);
+            r
+        }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -366,6 +387,7 @@ async fn fixed_rate(
     Phase {
         ok: latencies.len() as u64,
         errors,
+        shed,
         elapsed: start.elapsed(),
         latencies,
         cpu,
@@ -506,6 +528,7 @@ async fn main() -> anyhow::Result<()> {
         ref ca_file,
         duration,
         concurrency,
+        runs,
     } = load;
     let target = url.join(path)?;
     let mut http = reqwest::Client::builder()
@@ -571,14 +594,22 @@ async fn main() -> anyhow::Result<()> {
         "saturated at {max_rate:.0}/s; now {:.0}/s for {duration} s …",
         max_rate / 2.0
     );
-    let half = fixed_rate(&http, &target, &make, duration, max_rate / 2.0).await;
-    let half_rate = half.ok as f64 / half.elapsed.as_secs_f64();
+    let mut halves = Vec::new();
+    for run in 0..runs.max(1) {
+        let half = fixed_rate(&http, &target, &make, duration, max_rate / 2.0, concurrency).await;
+        eprintln!(
+            "half-load run {}: p99 {}",
+            run + 1,
+            ms(percentile(&half.latencies, 0.99))
+        );
+        halves.push(half);
+    }
     println!(
-        "| load | requests ok | errors | throughput | p50 | p99 | floor (cores ÷ bare cost) | throughput / floor |"
+        "| load | requests ok | errors | shed by the generator | throughput | p50 | p99 | floor (cores ÷ bare cost) | throughput / floor |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| saturated ({concurrency} in flight) | {} | {} | {max_rate:.0}/s | {} | {} | {floor:.0}/s ({cores} × 1/{}) | {:.0}% |",
+        "| saturated ({concurrency} in flight) | {} | {} | 0 | {max_rate:.0}/s | {} | {} | {floor:.0}/s ({cores} × 1/{}) | {:.0}% |",
         sat.ok,
         sat.errors,
         ms(percentile(&sat.latencies, 0.5)),
@@ -586,13 +617,33 @@ async fn main() -> anyhow::Result<()> {
         ms(cost),
         100.0 * max_rate / floor
     );
-    println!(
-        "| half of saturated, open loop | {} | {} | {half_rate:.0}/s | {} | {} | | |",
-        half.ok,
-        half.errors,
-        ms(percentile(&half.latencies, 0.5)),
-        ms(percentile(&half.latencies, 0.99)),
-    );
+    for (i, half) in halves.iter().enumerate() {
+        let half_rate = half.ok as f64 / half.elapsed.as_secs_f64();
+        println!(
+            "| half of saturated, open loop, run {} | {} | {} | {} | {half_rate:.0}/s | {} | {} | | |",
+            i + 1,
+            half.ok,
+            half.errors,
+            half.shed,
+            ms(percentile(&half.latencies, 0.5)),
+            ms(percentile(&half.latencies, 0.99)),
+        );
+    }
+    if halves.len() > 1 {
+        let mut p99: Vec<Duration> = halves
+            .iter()
+            .map(|h| percentile(&h.latencies, 0.99))
+            .collect();
+        p99.sort();
+        println!();
+        println!(
+            "half-load p99 over {} runs: min {}, median {}, max {}",
+            p99.len(),
+            ms(p99[0]),
+            ms(p99[p99.len() / 2]),
+            ms(p99[p99.len() - 1])
+        );
+    }
     // Where the cores went while saturating: the generator shares the machine with
     // the node, so the node never has all `cores`.
     let secs = sat.elapsed.as_secs_f64();
