@@ -94,6 +94,9 @@ pub struct Metrics {
     pub peer_attestation_failures: Family<ReasonLabel, Counter>,
     /// Sessions this node sat out because it was ready only after the first phase.
     pub sessions_sat_out: Counter,
+    /// TLS handshakes refused because an attested peer presented another certificate
+    /// than the one its attestation binds.
+    pub pinned_certificate_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -231,6 +234,12 @@ impl Metrics {
             "Peers left out of a session because their attestation failed, by reason",
             peer_attestation_failures.clone(),
         );
+        let pinned_certificate_refusals = Counter::default();
+        registry.register(
+            "pinned_certificate_refusals",
+            "TLS handshakes refused because an attested peer presented another certificate than its attestation binds",
+            pinned_certificate_refusals.clone(),
+        );
         Self {
             registry,
             sessions,
@@ -249,6 +258,7 @@ impl Metrics {
             fraud_evidence,
             peer_attestation_failures,
             sessions_sat_out,
+            pinned_certificate_refusals,
         }
     }
 

@@ -29,7 +29,8 @@ use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
 use crate::schedule::{Boundary, BoundarySource, WallClockBoundaries};
 use crate::session::{RunningSession, kind_label};
 use crate::store::{KeyStore, SealingKey};
-use crate::transport::Transport;
+use crate::tls::CertificateDigest;
+use crate::transport::{PeerPin, Transport};
 
 /// Wall-clock time, injected so that tests can control it.
 pub trait Clock: Send + Sync {
@@ -454,17 +455,17 @@ impl NodeShared {
         }
     }
 
-    /// `GET` a peer's `path` as JSON, each step bounded by a phase (0.2 to 2 s).
-    /// Returns the answer and the TLS certificate the peer presented (empty over plain
-    /// HTTP), or why not: `bad_url`, `unreachable`, `bad_status` or `malformed`.
+    /// `GET` a peer's `path` as JSON over `http`, each step bounded by a phase (0.2 to
+    /// 2 s). Returns the answer and the TLS certificate the peer presented (empty over
+    /// plain HTTP), or why not: `bad_url`, `unreachable`, `bad_status` or `malformed`.
     fn get_from_peer<T: serde::de::DeserializeOwned>(
         &self,
+        http: reqwest::Client,
         peer: &Peer,
         path: &str,
     ) -> impl std::future::Future<Output = Result<(T, Vec<u8>), &'static str>> + Send + 'static
     {
         let timeout = Duration::from_millis(self.cfg.schedule.phase_ms.clamp(200, 2_000));
-        let http = self.transport.http().clone();
         let url = peer.url.join(path);
         async move {
             let url = url.map_err(|_| "bad_url")?;
@@ -498,14 +499,20 @@ impl NodeShared {
     /// The peers whose attestation passes (this node always): each one's evidence must
     /// verify, show an allowed node image on an accepted platform, and bind the key
     /// the peering source lists and the TLS certificate the peer presented. The others
-    /// are left out of the session, logged and counted.
+    /// are left out of the session, logged and counted. The kept peers are pinned to
+    /// that certificate for the session ([`Transport::pin_session`]).
     async fn attested(&self, ts: u64, peers: Vec<Peer>) -> Vec<Peer> {
         // Releases approved since the last session (a rollout in progress).
         let attestation = self.attestation.clone();
         let _ = tokio::task::spawn_blocking(move || attestation.refresh_signed_releases()).await;
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
-            let get = self.get_from_peer::<AttestationResponse>(p, "/attestation");
+            // Not pinned: this is the connection whose certificate the quote must bind.
+            let get = self.get_from_peer::<AttestationResponse>(
+                self.transport.http().clone(),
+                p,
+                "/attestation",
+            );
             tasks.push(tokio::spawn(async move {
                 get.await.map_err(|e| match e {
                     "bad_status" => "no_attestation",
@@ -523,6 +530,7 @@ impl NodeShared {
             answers.insert(p.address, t.await.unwrap_or(Err("unreachable")));
         }
         let mut kept = Vec::new();
+        let mut pins = Vec::new();
         for p in peers {
             if p.address == self.address {
                 kept.push(p);
@@ -538,25 +546,42 @@ impl NodeShared {
                         now,
                         a.release_approval.as_ref(),
                     )
+                    .map(|_| cert)
                     .map_err(|e| e.kind()),
                 Some(Ok(_)) => Err("wrong_operator"),
                 Some(Err(reason)) => Err(reason),
                 None => Err("unreachable"),
             };
             match verdict {
-                Ok(_) => kept.push(p),
-                Err(reason) => {
-                    warn!(session = ts, peer = %p.address, reason, "peer attestation failed; leaving it out of this session");
-                    self.metrics
-                        .peer_attestation_failures
-                        .get_or_create(&crate::metrics::ReasonLabel {
-                            reason: reason.to_string(),
-                        })
-                        .inc();
+                Ok(cert) => {
+                    pins.push(PeerPin {
+                        address: p.address,
+                        url: p.url.clone(),
+                        certificate: CertificateDigest::of(&cert),
+                    });
+                    kept.push(p);
                 }
+                Err(reason) => self.leave_out(ts, &p, reason),
+            }
+        }
+        for (address, e) in self.transport.pin_session(ts, &pins) {
+            if let Some(i) = kept.iter().position(|p| p.address == address) {
+                let p = kept.remove(i);
+                self.leave_out(ts, &p, e.kind());
             }
         }
         kept
+    }
+
+    /// Logs and counts a peer left out of session `ts` for `reason`.
+    fn leave_out(&self, ts: u64, p: &Peer, reason: &str) {
+        warn!(session = ts, peer = %p.address, reason, "peer attestation failed; leaving it out of this session");
+        self.metrics
+            .peer_attestation_failures
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Every version each peer holds (`GET /versions`), so that the newest version a
@@ -570,7 +595,11 @@ impl NodeShared {
     ) -> (BTreeSet<OperatorAddress>, Vec<PubkeyResponse>) {
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
-            let get = self.get_from_peer::<Vec<PubkeyResponse>>(p, "/versions");
+            let get = self.get_from_peer::<Vec<PubkeyResponse>>(
+                self.transport.client_for(&p.url),
+                p,
+                "/versions",
+            );
             let who = p.address;
             tasks.push((
                 who,

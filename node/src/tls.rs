@@ -1,6 +1,7 @@
 //! TLS between operators and towards applications: the server side (a rustls
 //! `ServerConfig` from PEM files), the client side (the roots peers' certificates
-//! must chain to), and a throw-away certificate authority for local clusters.
+//! must chain to, and the pin to the one certificate a peer's attestation binds),
+//! and a throw-away certificate authority for local clusters.
 //!
 //! Protocol messages carry key shares in the clear inside their signed payload, so
 //! their confidentiality rests on TLS: a node refuses to talk plain HTTP to peers
@@ -9,9 +10,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Why TLS material could not be loaded. Names the file, never its content.
@@ -31,6 +39,9 @@ pub enum TlsError {
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The verifier of peers' certificates could not be built from the roots.
+    #[error("peer certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
 fn file_err(path: &Path, reason: impl ToString) -> TlsError {
@@ -104,6 +115,165 @@ pub fn client_roots(ca_file: &Path) -> Result<Vec<reqwest::Certificate>, TlsErro
         .iter()
         .map(|c| reqwest::Certificate::from_der(c.as_ref()).map_err(|e| file_err(ca_file, e)))
         .collect()
+}
+
+/// The SHA-256 of a DER certificate: what a node's quote binds
+/// ([`kms_attestation::node_report_data`]) and what a peer is pinned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CertificateDigest(pub [u8; 32]);
+
+impl CertificateDigest {
+    /// The digest of `der`.
+    pub fn of(der: &[u8]) -> Self {
+        Self(Sha256::digest(der).into())
+    }
+}
+
+impl std::fmt::Display for CertificateDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// The crypto provider of peer connections: the process default (the node installs
+/// ring), as reqwest picks it for the connections it configures itself.
+fn client_provider() -> Arc<CryptoProvider> {
+    crate::install_crypto_provider();
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// The verification every peer connection gets: chains to the roots of `ca_file`
+/// (WebPKI), or, without one, to the platform's roots — what the HTTP client does
+/// with `tls_certs_only` and without it.
+pub fn peer_verifier(ca_file: Option<&Path>) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    let provider = client_provider();
+    Ok(match ca_file {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certificates(ca)? {
+                roots.add(cert).map_err(|e| file_err(ca, e))?;
+            }
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?
+        }
+        None => Arc::new(rustls_platform_verifier::Verifier::new(provider)?),
+    })
+}
+
+/// Called with the digest of the certificate a pinned peer presented instead of its
+/// pin, once per refused handshake.
+pub type OnPinRefusal = Arc<dyn Fn(CertificateDigest) + Send + Sync>;
+
+/// A server certificate verifier for one attested peer: the normal verification
+/// first (chain, name, validity), then the end-entity certificate must be the one
+/// the peer's quote binds. Prevents whoever obtains another CA-valid certificate for
+/// the peer's name from terminating connections that carry its shares: a TD's
+/// certificate key never leaves it, any other certificate fails the handshake
+/// before a byte of the request is sent.
+pub struct PinnedServerVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+    pin: CertificateDigest,
+    on_refusal: OnPinRefusal,
+}
+
+impl PinnedServerVerifier {
+    /// Accepts what `inner` accepts, and then only the certificate whose digest is
+    /// `pin`; any other one is refused and reported to `on_refusal`.
+    pub fn new(
+        inner: Arc<dyn ServerCertVerifier>,
+        pin: CertificateDigest,
+        on_refusal: OnPinRefusal,
+    ) -> Self {
+        Self {
+            inner,
+            pin,
+            on_refusal,
+        }
+    }
+}
+
+impl std::fmt::Debug for PinnedServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedServerVerifier")
+            .field("inner", &self.inner)
+            .field("pin", &self.pin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let presented = CertificateDigest::of(end_entity.as_ref());
+        if presented != self.pin {
+            (self.on_refusal)(presented);
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        Ok(verified)
+    }
+
+    // The handshake signature proves possession of the key of the certificate
+    // checked above: the pinned one.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
+}
+
+/// The client configuration for connections to one attested peer: `verifier` (a
+/// [`PinnedServerVerifier`]), HTTP/1.1, and no session resumption, so that every
+/// connection runs a full handshake and so a certificate check.
+pub fn pinned_client_config(verifier: Arc<PinnedServerVerifier>) -> Result<ClientConfig, TlsError> {
+    let mut cfg = ClientConfig::builder_with_provider(client_provider())
+        .with_protocol_versions(rustls::ALL_VERSIONS)?
+        // Not a weaker check: the pinned verifier runs the normal one first.
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.resumption = Resumption::disabled();
+    Ok(cfg)
 }
 
 /// A certificate authority that lives only as long as a local cluster: it signs one
@@ -241,6 +411,51 @@ mod tests {
             let mode = std::fs::metadata(&key).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// A certificate that another CA-valid one cannot stand in for, and that passes
+    /// only the normal checks too.
+    #[test]
+    fn a_pinned_verifier_accepts_the_pinned_certificate_only_after_the_chain_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::generate().unwrap();
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let der = |issued: IssuedCert| {
+            CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).expect("PEM")
+        };
+        let pinned = der(ca.issue("node").unwrap());
+        let same_name_same_ca = der(ca.issue("node").unwrap());
+        let other_ca = der(DevCa::generate().unwrap().issue("node").unwrap());
+        let refused = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = refused.clone();
+        let v = PinnedServerVerifier::new(
+            peer_verifier(Some(&ca_file)).unwrap(),
+            CertificateDigest::of(pinned.as_ref()),
+            Arc::new(move |d| log.lock().unwrap().push(d)),
+        );
+        let ip = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        let now = UnixTime::now();
+        assert!(v.verify_server_cert(&pinned, &[], &ip, &[], now).is_ok());
+        let e = v
+            .verify_server_cert(&same_name_same_ca, &[], &ip, &[], now)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        );
+        // The normal checks still run first: the pin does not replace them, and what
+        // they refuse is not a pin refusal.
+        assert!(v.verify_server_cert(&other_ca, &[], &ip, &[], now).is_err());
+        let elsewhere = ServerName::try_from("example.com").unwrap();
+        assert!(
+            v.verify_server_cert(&pinned, &[], &elsewhere, &[], now)
+                .is_err()
+        );
+        assert_eq!(
+            *refused.lock().unwrap(),
+            vec![CertificateDigest::of(same_name_same_ca.as_ref())]
+        );
     }
 
     #[test]
