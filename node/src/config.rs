@@ -567,6 +567,7 @@ impl NodeConfig {
                 &mut cfg.attestation.ita_jwks_file,
                 &mut cfg.attestation.policy_file,
                 &mut cfg.secrets.apps_file,
+                &mut cfg.audit.file,
             ] {
                 if p.is_relative() && !p.as_os_str().is_empty() {
                     *p = dir.join(&*p);
@@ -860,6 +861,29 @@ mod tests {
         let c = NodeConfig::load(Some(&p), env(&[]), &[]).unwrap();
         assert_eq!(c.schedule.mode, VssMode::Feldman);
         assert!(c.insecure_modes().is_empty());
+        assert_eq!(c.audit_file(), p.parent().unwrap().join("data/audit.jsonl"));
+    }
+
+    #[test]
+    fn the_unauthenticated_app_sign_mode_needs_an_insecure_dev_node_and_is_announced() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let on = ["insecure.unauthenticated_app_sign=true".to_string()];
+        let e = NodeConfig::load(Some(&p), env(&[]), &on).unwrap_err();
+        assert!(
+            e.to_string().contains("insecure.unauthenticated_app_sign"),
+            "{e}"
+        );
+        let dev = [
+            on[0].clone(),
+            "attestation.mode=\"insecure-dev\"".to_string(),
+        ];
+        let c = NodeConfig::load(Some(&p), env(&[]), &dev).unwrap();
+        assert!(
+            c.insecure_modes()
+                .contains(&"unauthenticated-app-sign".to_string()),
+            "{:?}",
+            c.insecure_modes()
+        );
     }
 
     #[test]

@@ -357,19 +357,3 @@ async fn the_insecure_unauthenticated_mode_is_announced_and_never_yields_an_app_
     assert_eq!(released(&audit_lines(&c, 0)), 0);
     c.shutdown().await;
 }
-
-#[tokio::test]
-async fn the_unauthenticated_mode_needs_an_insecure_dev_node() {
-    let mut cfg = kms_node::NodeConfig::default();
-    cfg.insecure.unauthenticated_app_sign = true;
-    let e = cfg.validate().unwrap_err();
-    assert!(
-        e.to_string().contains("insecure.unauthenticated_app_sign"),
-        "{e}"
-    );
-    cfg.attestation.mode = kms_node::config::AttestationMode::InsecureDev;
-    assert!(
-        cfg.insecure_modes()
-            .contains(&"unauthenticated-app-sign".to_string())
-    );
-}

@@ -401,7 +401,7 @@ impl Cluster {
 }
 
 /// The apps every cluster registers at start, owned by [`Cluster::owner`].
-pub const OWNED_APPS: &[&str] = &["app", "app-1", "app-2", "svc", "a", "ok"];
+pub const OWNED_APPS: &[&str] = &["app", "app-1", "app-2", "svc", "a", "ok", "tls"];
 
 /// An owner-signed `/app/sign` body for the node of `operator`, valid for `lifetime`
 /// seconds, sealed to `key`.
