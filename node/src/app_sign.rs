@@ -47,8 +47,9 @@ use zeroize::Zeroizing;
 
 use crate::audit::{AuditEntry, Principal};
 use crate::http::{ApiError, ApiJson};
-use crate::metrics::ResultLabel;
-use crate::release::{Caller, ReleaseError, ReleaseState, decode_nonce, evidence_from_wire};
+use crate::release::{
+    Caller, ReleaseError, ReleaseState, admit, count, decode_nonce, evidence_from_wire,
+};
 use crate::replay::NonceScope;
 
 /// Largest `/app/sign` body (an attested request carries a quote).
@@ -63,29 +64,10 @@ pub(crate) async fn app_sign(
     body: Result<ApiJson<SignRequest>, ApiError>,
 ) -> Response {
     let started = Instant::now();
-    let count = |result: &str| {
-        st.shared
-            .metrics
-            .sign_requests
-            .get_or_create(&ResultLabel {
-                result: result.to_string(),
-            })
-            .inc();
-    };
-    // Refused before any work: a flood costs neither verifications nor signatures.
-    let _slot = match st.sign_admission.admit() {
-        Ok(slot) => slot,
-        Err(e) => {
-            count(e.code());
-            return e.into_response();
-        }
-    };
-    let req = match body {
-        Ok(ApiJson(req)) => req,
-        Err(e) => {
-            count(e.code());
-            return e.into_response();
-        }
+    let requests = &st.shared.metrics.sign_requests;
+    let (_slot, req) = match admit(&st.sign_admission, requests, body) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
     };
     let answer = match req.auth.clone() {
         None => unauthenticated(&st, &req).map(|r| Json(r).into_response()),
@@ -95,7 +77,7 @@ pub(crate) async fn app_sign(
     };
     match answer {
         Ok(r) => {
-            count("ok");
+            count(requests, "ok");
             st.shared
                 .metrics
                 .sign_latency
@@ -103,7 +85,7 @@ pub(crate) async fn app_sign(
             r
         }
         Err(e) => {
-            count(e.code());
+            count(requests, e.code());
             e.into_response()
         }
     }

@@ -22,11 +22,13 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use kms_attestation::{Error as AttestError, Evidence, Subject, VerifiedTd};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::apps::{App, AppRegistry};
 use crate::audit::{AuditEntry, AuditLog, Principal};
-use crate::http::{Admission, ApiError};
-use crate::metrics::ReleaseLabels;
+use crate::http::{Admission, ApiError, ApiJson};
+use crate::metrics::{ReleaseLabels, ResultLabel};
 use crate::node::NodeShared;
 use crate::replay::{NonceRefusal, NonceScope, Nonces};
 
@@ -328,6 +330,32 @@ impl ReleaseState {
             result: error.code(),
         });
     }
+}
+
+/// Counts one request's result (`ok` or the error code) in `family`.
+pub fn count(family: &Family<ResultLabel, Counter>, result: &str) {
+    family
+        .get_or_create(&ResultLabel {
+            result: result.to_string(),
+        })
+        .inc();
+}
+
+/// A rate and concurrency slot for the request and its parsed body, or the refusal
+/// (already counted in `family`): refused before any work, so a flood costs neither
+/// verifications nor signatures nor blocking threads.
+pub fn admit<'a, T>(
+    admission: &'a Admission,
+    family: &Family<ResultLabel, Counter>,
+    body: Result<ApiJson<T>, ApiError>,
+) -> Result<(tokio::sync::SemaphorePermit<'a>, T), ApiError> {
+    let refuse = |e: ApiError| {
+        count(family, e.code());
+        e
+    };
+    let slot = admission.admit().map_err(refuse)?;
+    let ApiJson(req) = body.map_err(refuse)?;
+    Ok((slot, req))
 }
 
 /// Attestation evidence from its wire form: `dcap` and `simulated` are base64 of the

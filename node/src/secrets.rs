@@ -53,8 +53,9 @@ use zeroize::Zeroizing;
 
 use crate::audit::{AuditEntry, Principal};
 use crate::http::ApiJson;
-use crate::metrics::ResultLabel;
-use crate::release::{Caller, ReleaseError, ReleaseState, decode_nonce, evidence_from_wire};
+use crate::release::{
+    Caller, ReleaseError, ReleaseState, admit, count, decode_nonce, evidence_from_wire,
+};
 use crate::replay::NonceScope;
 
 const ENDPOINT: &str = "secrets";
@@ -211,38 +212,18 @@ pub(crate) async fn secrets(
     caller: Caller,
     body: Result<ApiJson<SecretsRequest>, crate::http::ApiError>,
 ) -> Response {
-    let count = |result: &str| {
-        st.shared
-            .metrics
-            .secrets_requests
-            .get_or_create(&ResultLabel {
-                result: result.to_string(),
-            })
-            .inc();
-    };
-    // Refused before any work: a flood costs neither quote verifications nor
-    // blocking threads.
-    let _slot = match st.secrets_admission.admit() {
-        Ok(slot) => slot,
-        Err(e) => {
-            count(e.code());
-            return e.into_response();
-        }
-    };
-    let req = match body {
-        Ok(ApiJson(req)) => req,
-        Err(e) => {
-            count(e.code());
-            return e.into_response();
-        }
+    let requests = &st.shared.metrics.secrets_requests;
+    let (_slot, req) = match admit(&st.secrets_admission, requests, body) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
     };
     match st.secrets(req, &caller).await {
         Ok(r) => {
-            count("ok");
+            count(requests, "ok");
             Json(r).into_response()
         }
         Err(e) => {
-            count(e.code());
+            count(requests, e.code());
             e.into_response()
         }
     }

@@ -169,6 +169,21 @@ fn register_bench_app(apps_file: &std::path::Path, entry: &str) -> anyhow::Resul
         .with_context(|| format!("writing {}", apps_file.display()))
 }
 
+/// The node's `/pubkey` answer.
+async fn pubkey(
+    http: &reqwest::Client,
+    load: &Load,
+) -> anyhow::Result<kms_protocol::api::PubkeyResponse> {
+    Ok(http
+        .get(load.url.join("/pubkey")?)
+        .send()
+        .await?
+        .error_for_status()
+        .context("GET /pubkey (no key yet?)")?
+        .json()
+        .await?)
+}
+
 /// Registers the benchmark app with an owner key made here, and returns a body maker:
 /// one one-time key, a fresh owner-signed request per call.
 async fn sign_setup(
@@ -176,14 +191,7 @@ async fn sign_setup(
     load: &Load,
     apps_file: &std::path::Path,
 ) -> anyhow::Result<MakeBody> {
-    let pk: kms_protocol::api::PubkeyResponse = http
-        .get(load.url.join("/pubkey")?)
-        .send()
-        .await?
-        .error_for_status()
-        .context("GET /pubkey (no key yet?)")?
-        .json()
-        .await?;
+    let pk = pubkey(http, load).await?;
     let owner = Arc::new(EcdsaSigner::random(&mut OsRng));
     register_bench_app(
         apps_file,
@@ -455,14 +463,7 @@ async fn secrets_setup(
     use base64::Engine as _;
     use rsa::pkcs8::{EncodePublicKey, LineEnding};
     const APP: &str = BENCH_APP;
-    let pk: kms_protocol::api::PubkeyResponse = http
-        .get(load.url.join("/pubkey")?)
-        .send()
-        .await?
-        .error_for_status()
-        .context("GET /pubkey (no key yet?)")?
-        .json()
-        .await?;
+    let pk = pubkey(http, load).await?;
     let env = kms_crypto::ibe::encrypt(
         &pk.commitments[0],
         APP.as_bytes(),
