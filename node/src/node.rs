@@ -411,13 +411,19 @@ impl NodeShared {
         }
     }
 
+    /// Forgets the versions superseded longer ago than `store.share_horizon_secs`
+    /// (the proactive-security horizon), on disk and in memory.
     async fn prune(&self) {
         let now = self.clock.now_ms() / 1000;
-        let retention = self.cfg.store.retention_days * 24 * 3600;
+        let horizon = self.cfg.store.share_horizon_secs;
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
+        match tokio::task::spawn_blocking(move || store.prune(now, horizon)).await {
             Ok(Ok(n)) if n > 0 => {
-                info!(pruned = n, "expired key versions removed");
+                info!(
+                    pruned = n,
+                    horizon_secs = horizon,
+                    "superseded key versions and their shares deleted"
+                );
                 self.reload_versions().await;
             }
             Ok(Err(e)) => warn!(error = %e, "pruning failed"),
@@ -731,6 +737,8 @@ impl NodeShared {
     /// session is running).
     pub async fn on_boundary(self: &Arc<Self>, boundary: Boundary) {
         let ts = boundary.session_timestamp;
+        // Also when sessions fail, so that no share outlives the horizon.
+        self.prune().await;
         if let Some(s) = self.current_session() {
             warn!(
                 session = ts,
@@ -989,6 +997,7 @@ impl Node {
             cfg,
         });
         shared.reload_versions().await;
+        shared.prune().await;
         if let Some(v) = shared.active_version() {
             *shared
                 .last_started

@@ -325,10 +325,10 @@ impl KeyStore {
     }
 
     /// Removes the versions whose active period (from their timestamp to their
-    /// successor's) ended before `now_unix_secs − retention_secs`, in one transaction,
+    /// successor's) ended before `now_unix_secs − horizon_secs`, in one transaction,
     /// and returns how many. The newest version has no successor and is never removed.
-    pub fn prune(&self, now_unix_secs: u64, retention_secs: u64) -> Result<usize, StoreError> {
-        let cutoff = now_unix_secs.saturating_sub(retention_secs);
+    pub fn prune(&self, now_unix_secs: u64, horizon_secs: u64) -> Result<usize, StoreError> {
+        let cutoff = now_unix_secs.saturating_sub(horizon_secs);
         let txn = self.db.begin_write().map_err(db_err)?;
         let removed = {
             let mut t = txn.open_table(VERSIONS).map_err(db_err)?;
