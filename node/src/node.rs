@@ -14,7 +14,6 @@ use kms_protocol::{
     CertificateCache, Engine, FraudEvidence, KeyShareVersion, Participant, Schedule,
     SessionFailure, SessionKind, SessionOutcome, SessionParams, SessionTimestamp,
 };
-use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -23,6 +22,7 @@ use url::Url;
 use crate::attest::{AttestationResponse, NodeAttestation};
 use crate::complete::Completion;
 use crate::config::NodeConfig;
+use crate::dealing::{DealingGuard, EngineSeeds};
 use crate::keys::{OperatorKeys, PROTOCOL_KEY_LIFETIME_SECS, ProtocolKeys};
 use crate::metrics::{Metrics, SessionLabels};
 use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
@@ -71,6 +71,8 @@ pub struct NodeShared {
     protocol_keys: ProtocolKeys,
     /// Peers' protocol-key certificates checked so far, for the node's lifetime.
     certificates: Arc<CertificateCache>,
+    /// Engine seeds, derived per session from the operator secret.
+    engine_seeds: EngineSeeds,
     store: Arc<KeyStore>,
     versions: RwLock<BTreeMap<u64, Arc<KeyShareVersion>>>,
     /// Metrics.
@@ -792,14 +794,16 @@ impl NodeShared {
             self.metrics.sessions_sat_out.inc();
             return;
         }
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
+        // Deterministic per operator and session descriptor, so that another process
+        // on this key deals exactly the same (see `crate::dealing`).
+        let session_hash = params.session_hash();
+        let seed = self.engine_seeds.for_session(&session_hash);
         let engine = match Engine::new(
             params.clone(),
             self.address,
             self.protocol_keys.for_session(ts),
             share,
-            seed,
+            *seed,
         ) {
             Ok(e) => e.with_certificates(self.certificates.clone()),
             Err(e) => {
@@ -811,7 +815,10 @@ impl NodeShared {
         let end_ms = params.schedule.phase_end(phases - 1);
         let urls = peers.iter().map(|p| (p.address, p.url.clone())).collect();
         let now = self.clock.now_ms();
-        let session = Arc::new(RunningSession::new(params, engine, urls, end_ms, now));
+        let guard = DealingGuard::new(self.store.clone(), self.address, ts, session_hash);
+        let session = Arc::new(RunningSession::new(
+            params, engine, guard, urls, end_ms, now,
+        ));
         {
             *self.last_started.lock().unwrap_or_else(|p| p.into_inner()) = ts;
             *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
@@ -977,6 +984,7 @@ impl Node {
             signer: keys.signer(),
             protocol_keys: ProtocolKeys::new(address, keys.signer(), PROTOCOL_KEY_LIFETIME_SECS),
             certificates: Arc::new(CertificateCache::new()),
+            engine_seeds: EngineSeeds::derive(keys.sealing_secret()),
             store,
             versions: RwLock::new(BTreeMap::new()),
             metrics,
