@@ -234,8 +234,16 @@ impl ScheduleConfig {
 pub struct StoreConfig {
     /// The redb file of key versions.
     pub path: PathBuf,
-    /// Versions that stopped being active longer ago than this are pruned.
+    /// How far back `/app/sign` accepts an `attestationTime`.
     pub retention_days: u64,
+    /// The proactive-security horizon: a key version superseded longer ago than this
+    /// is deleted with its share, from the store and from memory (the active version
+    /// never is). A version's shares exist from its session until this long after
+    /// its successor's, so an adversary must compromise a threshold of operators
+    /// within one interval plus this time. At least twice the session interval, so
+    /// that the version a failed reshare started from is still held at the next
+    /// boundary, where the operators fall back to it; at most `retention_days`.
+    pub share_horizon_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -243,6 +251,7 @@ impl Default for StoreConfig {
         Self {
             path: PathBuf::from("data/keys.redb"),
             retention_days: 30,
+            share_horizon_secs: 24 * 3600,
         }
     }
 }
@@ -617,8 +626,25 @@ impl NodeConfig {
                 ),
             );
         }
-        if self.store.retention_days == 0 {
+        let st = &self.store;
+        if st.retention_days == 0 {
             return invalid("store.retention_days", "must be at least 1");
+        }
+        if st.share_horizon_secs < s.interval_secs.saturating_mul(2) {
+            return invalid(
+                "store.share_horizon_secs",
+                &format!(
+                    "must be at least twice schedule.interval_secs ({} s): a failed reshare \
+                     falls back to the version before it at the next boundary",
+                    s.interval_secs.saturating_mul(2)
+                ),
+            );
+        }
+        if st.share_horizon_secs > st.retention_days.saturating_mul(24 * 3600) {
+            return invalid(
+                "store.share_horizon_secs",
+                "must not exceed store.retention_days: versions are deleted after that anyway",
+            );
         }
         let l = &self.limits;
         if l.max_body_bytes < 1024 || l.max_body_bytes > 64 * 1024 * 1024 {
@@ -1010,6 +1036,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen"), "{e}");
+        for horizon in ["1199", &(31 * 24 * 3600).to_string()] {
+            let e = NodeConfig::load(None, env(&[("KMS_STORE_SHARE_HORIZON_SECS", horizon)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("store.share_horizon_secs"), "{e}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[store]\nretention = 3\n").unwrap();

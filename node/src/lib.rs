@@ -12,6 +12,7 @@ pub mod chain;
 pub mod complete;
 pub mod config;
 pub mod connections;
+pub mod dealing;
 pub mod devnet;
 pub mod http;
 pub mod keys;

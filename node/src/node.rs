@@ -14,7 +14,6 @@ use kms_protocol::{
     CertificateCache, Engine, FraudEvidence, KeyShareVersion, Participant, Schedule,
     SessionFailure, SessionKind, SessionOutcome, SessionParams, SessionTimestamp,
 };
-use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -23,6 +22,7 @@ use url::Url;
 use crate::attest::{AttestationResponse, NodeAttestation};
 use crate::complete::Completion;
 use crate::config::NodeConfig;
+use crate::dealing::{DealingGuard, EngineSeeds};
 use crate::keys::{OperatorKeys, PROTOCOL_KEY_LIFETIME_SECS, ProtocolKeys};
 use crate::metrics::{Metrics, SessionLabels};
 use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
@@ -71,6 +71,8 @@ pub struct NodeShared {
     protocol_keys: ProtocolKeys,
     /// Peers' protocol-key certificates checked so far, for the node's lifetime.
     certificates: Arc<CertificateCache>,
+    /// Engine seeds, derived per session from the operator secret.
+    engine_seeds: EngineSeeds,
     store: Arc<KeyStore>,
     versions: RwLock<BTreeMap<u64, Arc<KeyShareVersion>>>,
     /// Metrics.
@@ -411,13 +413,19 @@ impl NodeShared {
         }
     }
 
+    /// Forgets the versions superseded longer ago than `store.share_horizon_secs`
+    /// (the proactive-security horizon), on disk and in memory.
     async fn prune(&self) {
         let now = self.clock.now_ms() / 1000;
-        let retention = self.cfg.store.retention_days * 24 * 3600;
+        let horizon = self.cfg.store.share_horizon_secs;
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune(now, retention)).await {
+        match tokio::task::spawn_blocking(move || store.prune(now, horizon)).await {
             Ok(Ok(n)) if n > 0 => {
-                info!(pruned = n, "expired key versions removed");
+                info!(
+                    pruned = n,
+                    horizon_secs = horizon,
+                    "superseded key versions and their shares deleted"
+                );
                 self.reload_versions().await;
             }
             Ok(Err(e)) => warn!(error = %e, "pruning failed"),
@@ -731,6 +739,8 @@ impl NodeShared {
     /// session is running).
     pub async fn on_boundary(self: &Arc<Self>, boundary: Boundary) {
         let ts = boundary.session_timestamp;
+        // Also when sessions fail, so that no share outlives the horizon.
+        self.prune().await;
         if let Some(s) = self.current_session() {
             warn!(
                 session = ts,
@@ -784,14 +794,16 @@ impl NodeShared {
             self.metrics.sessions_sat_out.inc();
             return;
         }
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
+        // Deterministic per operator and session descriptor, so that another process
+        // on this key deals exactly the same (see `crate::dealing`).
+        let session_hash = params.session_hash();
+        let seed = self.engine_seeds.for_session(&session_hash);
         let engine = match Engine::new(
             params.clone(),
             self.address,
             self.protocol_keys.for_session(ts),
             share,
-            seed,
+            *seed,
         ) {
             Ok(e) => e.with_certificates(self.certificates.clone()),
             Err(e) => {
@@ -803,7 +815,10 @@ impl NodeShared {
         let end_ms = params.schedule.phase_end(phases - 1);
         let urls = peers.iter().map(|p| (p.address, p.url.clone())).collect();
         let now = self.clock.now_ms();
-        let session = Arc::new(RunningSession::new(params, engine, urls, end_ms, now));
+        let guard = DealingGuard::new(self.store.clone(), self.address, ts, session_hash);
+        let session = Arc::new(RunningSession::new(
+            params, engine, guard, urls, end_ms, now,
+        ));
         {
             *self.last_started.lock().unwrap_or_else(|p| p.into_inner()) = ts;
             *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
@@ -969,6 +984,7 @@ impl Node {
             signer: keys.signer(),
             protocol_keys: ProtocolKeys::new(address, keys.signer(), PROTOCOL_KEY_LIFETIME_SECS),
             certificates: Arc::new(CertificateCache::new()),
+            engine_seeds: EngineSeeds::derive(keys.sealing_secret()),
             store,
             versions: RwLock::new(BTreeMap::new()),
             metrics,
@@ -989,6 +1005,7 @@ impl Node {
             cfg,
         });
         shared.reload_versions().await;
+        shared.prune().await;
         if let Some(v) = shared.active_version() {
             *shared
                 .last_started

@@ -11,6 +11,7 @@ use kms_protocol::messages::{Payload, SignedMessage};
 use kms_protocol::{Action, Engine, ProtocolError, SessionKind, SessionParams};
 use url::Url;
 
+use crate::dealing::{DealingGuard, DealingState};
 use crate::metrics::PhaseLabels;
 use crate::node::{NodeShared, Refusal};
 
@@ -19,6 +20,8 @@ pub struct RunningSession {
     /// Its parameters.
     pub params: SessionParams,
     engine: Mutex<Engine>,
+    /// Lets this node's dealing out only once it is recorded, and never a second one.
+    guard: DealingGuard,
     /// Where each other participant is reached.
     urls: BTreeMap<OperatorAddress, Url>,
     /// When the last phase ends (Unix ms).
@@ -32,10 +35,11 @@ pub struct RunningSession {
 }
 
 impl RunningSession {
-    /// Wraps a started engine.
+    /// Wraps a started engine, whose dealing `guard` screens.
     pub fn new(
         params: SessionParams,
         engine: Engine,
+        guard: DealingGuard,
         urls: BTreeMap<OperatorAddress, Url>,
         end_ms: u64,
         now_ms: u64,
@@ -47,6 +51,7 @@ impl RunningSession {
             admitted: Mutex::new(BTreeMap::new()),
             params,
             engine: Mutex::new(engine),
+            guard,
             urls,
             end_ms,
             deadline: Instant::now() + std::time::Duration::from_millis(remaining),
@@ -98,11 +103,13 @@ impl RunningSession {
     }
 
     /// What this node records on-chain as a dealer of this session (its commitment
-    /// hash and the hashes of the acks it received), and the fraud evidence it gathered.
+    /// hash and the hashes of the acks it received; nothing if its dealing was not
+    /// sent), and the fraud evidence it gathered.
     pub fn chain_record(&self) -> ChainRecord {
         let e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = self.guard.state() == DealingState::Recorded;
         ChainRecord {
-            dealt: e.dealer_record(),
+            dealt: e.dealer_record().filter(|_| sent),
             evidence: e.evidence().to_vec(),
             received: e.received_commitments(),
         }
@@ -189,6 +196,8 @@ impl RunningSession {
     }
 
     async fn dispatch(self: &Arc<Self>, shared: &Arc<NodeShared>, actions: Vec<Action>) {
+        // Before the fault injection of test builds, which may equivocate on purpose.
+        let actions = self.guard.screen(actions).await;
         for a in actions {
             match a {
                 Action::Send { to, message } => {
@@ -311,7 +320,12 @@ mod tests {
 
     /// A session of four simulated operators at operator 1, and operator 0's first
     /// messages (its commitment and shares).
-    fn setup() -> (RunningSession, Vec<SignedMessage>, Vec<SimOperator>) {
+    fn setup() -> (
+        RunningSession,
+        Vec<SignedMessage>,
+        Vec<SimOperator>,
+        tempfile::TempDir,
+    ) {
         let ops = SimOperator::generate(4, 9);
         let schedule = Schedule {
             start_ms: 1_000_000,
@@ -348,8 +362,21 @@ mod tests {
             [2; 32],
         )
         .unwrap();
-        let session = RunningSession::new(params, engine, BTreeMap::new(), 1_010_000, 1_000_000);
-        (session, sent, ops)
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::KeyStore::open(
+            &dir.path().join("keys.redb"),
+            crate::store::SealingKey::derive(b"operator", b"test"),
+        )
+        .unwrap();
+        let guard = DealingGuard::new(
+            Arc::new(store),
+            ops[1].address,
+            params.timestamp.0,
+            params.session_hash(),
+        );
+        let session =
+            RunningSession::new(params, engine, guard, BTreeMap::new(), 1_010_000, 1_000_000);
+        (session, sent, ops, dir)
     }
 
     fn reason(r: Result<(), Refusal>) -> &'static str {
@@ -364,7 +391,7 @@ mod tests {
 
     #[test]
     fn forged_shapes_are_refused_before_the_engine_and_sources_are_bounded() {
-        let (s, sent, ops) = setup();
+        let (s, sent, ops, _dir) = setup();
         let commitment = sent
             .iter()
             .find(|m| matches!(m.peek(), Ok(Payload::Commitment(_))))

@@ -8,6 +8,11 @@
 //! (the TEE work adds the measured identity to its context). A metadata table holds
 //! the format version and a key-check value, so that a store opened under another
 //! sealing key is refused at [`KeyStore::open`] instead of failing record by record.
+//!
+//! A third table records, per session, the dealing this node sent ([`DealingRecord`]),
+//! written before the dealing leaves the node, so that it never sends another one
+//! for that session (see `crate::dealing`). Those records are public (hashes of
+//! signed messages every peer received) and are not sealed.
 
 use std::fmt;
 use std::io;
@@ -25,6 +30,8 @@ use zeroize::Zeroizing;
 
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("key_versions");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Session timestamp → [`DealingRecord::to_bytes`].
+const DEALINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("dealings");
 /// Metadata key of the on-disk format version (one byte).
 const META_FORMAT: &str = "format";
 /// Metadata key of the sealed [`CHECK_LABEL`].
@@ -84,6 +91,56 @@ pub enum StoreError {
         /// The version.
         timestamp: u64,
     },
+    /// This node already dealt in the session, something else than what is recorded
+    /// now: sending it would be provable equivocation.
+    #[error(
+        "key store: this operator already dealt in session {timestamp}, another dealing \
+         (another process on this operator key, or a restart that dealt differently)"
+    )]
+    AlreadyDealt {
+        /// The session.
+        timestamp: u64,
+    },
+    /// A dealing record does not decode.
+    #[error("key store: dealing record of session {timestamp} is corrupt")]
+    CorruptDealing {
+        /// The session.
+        timestamp: u64,
+    },
+}
+
+/// The dealing this node sent in one session: the session descriptor's hash and the
+/// `keccak256` of its signed phase-1 commitment payload (which fixes the polynomial,
+/// hence every share and later commitment of the dealing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DealingRecord {
+    /// The session.
+    pub session_timestamp: u64,
+    /// `SessionParams::session_hash` of the session.
+    pub session_hash: [u8; 32],
+    /// `SignedMessage::hash` of this node's phase-1 commitment.
+    pub commitment_message: [u8; 32],
+}
+
+impl DealingRecord {
+    fn to_bytes(self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&self.session_hash);
+        out[32..].copy_from_slice(&self.commitment_message);
+        out
+    }
+
+    fn from_bytes(session_timestamp: u64, b: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = StoreError::CorruptDealing {
+            timestamp: session_timestamp,
+        };
+        let b: &[u8; 64] = b.try_into().map_err(|_| corrupt)?;
+        Ok(Self {
+            session_timestamp,
+            session_hash: b[..32].try_into().expect("32 bytes"),
+            commitment_message: b[32..].try_into().expect("32 bytes"),
+        })
+    }
 }
 
 /// Funnels redb's per-operation error types into [`StoreError::Db`].
@@ -190,6 +247,7 @@ impl KeyStore {
         let txn = store.db.begin_write().map_err(db_err)?;
         {
             let versions = txn.open_table(VERSIONS).map_err(db_err)?;
+            txn.open_table(DEALINGS).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let format = meta
                 .get(META_FORMAT)
@@ -325,35 +383,81 @@ impl KeyStore {
     }
 
     /// Removes the versions whose active period (from their timestamp to their
-    /// successor's) ended before `now_unix_secs − retention_secs`, in one transaction,
-    /// and returns how many. The newest version has no successor and is never removed.
-    pub fn prune(&self, now_unix_secs: u64, retention_secs: u64) -> Result<usize, StoreError> {
-        let cutoff = now_unix_secs.saturating_sub(retention_secs);
+    /// successor's) ended before `now_unix_secs − horizon_secs`, and the dealing
+    /// records of sessions before that time, in one transaction; returns how many
+    /// versions. The newest version has no successor and is never removed.
+    ///
+    /// A dealing record is needed only while its session can still be joined, which
+    /// ends with the session's first phase, well within one interval: the horizon is
+    /// at least two.
+    pub fn prune(&self, now_unix_secs: u64, horizon_secs: u64) -> Result<usize, StoreError> {
+        let cutoff = now_unix_secs.saturating_sub(horizon_secs);
         let txn = self.db.begin_write().map_err(db_err)?;
-        let removed = {
+        let (removed, dealings) = {
             let mut t = txn.open_table(VERSIONS).map_err(db_err)?;
             // The newest version that started before the cutoff was still active at
             // the cutoff (its successor, if any, starts at or after it), so it stays;
             // every older one was succeeded before the cutoff.
-            let keep_from = {
-                let mut range = t.range(..cutoff).map_err(db_err)?;
-                match range.next_back() {
-                    Some(entry) => entry.map_err(db_err)?.0.value(),
-                    None => return Ok(0),
-                }
-            };
+            let keep_from = t
+                .range(..cutoff)
+                .map_err(db_err)?
+                .next_back()
+                .transpose()
+                .map_err(db_err)?
+                .map(|(k, _)| k.value());
             let mut removed = 0usize;
-            t.retain_in(..keep_from, |_, _| {
-                removed += 1;
+            if let Some(keep_from) = keep_from {
+                t.retain_in(..keep_from, |_, _| {
+                    removed += 1;
+                    false
+                })
+                .map_err(db_err)?;
+            }
+            let mut d = txn.open_table(DEALINGS).map_err(db_err)?;
+            let mut dealings = 0usize;
+            d.retain_in(..cutoff, |_, _| {
+                dealings += 1;
                 false
             })
             .map_err(db_err)?;
-            removed
+            (removed, dealings)
         };
-        if removed > 0 {
+        if removed + dealings > 0 {
             txn.commit().map_err(db_err)?;
         }
         Ok(removed)
+    }
+
+    /// Records the dealing `r` in one durable transaction, before it is sent. Recording
+    /// the same dealing again is a no-op (a restarted node re-sending what it sent);
+    /// any other dealing for a session that has a record is refused with
+    /// [`StoreError::AlreadyDealt`].
+    pub fn record_dealing(&self, r: &DealingRecord) -> Result<(), StoreError> {
+        let ts = r.session_timestamp;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(DEALINGS).map_err(db_err)?;
+            let existing = t.get(ts).map_err(db_err)?.map(|g| g.value().to_vec());
+            if let Some(old) = existing {
+                return if DealingRecord::from_bytes(ts, &old)? == *r {
+                    Ok(())
+                } else {
+                    Err(StoreError::AlreadyDealt { timestamp: ts })
+                };
+            }
+            t.insert(ts, r.to_bytes().as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// The dealing recorded for session `ts`, if any.
+    pub fn dealing(&self, ts: u64) -> Result<Option<DealingRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(DEALINGS).map_err(db_err)?;
+        t.get(ts)
+            .map_err(db_err)?
+            .map(|g| DealingRecord::from_bytes(ts, g.value()))
+            .transpose()
     }
 }
 
@@ -499,6 +603,51 @@ mod tests {
         assert_eq!(s.list_versions().unwrap(), vec![300]);
         assert_eq!(s.prune(u64::MAX, 0).unwrap(), 0);
         assert_eq!(s.load_active().unwrap().unwrap().session_timestamp.0, 300);
+    }
+
+    #[test]
+    fn a_session_has_one_dealing_which_survives_reopening_until_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.redb");
+        let dealt = DealingRecord {
+            session_timestamp: 1_000,
+            session_hash: [1; 32],
+            commitment_message: [2; 32],
+        };
+        {
+            let s = KeyStore::open(&p, key()).unwrap();
+            assert_eq!(s.dealing(1_000).unwrap(), None);
+            s.record_dealing(&dealt).unwrap();
+            s.record_dealing(&dealt).unwrap();
+        }
+        let s = KeyStore::open(&p, key()).unwrap();
+        assert_eq!(s.dealing(1_000).unwrap(), Some(dealt));
+        for other in [
+            DealingRecord {
+                commitment_message: [3; 32],
+                ..dealt
+            },
+            DealingRecord {
+                session_hash: [3; 32],
+                ..dealt
+            },
+        ] {
+            assert!(matches!(
+                s.record_dealing(&other),
+                Err(StoreError::AlreadyDealt { timestamp: 1_000 })
+            ));
+        }
+        assert_eq!(s.dealing(1_000).unwrap(), Some(dealt));
+        // Another session is another record.
+        let next = DealingRecord {
+            session_timestamp: 1_600,
+            ..dealt
+        };
+        s.record_dealing(&next).unwrap();
+        // Records of sessions before the horizon go (no version is stored at all).
+        assert_eq!(s.prune(1_600 + 500, 1_000).unwrap(), 0);
+        assert_eq!(s.dealing(1_000).unwrap(), None);
+        assert_eq!(s.dealing(1_600).unwrap(), Some(next));
     }
 
     #[test]

@@ -9,14 +9,18 @@
 //!
 //! - `GET /unlock`: a fresh X25519 key pair; the answer carries the public key, the
 //!   operator address of the key file, and a quote whose `report_data` is
-//!   [`kms_attestation::unlock_report_data`]`(address, public key)`. Each request
-//!   replaces the previous key pair.
+//!   [`kms_attestation::unlock_report_data`]`(address, public key)`. The key pair
+//!   stays answerable for a few minutes whatever else is asked for; each source may
+//!   ask a few times, then one more time per half minute (429 `rate_limited`), see
+//!   [`challenges`].
 //! - `POST /unlock` `{node_public_key, public_key, nonce, ciphertext}`: the
 //!   operator's side of an X25519 exchange with that key pair, and the passphrase
 //!   under AES-256-GCM with the key HKDF-SHA256(shared secret, salt = node key ‖
 //!   operator key, info = [`HKDF_INFO`]) and authenticated data address ‖ node key.
-//!   The node key pair is used once, whatever the outcome. If the passphrase opens
-//!   the key file the node answers 200 and starts; otherwise 403 and it stays locked.
+//!   `node_public_key` names the challenge answered; it is used once, whatever the
+//!   outcome (409 `no_challenge` for one never issued or already used, 409
+//!   `expired_challenge` for one too old). If the passphrase opens the key file the
+//!   node answers 200 and starts; otherwise 403 and it stays locked.
 //! - `GET /health`: `{"status": "locked", ...}`.
 //!
 //! `kms-node unlock` is the operator's side: it verifies the quote (a released node
@@ -26,7 +30,11 @@
 //! key pair that no longer exists. Guessing is bounded by Argon2id (one attempt at
 //! a time, each a fresh quote and a key derivation).
 
+pub mod challenges;
+mod operator;
+
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,28 +42,29 @@ use std::time::Duration;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use hkdf::Hkdf;
-use kms_attestation::{
-    Evidence, Policy, QuoteProvider, Subject, VerifiedTd, Verifier, unlock_report_data,
-};
+use kms_attestation::{Evidence, QuoteProvider, unlock_report_data};
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::SignatureScheme;
 use kms_protocol::api::HealthResponse;
-use rand_core::{OsRng, RngCore};
 use ring::agreement::{EphemeralPrivateKey, UnparsedPublicKey, X25519, agree_ephemeral};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
+use self::challenges::{ChallengeAdmission, Challenges, Refused, Unanswerable};
 use crate::config::NodeConfig;
 use crate::http::{ApiError, ApiJson};
 use crate::keys::{KeyFileError, KeyFileInfo, OperatorKeys};
+use crate::node::{Clock, SystemClock};
+
+pub use self::operator::{UnlockClientError, UnlockPolicy, VerifiedChallenge, unlock_remote};
 
 /// The unlock endpoint.
 pub const UNLOCK_PATH: &str = "/unlock";
@@ -112,16 +121,13 @@ pub struct Unlocked {
     pub passphrase: Zeroizing<String>,
 }
 
-struct Challenge {
-    private: EphemeralPrivateKey,
-    public: [u8; 32],
-}
-
 struct Locked {
     key_file: PathBuf,
     info: KeyFileInfo,
     provider: Arc<dyn QuoteProvider>,
-    challenge: Mutex<Option<Challenge>>,
+    challenges: Mutex<Challenges>,
+    admission: ChallengeAdmission,
+    clock: Arc<dyn Clock>,
     attempt: tokio::sync::Mutex<()>,
     done: Mutex<Option<oneshot::Sender<Unlocked>>>,
     insecure_modes: Vec<String>,
@@ -180,6 +186,16 @@ pub async fn wait_for_unlock_on(
     cfg: &NodeConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<Unlocked>> {
+    wait_for_unlock_with(listener, cfg, Arc::new(SystemClock), stop).await
+}
+
+/// As [`wait_for_unlock_on`], with the clock challenges expire by (tests).
+pub async fn wait_for_unlock_with(
+    listener: tokio::net::TcpListener,
+    cfg: &NodeConfig,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<Unlocked>> {
     crate::install_crypto_provider();
     let info = OperatorKeys::peek(&cfg.operator.key_file)?;
     anyhow::ensure!(
@@ -192,7 +208,9 @@ pub async fn wait_for_unlock_on(
         key_file: cfg.operator.key_file.clone(),
         info,
         provider: crate::attest::quote_provider(&cfg.attestation)?,
-        challenge: Mutex::new(None),
+        challenges: Mutex::new(Challenges::new()),
+        admission: ChallengeAdmission::new(),
+        clock,
         attempt: tokio::sync::Mutex::new(()),
         done: Mutex::new(Some(done_tx)),
         insecure_modes: cfg.insecure_modes(),
@@ -211,11 +229,14 @@ pub async fn wait_for_unlock_on(
     );
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_rx.await;
+        })
+        .await
     });
     let outcome = tokio::select! {
         unlocked = done_rx => unlocked.ok(),
@@ -242,7 +263,18 @@ async fn health(State(s): State<Arc<Locked>>) -> Json<HealthResponse> {
     })
 }
 
-async fn challenge(State(s): State<Arc<Locked>>) -> Result<Json<UnlockChallenge>, ApiError> {
+fn refused_challenge(r: Refused) -> ApiError {
+    let message = match r {
+        Refused::SourceRateLimited => "too many unlock challenges from this address; retry later",
+        Refused::Full => "too many unlock challenges outstanding; retry later",
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+}
+
+async fn challenge(
+    State(s): State<Arc<Locked>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+) -> Result<Json<UnlockChallenge>, ApiError> {
     let internal = |what: &str| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -250,21 +282,42 @@ async fn challenge(State(s): State<Arc<Locked>>) -> Result<Json<UnlockChallenge>
             format!("{what} failed"),
         )
     };
+    s.admission.admit(from.ip()).map_err(|r| {
+        debug!(source = %from.ip(), reason = ?r, "unlock: challenge refused");
+        refused_challenge(r)
+    })?;
     let (private, public) = ephemeral_key().ok_or_else(|| internal("key generation"))?;
+    // Issued before the quote, so that the slot is taken while the quote is made.
+    s.challenges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .issue(public, private, s.clock.now_ms())
+        .map_err(refused_challenge)?;
+    let withdraw = || {
+        s.challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .withdraw(&public)
+    };
     let report_data = unlock_report_data(s.info.address.as_bytes(), &public);
     let provider = s.provider.clone();
-    let evidence = tokio::task::spawn_blocking(move || provider.quote(&report_data))
-        .await
-        .map_err(|_| internal("quote generation"))?
-        .map_err(|e| {
+    let quoted = tokio::task::spawn_blocking(move || provider.quote(&report_data)).await;
+    let evidence = match quoted {
+        Ok(Ok(evidence)) => evidence,
+        Ok(Err(e)) => {
+            withdraw();
             warn!(error = %e, "unlock: this node's quote could not be generated");
-            ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "quote_unavailable",
                 format!("this node's quote could not be generated: {e}"),
-            )
-        })?;
-    *s.challenge.lock().expect("challenge lock") = Some(Challenge { private, public });
+            ));
+        }
+        Err(_) => {
+            withdraw();
+            return Err(internal("quote generation"));
+        }
+    };
     Ok(Json(UnlockChallenge {
         operator_address: s.info.address,
         scheme: s.info.scheme,
@@ -296,28 +349,24 @@ async fn unlock(
                 "ciphertext: hex, at most {MAX_PASSPHRASE_BYTES} bytes of passphrase"
             ))
         })?;
-    let challenge = {
-        let mut slot = s.challenge.lock().expect("challenge lock");
-        match slot.as_ref() {
-            Some(c) if c.public == node_public => slot.take().expect("present"),
-            Some(_) => {
-                return Err(conflict(
-                    "stale_challenge",
-                    "this challenge was replaced by a newer one: GET /unlock again",
-                ));
+    let private = s
+        .challenges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .answer(&node_public, s.clock.now_ms())
+        .map_err(|e| match e {
+            Unanswerable::Unknown => conflict(
+                "no_challenge",
+                "no such challenge outstanding (never issued, or already used): GET /unlock",
+            ),
+            Unanswerable::Expired => {
+                conflict("expired_challenge", "this challenge expired: GET /unlock")
             }
-            None => {
-                return Err(conflict(
-                    "no_challenge",
-                    "no challenge outstanding: GET /unlock first",
-                ));
-            }
-        }
-    };
+        })?;
     // From here on the challenge is spent, whatever happens.
     let key = Zeroizing::new(
         agree_ephemeral(
-            challenge.private,
+            private,
             &UnparsedPublicKey::new(&X25519, operator_public),
             |shared| exchange_key(shared, &node_public, &operator_public),
         )
@@ -392,154 +441,4 @@ async fn unlock(
         }
         None => Err(conflict("already_unlocked", "the node is already unlocked")),
     }
-}
-
-/// What `kms-node unlock` checks before it sends the passphrase.
-pub struct UnlockPolicy {
-    /// Verifies the node's evidence.
-    pub verifier: Verifier,
-    /// Which node images and platforms are acceptable.
-    pub policy: Policy,
-    /// The operator the key file must belong to, when known.
-    pub expect_address: Option<OperatorAddress>,
-}
-
-/// Why `kms-node unlock` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UnlockClientError {
-    /// The node could not be reached or answered something unreadable.
-    #[error("{0}")]
-    Transport(String),
-    /// The node refused (status, code, message).
-    #[error("the node answered {status} {code}: {message}")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// The error code.
-        code: String,
-        /// The node's explanation.
-        message: String,
-    },
-    /// The node's evidence did not pass: nothing was sent.
-    #[error("the node's attestation was refused ({kind}): {detail}; the passphrase was not sent")]
-    Attestation {
-        /// The error kind.
-        kind: &'static str,
-        /// Details.
-        detail: String,
-    },
-    /// The key file belongs to another operator: nothing was sent.
-    #[error("the node holds the key file of {found}, not {expected}; the passphrase was not sent")]
-    WrongOperator {
-        /// The expected operator.
-        expected: OperatorAddress,
-        /// The one the node named.
-        found: OperatorAddress,
-    },
-}
-
-async fn refused(resp: reqwest::Response) -> UnlockClientError {
-    let status = resp.status().as_u16();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    UnlockClientError::Refused {
-        status,
-        code: body["error"]["code"].as_str().unwrap_or("").to_string(),
-        message: body["error"]["message"].as_str().unwrap_or("").to_string(),
-    }
-}
-
-/// The operator's side: fetches a challenge from the locked node at `base`,
-/// verifies its evidence at time `now` against `policy`, and sends `passphrase`
-/// encrypted to the attested key. Returns the opened operator and the verified TD.
-pub async fn unlock_remote(
-    base: &url::Url,
-    passphrase: &str,
-    policy: &UnlockPolicy,
-    now: u64,
-) -> Result<(OperatorAddress, VerifiedTd), UnlockClientError> {
-    if passphrase.is_empty() || passphrase.len() > MAX_PASSPHRASE_BYTES {
-        return Err(UnlockClientError::Transport(format!(
-            "the passphrase must have 1 to {MAX_PASSPHRASE_BYTES} bytes"
-        )));
-    }
-    crate::install_crypto_provider();
-    let transport = |e: reqwest::Error| UnlockClientError::Transport(e.to_string());
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(transport)?;
-    let endpoint = base
-        .join(UNLOCK_PATH.trim_start_matches('/'))
-        .map_err(|e| UnlockClientError::Transport(format!("{base}: {e}")))?;
-    let resp = http.get(endpoint.clone()).send().await.map_err(transport)?;
-    if !resp.status().is_success() {
-        return Err(refused(resp).await);
-    }
-    let challenge: UnlockChallenge = resp.json().await.map_err(transport)?;
-    let node_public: [u8; 32] = hex::decode(&challenge.public_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| UnlockClientError::Transport("public_key: not 32 bytes of hex".into()))?;
-    let td = policy
-        .verifier
-        .verify(&challenge.evidence, now)
-        .map_err(|e| UnlockClientError::Attestation {
-            kind: e.kind(),
-            detail: e.to_string(),
-        })?;
-    let expected = unlock_report_data(challenge.operator_address.as_bytes(), &node_public);
-    policy
-        .policy
-        .appraise(&td, Subject::NodeImage, &expected)
-        .map_err(|e| UnlockClientError::Attestation {
-            kind: e.kind(),
-            detail: e.to_string(),
-        })?;
-    if let Some(expected) = policy.expect_address
-        && expected != challenge.operator_address
-    {
-        return Err(UnlockClientError::WrongOperator {
-            expected,
-            found: challenge.operator_address,
-        });
-    }
-    let failed = || UnlockClientError::Transport("X25519 key exchange failed".into());
-    let (private, operator_public) = ephemeral_key().ok_or_else(failed)?;
-    let key = Zeroizing::new(
-        agree_ephemeral(
-            private,
-            &UnparsedPublicKey::new(&X25519, node_public),
-            |shared| exchange_key(shared, &node_public, &operator_public),
-        )
-        .map_err(|_| failed())?,
-    );
-    let mut nonce = [0u8; 12];
-    OsRng.fill_bytes(&mut nonce);
-    let ciphertext = Aes256Gcm::new_from_slice(key.as_ref())
-        .expect("32-byte key")
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: passphrase.as_bytes(),
-                aad: &exchange_aad(&challenge.operator_address, &node_public),
-            },
-        )
-        .expect("in-memory encryption cannot fail");
-    let request = UnlockRequest {
-        node_public_key: challenge.public_key,
-        public_key: hex::encode(operator_public),
-        nonce: hex::encode(nonce),
-        ciphertext: hex::encode(ciphertext),
-    };
-    let resp = http
-        .post(endpoint)
-        .json(&request)
-        .send()
-        .await
-        .map_err(transport)?;
-    if !resp.status().is_success() {
-        return Err(refused(resp).await);
-    }
-    let ok: UnlockResponse = resp.json().await.map_err(transport)?;
-    Ok((ok.operator_address, td))
 }

@@ -13,7 +13,11 @@ use kms_node::OperatorKeys;
 use kms_node::config::{AttestationConfig, AttestationMode, NodeConfig, UnlockMode};
 use kms_node::peering::{LocalPeeringDataFetcher, Peer};
 use kms_node::tls::{DevCa, TLS_KEY_PURPOSE};
-use kms_node::unlock::{UnlockClientError, UnlockPolicy, unlock_remote, wait_for_unlock_on};
+use kms_node::unlock::challenges::{CHALLENGE_BURST, CHALLENGE_TTL_MS};
+use kms_node::unlock::{
+    UnlockClientError, UnlockPolicy, VerifiedChallenge, unlock_remote, wait_for_unlock_on,
+    wait_for_unlock_with,
+};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 const IDENTITY: &str = "unlock-test-image";
@@ -214,6 +218,103 @@ async fn a_locked_node_opens_its_key_only_for_an_attested_exchange_with_the_righ
         .expect("unlocked");
     assert_eq!(unlocked.keys.address(), address);
     assert_eq!(unlocked.passphrase.as_str(), PASSPHRASE);
+}
+
+/// A clock the test moves.
+struct TestClock(std::sync::atomic::AtomicU64);
+
+impl kms_node::Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TestClock {
+    fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn refusal(r: Result<OperatorAddress, UnlockClientError>) -> (u16, String) {
+    match r {
+        Err(UnlockClientError::Refused { status, code, .. }) => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn challenges_outlive_floods_of_new_ones_and_are_refused_once_used_or_expired() {
+    kms_node::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, address) = locked_config(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base: url::Url = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let clock = std::sync::Arc::new(TestClock(1_700_000_000_000.into()));
+    let node_cfg = cfg.clone();
+    let node_clock = clock.clone();
+    let locked = tokio::spawn(async move {
+        wait_for_unlock_with(listener, &node_cfg, node_clock, std::future::pending()).await
+    });
+    let policy = dev_policy(IDENTITY, Some(address));
+    let fetch = || VerifiedChallenge::fetch(&base, &policy, now());
+
+    // One challenge left unanswered until just after it expires; three answerable.
+    let expiring = fetch().await.unwrap();
+    clock.advance(CHALLENGE_TTL_MS - 1_000);
+    let operators = fetch().await.unwrap();
+    let used = fetch().await.unwrap();
+
+    // A flood from the same address: the rest of its burst, then 429 with the usual
+    // error body, and nothing outstanding is replaced.
+    let unlock_url = base.join("unlock").unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..CHALLENGE_BURST + 5 {
+        let r = reqwest::get(unlock_url.clone()).await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        answers.push((status, body));
+    }
+    let issued = answers.iter().filter(|(s, _)| *s == 200).count();
+    let codes: Vec<_> = answers
+        .iter()
+        .map(|(s, b)| (*s, b["error"]["code"].clone()))
+        .collect();
+    assert_eq!(issued, CHALLENGE_BURST as usize - 3, "{codes:?}");
+    for (status, body) in &answers[issued..] {
+        assert_eq!(*status, 429, "{body}");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    assert!(!locked.is_finished());
+
+    // A used challenge is refused, whatever the outcome of its first use.
+    assert_eq!(
+        refusal(used.answer("not the passphrase").await),
+        (403, "wrong_passphrase".to_string())
+    );
+    assert_eq!(
+        refusal(used.answer(PASSPHRASE).await),
+        (409, "no_challenge".to_string())
+    );
+    // An expired one is refused even with the right passphrase.
+    clock.advance(1_000);
+    assert_eq!(
+        refusal(expiring.answer(PASSPHRASE).await),
+        (409, "expired_challenge".to_string())
+    );
+    assert!(!locked.is_finished());
+
+    // The operator's challenge, issued before the flood, still opens the key.
+    assert_eq!(operators.answer(PASSPHRASE).await.unwrap(), address);
+    let unlocked = tokio::time::timeout(DEADLINE, locked)
+        .await
+        .expect("the locked server returns")
+        .unwrap()
+        .unwrap()
+        .expect("unlocked");
+    assert_eq!(unlocked.keys.address(), address);
 }
 
 #[tokio::test]

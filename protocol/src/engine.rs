@@ -117,7 +117,13 @@ pub struct Engine {
     session_hash: [u8; 32],
     me: OperatorAddress,
     signer: Arc<dyn OperatorSigner>,
+    /// Randomness of the checks (batch weights, complaint challenges).
     rng: ChaCha20Rng,
+    /// Randomness of what this node deals: its coin contribution, its DKG secret and
+    /// its polynomials. A stream of its own, so that the dealing is a function of the
+    /// seed and the session alone, whatever was checked before it (see
+    /// [`Engine::new`]).
+    dealing_rng: ChaCha20Rng,
     current_share: Option<Scalar>,
     /// Reshare: each dealer's Lagrange coefficient at zero over all the session's
     /// dealers (`λ_D`); a dealer deals `λ_D·s_D`. Empty for a DKG.
@@ -173,8 +179,10 @@ pub struct Engine {
 impl Engine {
     /// Sets up this node's engine. `current_share` is required for a reshare dealer
     /// and is checked against the previous public polynomial (a node with a corrupt
-    /// share must not deal). `seed` seeds the engine's randomness (from the OS RNG in
-    /// production, fixed in tests).
+    /// share must not deal). `seed` seeds the engine's randomness; what this node
+    /// deals (coin contribution, polynomials) depends on nothing else besides the
+    /// session, its share and, in Pedersen mode, the coin's outcome, so a host that
+    /// derives the seed from the session can make a re-run deal exactly as before.
     pub fn new(
         params: SessionParams,
         me: OperatorAddress,
@@ -225,6 +233,11 @@ impl Engine {
             me,
             signer,
             rng: ChaCha20Rng::from_seed(seed),
+            dealing_rng: {
+                let mut r = ChaCha20Rng::from_seed(seed);
+                r.set_stream(1);
+                r
+            },
             current_share,
             reshare_weights,
             dealing: None,
@@ -1002,7 +1015,7 @@ impl Engine {
     }
 
     fn coin_commit(&mut self) {
-        let c = CoinContribution::random(&mut self.rng);
+        let c = CoinContribution::random(&mut self.dealing_rng);
         let commitment = c.commitment(&self.coin_context(), &self.me);
         self.coin = Some(c);
         let msg = self.sign(&Payload::CoinCommit(CoinCommit {
@@ -1051,7 +1064,7 @@ impl Engine {
         }
         let t = self.params.players.threshold();
         let secret = match self.params.kind {
-            SessionKind::Dkg => Scalar::random(&mut self.rng),
+            SessionKind::Dkg => Scalar::random(&mut self.dealing_rng),
             // Pre-weighted: if every dealer qualifies, the players just add up what
             // they receive, as in a DKG (see `finalize`).
             SessionKind::Reshare => match (&self.current_share, self.reshare_weights.get(&self.me))
@@ -1062,10 +1075,10 @@ impl Engine {
         };
         let dealing = match (self.params.mode, self.base) {
             (VssMode::Feldman, _) => {
-                FeldmanDealing::new(secret, t, &mut self.rng).map(Dealing::Feldman)
+                FeldmanDealing::new(secret, t, &mut self.dealing_rng).map(Dealing::Feldman)
             }
             (VssMode::Pedersen, Some(base)) => {
-                PedersenDealing::new(secret, t, &base, &mut self.rng).map(Dealing::Pedersen)
+                PedersenDealing::new(secret, t, &base, &mut self.dealing_rng).map(Dealing::Pedersen)
             }
             (VssMode::Pedersen, None) => return,
         };

@@ -46,12 +46,14 @@ pub struct Cluster {
     /// Applied to every member's configuration before it starts.
     pub tweak: Option<ConfigTweak>,
     pub http: reqwest::Client,
+    /// Where every node's session boundaries come from (`None`: the wall clock).
+    pub boundaries: Option<std::sync::Arc<dyn kms_node::schedule::BoundarySource>>,
 }
 
 impl Cluster {
     /// Starts `n` nodes and lists all of them in the peering file.
     pub async fn start(n: usize, interval_secs: u64, phase_ms: u64) -> Cluster {
-        Self::start_inner(n, interval_secs, phase_ms, None).await
+        Self::start_inner(n, interval_secs, phase_ms, None, None).await
     }
 
     /// As [`Cluster::start`], with `tweak` applied to every member's configuration.
@@ -61,7 +63,25 @@ impl Cluster {
         phase_ms: u64,
         tweak: impl Fn(&mut NodeConfig) + Send + Sync + 'static,
     ) -> Cluster {
-        Self::start_inner(n, interval_secs, phase_ms, Some(std::sync::Arc::new(tweak))).await
+        Self::start_inner(
+            n,
+            interval_secs,
+            phase_ms,
+            Some(std::sync::Arc::new(tweak)),
+            None,
+        )
+        .await
+    }
+
+    /// As [`Cluster::start`], every node (restarted ones too) taking its session
+    /// boundaries from `boundaries` instead of the wall clock.
+    pub async fn start_with_boundaries(
+        n: usize,
+        interval_secs: u64,
+        phase_ms: u64,
+        boundaries: std::sync::Arc<dyn kms_node::schedule::BoundarySource>,
+    ) -> Cluster {
+        Self::start_inner(n, interval_secs, phase_ms, None, Some(boundaries)).await
     }
 
     async fn start_inner(
@@ -69,6 +89,7 @@ impl Cluster {
         interval_secs: u64,
         phase_ms: u64,
         tweak: Option<ConfigTweak>,
+        boundaries: Option<std::sync::Arc<dyn kms_node::schedule::BoundarySource>>,
     ) -> Cluster {
         kms_node::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -93,6 +114,7 @@ impl Cluster {
             http,
             owner,
             tweak,
+            boundaries,
         };
         c.register_owned_apps("");
         for _ in 0..n {
@@ -228,6 +250,7 @@ impl Cluster {
         let public_key = keys.public_key();
         let options = kms_node::StartOptions {
             fault: fault.map(|make| make(keys.address(), keys.signer())),
+            boundaries: self.boundaries.clone(),
             ..Default::default()
         };
         let node = Node::start_with(cfg.clone(), keys, options)
@@ -280,7 +303,11 @@ impl Cluster {
         let keys = OperatorKeys::read(&m.key_file, None, true).unwrap();
         let started = Instant::now();
         loop {
-            match Node::start(m.cfg.clone(), keys_clone(&m.key_file)).await {
+            let options = kms_node::StartOptions {
+                boundaries: self.boundaries.clone(),
+                ..Default::default()
+            };
+            match Node::start_with(m.cfg.clone(), keys_clone(&m.key_file), options).await {
                 Ok(n) => {
                     m.node = Some(n);
                     break;
