@@ -69,7 +69,7 @@ pub(crate) async fn app_sign(
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
-    let answer = match req.auth.clone() {
+    let answer = match &req.auth {
         None => unauthenticated(&st, &req).map(|r| Json(r).into_response()),
         Some(auth) => authorized(&st, &req, auth, &caller)
             .await
@@ -156,7 +156,7 @@ fn unauthenticated(st: &ReleaseState, req: &SignRequest) -> Result<SignResponse,
 async fn authorized(
     st: &ReleaseState,
     req: &SignRequest,
-    auth: Authorization,
+    auth: &Authorization,
     caller: &Caller,
 ) -> Result<SealedSignResponse, ReleaseError> {
     check_app_id(&req.app_id)?;
@@ -172,7 +172,7 @@ async fn authorized(
         st.record_refusal(ENDPOINT, &req.app_id, method, principal, caller, &e);
         e
     };
-    let (principal, at) = match &auth {
+    let (principal, at) = match auth {
         Authorization::Owner(o) => {
             let Some(owner) = app.owner else {
                 return Err(refuse(
