@@ -53,6 +53,13 @@ pub enum SignatureError {
     /// The signature does not verify.
     #[error("invalid signature")]
     Invalid,
+    /// A certificate whose validity window does not cover the session, or that
+    /// certifies another operator: replaying an old or foreign certificate.
+    #[error("certificate does not cover this session")]
+    NotCovered,
+    /// A certificate issued for another deployment of the contracts.
+    #[error("certificate is for another deployment")]
+    WrongDeployment,
 }
 
 /// Something that signs protocol messages for an operator.

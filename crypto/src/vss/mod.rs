@@ -7,11 +7,17 @@
 //! - [`batch`]: verification of many dealers' shares for one receiver as a single
 //!   multi-scalar multiplication.
 //! - [`coin`]: the commit–reveal coin flip that fixes the seed of `H2`.
+//! - [`encryption`]: shares encrypted end to end to certified G1 keys, and the
+//!   DLEQ-proven opening of one share that a complaint carries (protocol v2).
+//! - [`public_share`]: players' public shares with proofs of knowledge, from which
+//!   Pedersen mode v2 derives the Feldman commitment without publishing any share.
 
 pub mod batch;
 pub mod coin;
 mod commitment;
+pub mod encryption;
 pub mod feldman;
 pub mod pedersen;
+pub mod public_share;
 
 pub use commitment::Commitment;

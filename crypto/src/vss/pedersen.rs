@@ -112,6 +112,12 @@ impl PedersenDealing {
         &self.secret
     }
 
+    /// The blinding polynomial `f'` (its constant is published by a reshare dealer,
+    /// which reveals only `f(0)·G2`, public there anyway).
+    pub fn blinding_polynomial(&self) -> &Polynomial {
+        &self.blinding
+    }
+
     /// The share for the player at `x`.
     pub fn share(&self, x: &Scalar) -> PedersenShare {
         PedersenShare {
