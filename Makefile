@@ -20,6 +20,7 @@ test: deps ## The whole suite: formatting, lints, contracts, all tests (what CI 
 	$(CARGO) fmt --all -- --check
 	scripts/check-contracts.sh
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-fuzz.sh
 	$(CARGO) nextest run --workspace --locked
 	$(CARGO) test --workspace --doc --locked
 
@@ -32,12 +33,15 @@ clippy: ## Lints, warnings as errors
 bench: ## Criterion benchmarks of the primitives and the session benchmark table
 	$(CARGO) bench -p kms-crypto
 	$(CARGO) run --release --locked -p kms-protocol --example session-bench -- --rounds 3
+	$(CARGO) run --release --locked -p kms-protocol --example v2-session-bench -- --sizes 7,10,15,50,100 --rounds 3
+	$(CARGO) run --release --locked -p kms-protocol --example v2-sweep -- --runs 10
 
 vectors: ## Regenerate the known-answer vectors (only for an intended format change)
 	KMS_REGENERATE_VECTORS=1 $(CARGO) test -p kms-crypto --test vectors
 
-fuzz-build: ## Build the fuzz targets (needs cargo-fuzz and a nightly toolchain)
-	@if $(CARGO) fuzz --version >/dev/null 2>&1; then cd crypto/fuzz && $(CARGO) +nightly fuzz build; \
+fuzz-build: ## Build the fuzz targets of crypto and protocol (needs cargo-fuzz and a nightly toolchain)
+	@if $(CARGO) fuzz --version >/dev/null 2>&1; then \
+	(cd crypto/fuzz && $(CARGO) +nightly fuzz build) && (cd protocol/fuzz && $(CARGO) +nightly fuzz build); \
 	else echo "cargo-fuzz missing: cargo install --locked cargo-fuzz"; fi
 
 clean: ## Remove build outputs

@@ -4,8 +4,10 @@
 //! over a deterministic simulated network.
 #![warn(missing_docs)]
 
+pub mod agreement;
 pub mod api;
 pub mod certificates;
+pub mod dkg;
 pub mod engine;
 pub mod error;
 pub mod evidence;

@@ -49,6 +49,9 @@ pub enum SessionFailure {
         /// Required.
         needed: usize,
     },
+    /// This node's key is not in the agreed roster: no share was encrypted to it.
+    #[error("this node's encryption key is not in the agreed roster")]
+    NotInRoster,
     /// A qualified dealer's share for this node is missing or invalid.
     #[error("no valid share from qualified dealer {0}")]
     MissingShare(OperatorAddress),
@@ -61,6 +64,10 @@ pub enum SessionFailure {
     /// Reshare produced a public polynomial with another master public key.
     #[error("reshare would change the master public key; keeping the old version")]
     MasterKeyChanged,
+    /// The session deadline passed in this phase without an outcome (no quorum was
+    /// connected in time, or no certificate reached this node).
+    #[error("session deadline passed in phase {0}")]
+    Deadline(&'static str),
     /// Internal consistency check failed (a bug, not an attack).
     #[error("internal inconsistency: {0}")]
     Internal(&'static str),
