@@ -36,6 +36,7 @@ const deployable = {
   "src/EigenKMSRegistrar.sol": "EigenKMSRegistrar",
   "src/EigenKMSCommitmentRegistry.sol": "EigenKMSCommitmentRegistry",
   "src/EigenKMSSlashing.sol": "EigenKMSSlashing",
+  "src/EigenKMSEvidenceV2.sol": "EigenKMSEvidenceV2",
   "mocks/MockAllocationManager.sol": "MockAllocationManager",
   "mocks/MockKeyRegistrar.sol": "MockKeyRegistrar",
 };

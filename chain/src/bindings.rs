@@ -26,6 +26,13 @@ alloy::sol!(
 alloy::sol!(
     #[sol(rpc)]
     #[derive(Debug)]
+    EigenKMSEvidenceV2,
+    "../contracts/out/EigenKMSEvidenceV2.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
     MockAllocationManager,
     "../contracts/out/MockAllocationManager.json"
 );

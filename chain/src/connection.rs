@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::bindings::{
-    EigenKMSCommitmentRegistry, EigenKMSRegistrar, EigenKMSSlashing, MockAllocationManager,
-    MockKeyRegistrar,
+    EigenKMSCommitmentRegistry, EigenKMSEvidenceV2, EigenKMSRegistrar, EigenKMSSlashing,
+    MockAllocationManager, MockKeyRegistrar,
 };
 use crate::error::ChainError;
 use crate::signer::{SignerWallet, TxSigner};
@@ -128,6 +128,14 @@ impl ChainConnection {
             options,
             send_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// The chain id the endpoint serves (part of a deployment's identity).
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))
     }
 
     /// The underlying provider.
@@ -242,6 +250,7 @@ pub(crate) fn decode_revert(contract: &'static str, e: alloy::contract::Error) -
     }
     try_decode!(
         EigenKMSSlashing::EigenKMSSlashingErrors,
+        EigenKMSEvidenceV2::EigenKMSEvidenceV2Errors,
         EigenKMSCommitmentRegistry::EigenKMSCommitmentRegistryErrors,
         EigenKMSRegistrar::EigenKMSRegistrarErrors,
         MockAllocationManager::MockAllocationManagerErrors,

@@ -23,6 +23,8 @@ pub enum FraudKind {
     CommitmentInconsistency = 3,
     /// A signed commitment with a point the precompiles refuse (outside G2).
     InvalidCommitmentPoint = 4,
+    /// A v2 reshare dealing whose constant would change the master secret.
+    WrongReshareConstant = 5,
 }
 
 /// A proof the slashing contract can verify.

@@ -70,6 +70,30 @@ pub struct DealerRecord {
     pub ejected: bool,
 }
 
+/// What a sent proof did: submitted, or skipped because the chain already had what
+/// it adds (told by the revert, or by asking again after a reverted transaction).
+pub(crate) async fn settle<F: std::future::Future<Output = Result<ProofStatus, ChainError>>>(
+    sent: Result<TxOutcome, ChainError>,
+    status: impl FnOnce() -> F,
+) -> Result<ProofOutcome, ChainError> {
+    match sent {
+        Ok(tx) => Ok(ProofOutcome::Submitted(tx)),
+        Err(e) => match e.revert_name() {
+            Some("ProofAlreadyAccepted") => Ok(ProofOutcome::Skipped(ProofStatus::AlreadyAccepted)),
+            Some("AlreadyPunished") => Ok(ProofOutcome::Skipped(ProofStatus::AlreadyPunished)),
+            Some("AlreadyComplained") => Ok(ProofOutcome::Skipped(ProofStatus::AlreadyComplained)),
+            Some("DealerEjected") => Ok(ProofOutcome::Skipped(ProofStatus::DealerEjected)),
+            // Mined but reverted (the receipt carries no reason): most likely another
+            // operator's identical proof landed first in the same block. Ask again.
+            _ if matches!(e, ChainError::TransactionFailed(_)) => match status().await {
+                Ok(ProofStatus::Open) | Err(_) => Err(e),
+                Ok(status) => Ok(ProofOutcome::Skipped(status)),
+            },
+            _ => Err(e),
+        },
+    }
+}
+
 /// Gas added to a fraud proof's estimate. A proof's cost depends on what lands before
 /// it: the complaint that reaches the threshold (or the proof that makes a third fraud
 /// session) also pays for `slashOperator` and the ejection, which the estimate, taken
@@ -84,7 +108,7 @@ pub struct KmsContracts {
     deployment: Deployment,
 }
 
-fn rpc(e: alloy::contract::Error) -> ChainError {
+pub(crate) fn rpc(e: alloy::contract::Error) -> ChainError {
     ChainError::Rpc(e.to_string())
 }
 
@@ -109,7 +133,7 @@ impl KmsContracts {
         ChainOperatorSet::new(self.conn.clone(), self.deployment)
     }
 
-    fn slashing(
+    pub(crate) fn slashing(
         &self,
     ) -> EigenKMSSlashing::EigenKMSSlashingInstance<alloy::providers::DynProvider> {
         EigenKMSSlashing::new(self.deployment.slashing, self.conn.provider().clone())
@@ -301,27 +325,36 @@ impl KmsContracts {
     /// Whether submitting `proof` from this connection's sender would count.
     pub async fn proof_status(&self, proof: &FraudProof) -> Result<ProofStatus, ChainError> {
         let me = self.conn.sender()?;
-        let s = self.slashing();
-        let dealer = proof.dealer()?;
         let (session, _) = proof.session()?;
+        self.status_of(proof.dealer()?, session, proof.kind(), proof.proof_id(me))
+            .await
+    }
+
+    /// Whether a proof `id` of `kind` against `dealer` in `session`, from this
+    /// connection's sender, would count.
+    pub(crate) async fn status_of(
+        &self,
+        dealer: Address,
+        session: u64,
+        kind: FraudKind,
+        id: B256,
+    ) -> Result<ProofStatus, ChainError> {
+        let me = self.conn.sender()?;
+        let s = self.slashing();
         if s.ejected(dealer).call().await.map_err(rpc)? {
             return Ok(ProofStatus::DealerEjected);
         }
-        if s.proofAccepted(proof.proof_id(me))
-            .call()
-            .await
-            .map_err(rpc)?
-        {
+        if s.proofAccepted(id).call().await.map_err(rpc)? {
             return Ok(ProofStatus::AlreadyAccepted);
         }
-        if s.isPunished(dealer, session, proof.kind() as u8)
+        if s.isPunished(dealer, session, kind as u8)
             .call()
             .await
             .map_err(rpc)?
         {
             return Ok(ProofStatus::AlreadyPunished);
         }
-        if proof.kind() == FraudKind::InvalidShare
+        if kind == FraudKind::InvalidShare
             && s.hasComplained(dealer, session, me)
                 .call()
                 .await
@@ -371,28 +404,7 @@ impl KmsContracts {
                 self.conn.send_with_headroom(C, call, H).await
             }
         };
-        match sent {
-            Ok(tx) => Ok(ProofOutcome::Submitted(tx)),
-            Err(e) => match e.revert_name() {
-                Some("ProofAlreadyAccepted") => {
-                    Ok(ProofOutcome::Skipped(ProofStatus::AlreadyAccepted))
-                }
-                Some("AlreadyPunished") => Ok(ProofOutcome::Skipped(ProofStatus::AlreadyPunished)),
-                Some("AlreadyComplained") => {
-                    Ok(ProofOutcome::Skipped(ProofStatus::AlreadyComplained))
-                }
-                Some("DealerEjected") => Ok(ProofOutcome::Skipped(ProofStatus::DealerEjected)),
-                // Mined but reverted (the receipt carries no reason): most likely another
-                // operator's identical proof landed first in the same block. Ask again.
-                _ if matches!(e, ChainError::TransactionFailed(_)) => {
-                    match self.proof_status(proof).await {
-                        Ok(ProofStatus::Open) | Err(_) => Err(e),
-                        Ok(status) => Ok(ProofOutcome::Skipped(status)),
-                    }
-                }
-                _ => Err(e),
-            },
-        }
+        settle(sent, || self.proof_status(proof)).await
     }
 
     /// [`FraudProof::from_evidence`] then [`KmsContracts::submit_fraud_proof`].

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod deployment;
 pub mod error;
 pub mod fraud;
+pub mod fraud_v2;
 pub mod kms;
 pub mod merkle;
 pub mod operators;
@@ -17,6 +18,7 @@ pub use connection::{BlockInfo, ChainConnection, ConnectionOptions, TxOutcome};
 pub use deployment::{Deployment, KeyCurve, SlashingPolicy};
 pub use error::ChainError;
 pub use fraud::{FraudKind, FraudProof};
+pub use fraud_v2::FraudProofV2;
 pub use kms::{
     CommitmentOutcome, DealerRecord, KmsContracts, ProofOutcome, ProofStatus, RecordedCommitment,
 };

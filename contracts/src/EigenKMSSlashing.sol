@@ -8,6 +8,8 @@ import {EigenKMSCommitmentRegistry} from "./EigenKMSCommitmentRegistry.sol";
 import {BN254} from "./libraries/BN254.sol";
 import {BLS12381} from "./libraries/BLS12381.sol";
 import {KmsMessages} from "./libraries/KmsMessages.sol";
+import {SessionDescriptorV2, BaseProof} from "./libraries/KmsMessagesV2.sol";
+import {EigenKMSEvidenceV2} from "./EigenKMSEvidenceV2.sol";
 
 /// @title EigenKMSSlashing
 /// @notice Verifies fraud proofs against EigenKMS dealers on-chain and slashes through
@@ -24,6 +26,13 @@ import {KmsMessages} from "./libraries/KmsMessages.sol";
 /// commitment point after 1 proof;
 /// a dealer punished in 3 sessions loses its whole allocation and is ejected. Each
 /// fraud kind is punished at most once per dealer and session, each proof counts once.
+///
+/// Protocol v2 proofs (`proveInvalidShareV2`, `proveEquivocationV2`,
+/// `proveWrongReshareConstantV2`; checks of `kms_protocol::dkg::Evidence::verify`)
+/// share this bookkeeping, keyed by the session timestamp as well, and carry the
+/// session's `SessionDescriptorV2`, whose deployment must be this contract's
+/// (`deploymentHash`): evidence from another chain, contract, AVS or operator set
+/// never slashes here.
 contract EigenKMSSlashing {
     /// @notice What a proof shows.
     enum FraudKind {
@@ -31,7 +40,8 @@ contract EigenKMSSlashing {
         InvalidShare,
         Equivocation,
         CommitmentInconsistency,
-        InvalidCommitmentPoint
+        InvalidCommitmentPoint,
+        WrongReshareConstant
     }
 
     /// @notice A signed protocol message: the payload and the signer's signature over
@@ -77,10 +87,15 @@ contract EigenKMSSlashing {
     bytes32 private constant TAG_INCONSISTENCY = keccak256("EIGENKMS-V1-PROOF-COMMITMENT-INCONSISTENCY");
     bytes32 private constant TAG_REGISTRY = keccak256("EIGENKMS-V1-PROOF-REGISTRY-INCONSISTENCY");
     bytes32 private constant TAG_INVALID_POINT = keccak256("EIGENKMS-V1-PROOF-INVALID-COMMITMENT-POINT");
+    bytes32 private constant TAG_INVALID_SHARE_V2 = keccak256("EIGENKMS-V2-PROOF-INVALID-SHARE");
+    bytes32 private constant TAG_EQUIVOCATION_V2 = keccak256("EIGENKMS-V2-PROOF-EQUIVOCATION");
+    bytes32 private constant TAG_RESHARE_V2 = keccak256("EIGENKMS-V2-PROOF-WRONG-RESHARE-CONSTANT");
 
     IAllocationManager public immutable allocationManager;
     IKeyRegistrar public immutable keyRegistrar;
     EigenKMSCommitmentRegistry public immutable commitmentRegistry;
+    /// @notice The stateless checks of v2 evidence (deployed by the constructor).
+    EigenKMSEvidenceV2 public immutable evidenceV2;
     address public immutable avs;
     uint32 public immutable operatorSetId;
     /// @notice Wads slashed for a punished invalid share.
@@ -135,7 +150,6 @@ contract EigenKMSSlashing {
     error CommitmentMatches();
     error NoRegistrySubmission();
     error PointIsValid();
-
     /// @dev A dealer's registered key.
     struct DealerKey {
         IKeyRegistrar.CurveType curve;
@@ -165,6 +179,7 @@ contract EigenKMSSlashing {
         invalidShareWad = invalidShareWad_;
         equivocationWad = equivocationWad_;
         inconsistencyWad = inconsistencyWad_;
+        evidenceV2 = new EigenKMSEvidenceV2();
     }
 
     // ---------------------------------------------------------------- proofs
@@ -274,7 +289,99 @@ contract EigenKMSSlashing {
         _accept(c.dealer, c.sessionTimestamp, FraudKind.InvalidCommitmentPoint, proofId);
     }
 
+    // ---------------------------------------------------------------- v2 proofs
+
+    /// @notice A v2 dealer's share for a player does not verify
+    /// (`dkg::Evidence::InvalidShare`): the signed dealing, the player's signed
+    /// complaint (the revealed key `K` with its DLEQ proof), the player's key
+    /// announcement payload (`wire::KeyAnnouncement`, whose hash the dealing names as
+    /// the player's recipient: the dealer signed which key it encrypted to), the
+    /// session descriptor, and in a Pedersen session the proof of its agreed base `H2`
+    /// (`BaseProof`; empty for Feldman). Checked by
+    /// `EigenKMSEvidenceV2.checkInvalidShare`, then the signatures (dealer,
+    /// complainer, the base's precommits) against the registered keys; counted per
+    /// submitting member like `proveInvalidShare`.
+    function proveInvalidShareV2(
+        SignedPayload calldata dealing,
+        SignedPayload calldata complaint,
+        bytes calldata key,
+        SessionDescriptorV2 calldata session,
+        BaseProof calldata base
+    ) external {
+        EigenKMSEvidenceV2.InvalidShareFacts memory f =
+            evidenceV2.checkInvalidShare(dealing.payload, complaint.payload, key, session, base, deploymentHash());
+        (address dealer, uint64 ts) = (f.dealer, f.sessionTimestamp);
+        bytes32 proofId =
+            keccak256(abi.encode(TAG_INVALID_SHARE_V2, keccak256(dealing.payload), f.player, msg.sender));
+        _admit(dealer, ts, FraudKind.InvalidShare, proofId);
+        if (hasComplained[dealer][ts][msg.sender]) revert AlreadyComplained(dealer, ts, msg.sender);
+        _checkSignature(_dealerKey(dealer), dealer, ts, dealing);
+        _checkSignature(_dealerKey(f.player), f.player, ts, complaint);
+        _checkBase(f.voters, ts, base);
+        _accept(dealer, ts, FraudKind.InvalidShare, proofId);
+    }
+
+    /// @notice Two different signed v2 messages of one author in one slot
+    /// (`dkg::Evidence::Equivocation`): two dealings, two proposals of one agreement
+    /// instance and round, or two votes of one instance, round and step
+    /// (`EigenKMSEvidenceV2.checkEquivocation`), both signed by the author.
+    function proveEquivocationV2(
+        SignedPayload calldata first,
+        SignedPayload calldata second,
+        SessionDescriptorV2 calldata session
+    ) external {
+        (address author, uint64 ts) =
+            evidenceV2.checkEquivocation(first.payload, second.payload, session, deploymentHash());
+        bytes32 ha = keccak256(first.payload);
+        bytes32 hb = keccak256(second.payload);
+        // Order-independent: (A, B) and (B, A) are one proof.
+        bytes32 proofId = ha < hb
+            ? keccak256(abi.encode(TAG_EQUIVOCATION_V2, ha, hb))
+            : keccak256(abi.encode(TAG_EQUIVOCATION_V2, hb, ha));
+        _admit(author, ts, FraudKind.Equivocation, proofId);
+        DealerKey memory key = _dealerKey(author);
+        _checkSignature(key, author, ts, first);
+        _checkSignature(key, author, ts, second);
+        _accept(author, ts, FraudKind.Equivocation, proofId);
+    }
+
+    /// @notice A signed reshare dealing whose constant is not the dealer's weighted
+    /// public share of the current key (`dkg::Evidence::WrongReshareConstant`,
+    /// `EigenKMSEvidenceV2.checkWrongReshareConstant`; Pedersen: `C_0 − b_0·H2`, with
+    /// `base` proving `H2`, empty for Feldman): the dealer tried to change the master
+    /// secret. `previousCommitment` is the current key's public polynomial (the points
+    /// whose hash the session names). Slashed like a commitment inconsistency.
+    function proveWrongReshareConstantV2(
+        SignedPayload calldata dealing,
+        SessionDescriptorV2 calldata session,
+        bytes calldata previousCommitment,
+        BaseProof calldata base
+    ) external {
+        (address dealer, uint64 ts, address[] memory voters) = evidenceV2.checkWrongReshareConstant(
+            dealing.payload, session, previousCommitment, base, deploymentHash()
+        );
+        bytes32 proofId = keccak256(abi.encode(TAG_RESHARE_V2, keccak256(dealing.payload)));
+        _admit(dealer, ts, FraudKind.WrongReshareConstant, proofId);
+        _checkSignature(_dealerKey(dealer), dealer, ts, dealing);
+        _checkBase(voters, ts, base);
+        _accept(dealer, ts, FraudKind.WrongReshareConstant, proofId);
+    }
+
+    /// @dev The signatures of a base proof's precommits by their voters.
+    function _checkBase(address[] memory voters, uint64 ts, BaseProof calldata base) private view {
+        for (uint256 i = 0; i < voters.length; i++) {
+            _checkSignatureOf(_dealerKey(voters[i]), voters[i], ts, keccak256(base.precommits[i]), base.signatures[i]);
+        }
+    }
+
     // ---------------------------------------------------------------- views
+
+    /// @notice `keccak256(abi.encode(block.chainid, address(this), avs, operatorSetId))`:
+    /// the `deployment` every v2 session descriptor and encryption-key certificate
+    /// must name (`kms_protocol::dkg::Deployment` with `registry` = this contract).
+    function deploymentHash() public view returns (bytes32) {
+        return keccak256(abi.encode(block.chainid, address(this), avs, operatorSetId));
+    }
 
     /// @notice Whether `dealer` was already punished for `kind` in `sessionTimestamp`.
     function isPunished(address dealer, uint64 sessionTimestamp, FraudKind kind) public view returns (bool) {
@@ -327,8 +434,14 @@ contract EigenKMSSlashing {
         private
         view
     {
-        bytes32 h = keccak256(m.payload);
-        bytes calldata sig = m.signature;
+        _checkSignatureOf(key, dealer, session, keccak256(m.payload), m.signature);
+    }
+
+    /// @dev `_checkSignature` of a digest `h` (v2 certificates sign digests, not payloads).
+    function _checkSignatureOf(DealerKey memory key, address dealer, uint64 session, bytes32 h, bytes calldata sig)
+        private
+        view
+    {
         uint256 operatorSigLen = key.curve == IKeyRegistrar.CurveType.BN254 ? 64 : 65;
         if (sig.length == CERTIFICATE_LEN + operatorSigLen + SCHNORR_LEN) {
             _checkCertified(key, dealer, session, h, sig, operatorSigLen);
@@ -427,6 +540,8 @@ contract EigenKMSSlashing {
             (wad, why) = (equivocationWad, "EigenKMS: equivocation");
         } else if (kind == FraudKind.InvalidCommitmentPoint) {
             (wad, why) = (inconsistencyWad, "EigenKMS: invalid commitment point");
+        } else if (kind == FraudKind.WrongReshareConstant) {
+            (wad, why) = (inconsistencyWad, "EigenKMS: wrong reshare constant");
         } else {
             (wad, why) = (inconsistencyWad, "EigenKMS: commitment inconsistency");
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod evidence;
+pub mod v2;
 
 use std::sync::Arc;
 

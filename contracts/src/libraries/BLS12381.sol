@@ -137,4 +137,58 @@ library BLS12381 {
         }
         return _msmIsIdentity(input);
     }
+
+    /// @notice Pedersen share check `value·G2 + blinding·H2 == Σ x^k·C_k`, as one MSM:
+    /// `Σ x^k·C_k + (r − value)·G2 + (r − blinding)·H2 == O`. Validates every point
+    /// (`h2` too: the precompile checks it is in G2) as `feldmanShareIsValid` does.
+    function pedersenShareIsValid(bytes memory points, uint256 x, uint256 value, uint256 blinding, bytes memory h2)
+        internal
+        view
+        returns (bool)
+    {
+        if (h2.length != POINT) revert InvalidCommitmentPoint();
+        _rejectIdentities(points);
+        _rejectIdentities(h2);
+        (bytes memory input, uint256 n) = _msmInput(points, 2);
+        uint256 power = 1;
+        for (uint256 i = 0; i < n; i++) {
+            assembly ("memory-safe") {
+                mstore(add(add(input, 0x20), add(mul(i, PAIR), POINT)), power)
+            }
+            power = mulmod(power, x, R);
+        }
+        uint256 negValue = (R - value) % R;
+        uint256 negBlinding = (R - blinding) % R;
+        assembly ("memory-safe") {
+            let p := add(add(input, 0x20), mul(n, PAIR))
+            mstore(p, G2_X0_HI)
+            mstore(add(p, 0x20), G2_X0_LO)
+            mstore(add(p, 0x40), G2_X1_HI)
+            mstore(add(p, 0x60), G2_X1_LO)
+            mstore(add(p, 0x80), G2_Y0_HI)
+            mstore(add(p, 0xa0), G2_Y0_LO)
+            mstore(add(p, 0xc0), G2_Y1_HI)
+            mstore(add(p, 0xe0), G2_Y1_LO)
+            mstore(add(p, POINT), negValue)
+            let q := add(p, PAIR)
+            mcopy(q, add(h2, 0x20), POINT)
+            mstore(add(q, POINT), negBlinding)
+        }
+        return _msmIsIdentity(input);
+    }
+
+    /// @notice Whether `Σ scalars[i]·points[i] == O`, as one MSM; every point must be a
+    /// valid G2 point other than the identity (see `validatePoints`), whatever its scalar.
+    function combinationIsIdentity(bytes memory points, uint256[] memory scalars) internal view returns (bool) {
+        _rejectIdentities(points);
+        (bytes memory input, uint256 n) = _msmInput(points, 0);
+        require(scalars.length == n, "scalar count");
+        for (uint256 i = 0; i < n; i++) {
+            uint256 k = scalars[i];
+            assembly ("memory-safe") {
+                mstore(add(add(input, 0x20), add(mul(i, PAIR), POINT)), k)
+            }
+        }
+        return _msmIsIdentity(input);
+    }
 }
