@@ -163,6 +163,9 @@ pub enum NodeError {
         /// The agreed version.
         expected: u64,
     },
+    /// The node does not list the version asked for among those it holds.
+    #[error("does not hold version {0}")]
+    VersionNotHeld(u64),
     /// The answering operator does not hold a share of the agreed version.
     #[error("operator {0} is not in the agreed version's operator set")]
     NotAnOperator(OperatorAddress),

@@ -162,6 +162,31 @@ impl KmsClient {
         master_key::agree(self.nodes.iter().cloned().zip(answers).collect())
     }
 
+    /// Key version `version` as at least its threshold of its own operators report it
+    /// among the versions they hold (`/versions`), as [`KmsClient::master_public_key`]
+    /// does for the newest.
+    pub async fn master_public_key_at(&self, version: u64) -> Result<MasterKey, ClientError> {
+        let answers = join_all(self.nodes.iter().map(|n| self.transport.versions(n))).await;
+        master_key::agree(
+            self.nodes
+                .iter()
+                .cloned()
+                .zip(answers)
+                .map(|(node, a)| {
+                    (
+                        node,
+                        a.map(|all| all.into_iter().find(|r| r.version == version)),
+                    )
+                })
+                .map(|(node, a)| match a {
+                    Ok(Some(r)) => (node, Ok(r)),
+                    Ok(None) => (node, Err(NodeError::VersionNotHeld(version))),
+                    Err(e) => (node, Err(e)),
+                })
+                .collect(),
+        )
+    }
+
     /// The app's private key `s·H1(appID)`, from `t` verified partial signatures that
     /// the nodes release to `authority` (the app owner's key, or the TD this runs in).
     pub async fn app_key(

@@ -14,9 +14,11 @@
 //!    [`crate::KmsClient::app_key`]), and the environment that at least `t` nodes
 //!    return is IBE-decrypted with it.
 //!
-//! Nodes sign with the version active at `attest_time`; the client combines partials
-//! of the newest agreed version, so a request whose `attest_time` precedes a reshare
-//! that has completed meanwhile fails with `WrongVersion` answers: make a new request.
+//! Nodes sign with the version active at `attest_time`. The client combines partials
+//! of the newest agreed version; when a reshare completed after `attest_time`, the
+//! nodes answer with the version before it, and the client combines against that
+//! version as its own operators report it (`/versions`), provided its master public
+//! key is the newest one's (a reshare keeps the secret).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,6 +37,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, NodeError, NodeFailure};
+use crate::master_key::MasterKey;
 use crate::partials::PartialCollector;
 use crate::{KmsClient, validate_app_id};
 
@@ -257,80 +260,125 @@ impl KmsClient {
                 .post_json::<_, WireResponse>(n, "secrets", &body)
         }))
         .await;
-        let mut collector = PartialCollector::new(&key);
-        let mut failures = Vec::new();
-        // Environments returned, with the nodes (and operators they claim) returning each.
-        let mut envs: BTreeMap<(String, String), (BTreeSet<Url>, BTreeSet<OperatorAddress>)> =
-            BTreeMap::new();
-        for (node, answer) in self.nodes.iter().zip(answers) {
-            let r = match answer {
-                Ok(r) => r,
-                Err(error) => {
-                    failures.push(NodeFailure {
-                        node: node.clone(),
-                        error: error.clone(),
-                    });
-                    collector.add(node.clone(), Err(error), false);
-                    continue;
+        let answers: Vec<Answer> = self
+            .nodes
+            .iter()
+            .zip(answers)
+            .map(|(node, a)| {
+                let a = a.and_then(|r| Ok((req.decrypt_partial(&r.encrypted_partial_sig)?, r)));
+                (node.clone(), a)
+            })
+            .collect();
+        match combine(req, &key, &answers) {
+            // Nodes sign with the version active at the request's attestation time: a
+            // reshare that completed since then leaves them answering with the one
+            // before it, which holds the same master secret. Combine against that
+            // version (as its own operators report it) rather than ask the TD for a
+            // new quote.
+            Err(ClientError::NotEnoughPartials { .. }) => {
+                let Some(older) = answered_version(&answers, &key) else {
+                    return combine(req, &key, &answers);
+                };
+                let older_key = self.master_public_key_at(older).await?;
+                if older_key.public_key() != key.public_key() {
+                    return combine(req, &key, &answers);
                 }
-            };
-            let partial = match req.decrypt_partial(&r.encrypted_partial_sig) {
-                Ok(p) => p,
-                Err(error) => {
-                    failures.push(NodeFailure {
-                        node: node.clone(),
-                        error: error.clone(),
-                    });
-                    collector.add(node.clone(), Err(error), false);
-                    continue;
-                }
-            };
-            if r.version == key.version && key.operators.contains(&r.operator_address) {
-                let e = envs
-                    .entry((r.encrypted_env.clone(), r.public_env.clone()))
-                    .or_default();
-                e.0.insert(node.clone());
-                e.1.insert(r.operator_address);
+                combine(req, &older_key, &answers)
             }
-            collector.add(
-                node.clone(),
-                Ok(SignResponse {
-                    operator_address: r.operator_address,
-                    partial_signature: partial,
-                    version: r.version,
-                }),
-                false,
-            );
+            other => other,
         }
-        let app_key = collector.finish(&req.app_id, &mut OsRng)?;
-        let agreeing =
-            |(nodes, ops): &(BTreeSet<Url>, BTreeSet<OperatorAddress>)| nodes.len().min(ops.len());
-        let best = envs.iter().max_by_key(|(_, v)| agreeing(v));
-        let Some(((encrypted_env, public_env), _)) =
-            best.filter(|(_, v)| agreeing(v) >= key.threshold)
-        else {
-            return Err(ClientError::EnvDisagreement {
-                agreeing: best.map(|(_, v)| agreeing(v)).unwrap_or(0),
-                needed: key.threshold,
-                failures,
-            });
-        };
-        let env = if encrypted_env.is_empty() {
-            Zeroizing::new(Vec::new())
-        } else {
-            let ct = hex::decode(encrypted_env).map_err(|_| ClientError::EnvDisagreement {
-                agreeing: 0,
-                needed: key.threshold,
-                failures: failures.clone(),
-            })?;
-            ibe::decrypt(&app_key, req.app_id.as_bytes(), &ct)?
-        };
-        Ok(Secrets {
-            env,
-            public_env: public_env.clone(),
-            version: key.version,
-        })
     }
+}
+
+/// One node's `/secrets` answer with its decrypted partial signature.
+type Answer = (Url, Result<(G1Point, WireResponse), NodeError>);
+
+/// The other version that at least the key's threshold of answers were signed with.
+fn answered_version(answers: &[Answer], key: &MasterKey) -> Option<u64> {
+    let mut counts: BTreeMap<u64, BTreeSet<OperatorAddress>> = BTreeMap::new();
+    for (_, a) in answers {
+        if let Ok((_, r)) = a {
+            counts
+                .entry(r.version)
+                .or_default()
+                .insert(r.operator_address);
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(v, ops)| *v != key.version && ops.len() >= key.threshold)
+        .max_by_key(|(_, ops)| ops.len())
+        .map(|(v, _)| v)
+}
+
+/// The app key from `t` answers' partials verified against `key`, and the environment
+/// at least `t` of `key`'s operators returned, decrypted with it.
+fn combine(
+    req: &SecretsRequest,
+    key: &MasterKey,
+    answers: &[Answer],
+) -> Result<Secrets, ClientError> {
+    let mut collector = PartialCollector::new(key);
+    let mut failures = Vec::new();
+    // Environments returned, with the nodes (and operators they claim) returning each.
+    let mut envs: BTreeMap<(String, String), (BTreeSet<Url>, BTreeSet<OperatorAddress>)> =
+        BTreeMap::new();
+    for (node, answer) in answers {
+        let (partial, r) = match answer {
+            Ok(a) => a,
+            Err(error) => {
+                failures.push(NodeFailure {
+                    node: node.clone(),
+                    error: error.clone(),
+                });
+                collector.add(node.clone(), Err(error.clone()), false);
+                continue;
+            }
+        };
+        if r.version == key.version && key.operators.contains(&r.operator_address) {
+            let e = envs
+                .entry((r.encrypted_env.clone(), r.public_env.clone()))
+                .or_default();
+            e.0.insert(node.clone());
+            e.1.insert(r.operator_address);
+        }
+        collector.add(
+            node.clone(),
+            Ok(SignResponse {
+                operator_address: r.operator_address,
+                partial_signature: *partial,
+                version: r.version,
+            }),
+            false,
+        );
+    }
+    let app_key = collector.finish(&req.app_id, &mut OsRng)?;
+    let agreeing =
+        |(nodes, ops): &(BTreeSet<Url>, BTreeSet<OperatorAddress>)| nodes.len().min(ops.len());
+    let best = envs.iter().max_by_key(|(_, v)| agreeing(v));
+    let Some(((encrypted_env, public_env), _)) = best.filter(|(_, v)| agreeing(v) >= key.threshold)
+    else {
+        return Err(ClientError::EnvDisagreement {
+            agreeing: best.map(|(_, v)| agreeing(v)).unwrap_or(0),
+            needed: key.threshold,
+            failures,
+        });
+    };
+    let env = if encrypted_env.is_empty() {
+        Zeroizing::new(Vec::new())
+    } else {
+        let ct = hex::decode(encrypted_env).map_err(|_| ClientError::EnvDisagreement {
+            agreeing: 0,
+            needed: key.threshold,
+            failures: failures.clone(),
+        })?;
+        ibe::decrypt(&app_key, req.app_id.as_bytes(), &ct)?
+    };
+    Ok(Secrets {
+        env,
+        public_env: public_env.clone(),
+        version: key.version,
+    })
 }
 
 #[cfg(test)]

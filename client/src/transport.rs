@@ -56,6 +56,11 @@ impl Transport {
         self.call(self.http.get(endpoint(node, "pubkey"))).await
     }
 
+    /// `GET {node}/versions`: every version the node holds.
+    pub(crate) async fn versions(&self, node: &Url) -> Result<Vec<PubkeyResponse>, NodeError> {
+        self.call(self.http.get(endpoint(node, "versions"))).await
+    }
+
     /// `POST {node}/{path}` with a JSON body.
     pub(crate) async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
         &self,

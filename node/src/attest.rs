@@ -42,6 +42,11 @@ pub struct AttestationResponse {
     /// admit it without having the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_approval: Option<ReleaseApproval>,
+    /// The node's share-encryption key, certified by its operator key for this
+    /// deployment (protocol v2). It travels on the connection whose TLS certificate
+    /// the quote binds, so it comes from the attested TD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<kms_crypto::vss::encryption::EncryptionKeyCertificate>,
 }
 
 /// A release approval as a node presents it: the release's measurements file (its
@@ -260,6 +265,7 @@ impl NodeAttestation {
             evidence: self.evidence.clone(),
             simulated: matches!(self.evidence, Evidence::Simulated(_)),
             release_approval: self.own_approval(),
+            encryption_key: None,
         }
     }
 

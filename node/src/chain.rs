@@ -1,17 +1,16 @@
 //! Chain mode: the operator set comes from the EigenLayer operator set (read at the
 //! boundary block, so every node sees the same set), sessions start at block numbers
 //! divisible by `chain.interval_blocks` with that block's timestamp as the session
-//! timestamp, and after a session each dealer records its commitment hash and the
-//! Merkle root of its acks on-chain, submits the fraud evidence it holds, and proves
-//! any other dealer's registry record that differs from the commitment it sent.
+//! timestamp, and after a session each node that activated the agreed version records
+//! it on-chain.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256};
 use kms_chain::{
-    ChainConnection, ChainError, ChainOperatorSet, ConnectionOptions, Deployment, FraudProof,
-    KmsContracts, LocalTxSigner, ProofOutcome, RemoteTxSigner, TxSigner,
+    ChainConnection, ChainError, ChainOperatorSet, ConnectionOptions, Deployment, KmsContracts,
+    LocalTxSigner, RemoteTxSigner, TxSigner,
 };
 use kms_protocol::SessionParams;
 use tracing::{debug, info, warn};
@@ -25,7 +24,6 @@ use crate::session::ChainRecord;
 
 /// The chain side of a node: reads the operator set, sends its transactions.
 pub struct ChainClient {
-    me: kms_crypto::OperatorAddress,
     contracts: KmsContracts,
     set: ChainOperatorSet,
     interval_blocks: u64,
@@ -79,7 +77,6 @@ impl ChainClient {
         let conn = ChainConnection::with_signer(&url, signer, options)?;
         let set = ChainOperatorSet::new(conn.clone(), deployment);
         Ok(Self {
-            me: keys.address(),
             contracts: KmsContracts::new(conn, deployment),
             set,
             interval_blocks: cfg.interval_blocks,
@@ -88,135 +85,64 @@ impl ChainClient {
         })
     }
 
+    /// The deployment's contracts and operator set.
+    pub fn deployment(&self) -> &Deployment {
+        self.contracts.deployment()
+    }
+
+    /// The chain id.
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.contracts.connection().chain_id().await
+    }
+
     /// The contracts, for submissions.
     pub fn contracts(&self) -> &KmsContracts {
         &self.contracts
     }
 
-    /// Records this dealer's commitment hash and ack root for the session (idempotent),
-    /// submits every piece of evidence the chain can verify (a proof the chain already
-    /// counted is not resent), then checks the other dealers' registry records against
-    /// the commitments they sent. Logs, never fails the node.
+    /// Records the session's agreed outcome, as this node activated it: the hash of
+    /// the public polynomial and the agreed value (the id the agreement certificate's
+    /// precommits sign) in the commitment registry (idempotent), then submits each
+    /// piece of fraud evidence as an on-chain proof (the contract checks it from
+    /// public data; one already recorded is skipped). Logs, never fails the node.
     pub async fn after_session(&self, params: &SessionParams, record: ChainRecord) {
         let ts = params.timestamp.0;
-        let ChainRecord {
-            dealt,
-            evidence,
-            received,
-        } = record;
-        if let Some((hash, acks)) = dealt {
-            let leaves: Vec<B256> = acks.iter().map(kms_chain::merkle::ack_leaf).collect();
-            let root = kms_chain::merkle::merkle_root(&leaves);
+        if let Some((hash, value)) = record.activated {
             match self
                 .contracts
-                .submit_commitment(ts, B256::from(hash), root)
+                .submit_commitment(ts, B256::from(hash), B256::from(value))
                 .await
             {
-                Ok(o) => {
-                    info!(session = ts, outcome = ?o, acks = leaves.len(), "commitment recorded on-chain")
-                }
+                Ok(o) => info!(session = ts, outcome = ?o, "agreed outcome recorded on-chain"),
                 Err(e) => {
-                    warn!(session = ts, error = %e, "could not record the commitment on-chain")
+                    warn!(session = ts, error = %e, "could not record the agreed outcome on-chain")
                 }
             }
         }
-        for ev in &evidence {
-            let (kind, dealer) = (ev.kind(), ev.dealer());
-            // The contract refuses self-complaints; a node can hold evidence against
-            // itself only when something rewrote what it sent.
-            if dealer == self.me {
-                warn!(
+        for ev in &record.evidence {
+            match self
+                .contracts
+                .submit_evidence_v2(ev, &record.setup, record.base.as_ref())
+                .await
+            {
+                Ok(o) => info!(
                     session = ts,
-                    kind, "fraud evidence against this very node; not submitted"
-                );
-                continue;
-            }
-            let outcome = self.contracts.submit_evidence(ev, params).await;
-            Self::log_proof(ts, kind, dealer, outcome);
-        }
-        self.check_registry(ts, received).await;
-    }
-
-    /// Logs what became of one fraud proof: accepted, not needed (the chain already
-    /// counted it), not verifiable on-chain (kept off-chain), or failed.
-    fn log_proof(
-        ts: u64,
-        kind: &'static str,
-        dealer: kms_crypto::OperatorAddress,
-        outcome: Result<ProofOutcome, ChainError>,
-    ) {
-        match outcome {
-            Ok(ProofOutcome::Submitted(tx)) => {
-                info!(session = ts, kind, %dealer, tx = %tx.hash, gas = tx.gas_used, "fraud proof accepted on-chain")
-            }
-            Ok(ProofOutcome::Skipped(status)) => {
-                debug!(session = ts, kind, %dealer, ?status, "fraud proof not needed on-chain")
-            }
-            Err(ChainError::Unsupported(what)) => {
-                info!(
+                    kind = ev.kind(),
+                    accused = %ev.accused(),
+                    outcome = ?o,
+                    "fraud proof submitted"
+                ),
+                Err(e) => warn!(
                     session = ts,
-                    kind,
-                    %dealer,
-                    what,
-                    "fraud evidence the chain cannot verify; kept off-chain"
-                )
+                    kind = ev.kind(),
+                    accused = %ev.accused(),
+                    error = %e,
+                    "fraud proof not submitted"
+                ),
             }
-            Err(e) => {
-                warn!(session = ts, kind, %dealer, error = %e, "fraud proof submission failed")
-            }
-        }
-    }
-
-    /// Compares what each other dealer records in the commitment registry for session
-    /// `ts` with the signed phase-1 commitment it sent this node, and proves any
-    /// difference on-chain (`proveRegistryInconsistency`). Dealers record right after
-    /// the session; they are polled for [`REGISTRY_CHECK_WINDOW`] at most.
-    async fn check_registry(
-        &self,
-        ts: u64,
-        mut waiting: Vec<(
-            kms_crypto::OperatorAddress,
-            kms_protocol::SignedMessage,
-            [u8; 32],
-        )>,
-    ) {
-        let until = tokio::time::Instant::now() + REGISTRY_CHECK_WINDOW;
-        let every = self.poll.max(Duration::from_secs(1));
-        while !waiting.is_empty() {
-            let mut still = Vec::new();
-            for (dealer, commitment, hash) in waiting {
-                let address = Address::from(*dealer.as_bytes());
-                match self.contracts.recorded_commitment(ts, address).await {
-                    Ok(None) | Err(_) => still.push((dealer, commitment, hash)),
-                    Ok(Some(r)) if r.commitment_hash == B256::from(hash) => {}
-                    Ok(Some(r)) => {
-                        warn!(
-                            session = ts,
-                            %dealer,
-                            recorded = %r.commitment_hash,
-                            sent = %B256::from(hash),
-                            "a dealer recorded another commitment than it sent; proving it on-chain"
-                        );
-                        let proof = FraudProof::RegistryInconsistency { commitment };
-                        let outcome = self.contracts.submit_fraud_proof(&proof).await;
-                        Self::log_proof(ts, "registry_inconsistency", dealer, outcome);
-                    }
-                }
-            }
-            waiting = still;
-            if waiting.is_empty() || tokio::time::Instant::now() + every > until {
-                break;
-            }
-            tokio::time::sleep(every).await;
-        }
-        for (dealer, _, _) in waiting {
-            debug!(session = ts, %dealer, "no commitment recorded by this dealer within the check window");
         }
     }
 }
-
-/// How long a node waits for the other dealers' registry records after a session.
-pub const REGISTRY_CHECK_WINDOW: Duration = Duration::from_secs(120);
 
 fn to_peer(o: &kms_chain::ChainOperator) -> Option<Peer> {
     let url = crate::config::parse_peer_url(&o.socket).ok()?;

@@ -219,7 +219,9 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// Phases of one session in this mode.
+    /// Phases a healthy session of this mode needs at most (the interval must hold
+    /// them); a session under attack may run on until a phase before the next
+    /// boundary (`Node` gives it up then).
     pub fn phases(&self) -> u64 {
         match self.mode {
             VssMode::Feldman => 3,

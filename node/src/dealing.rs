@@ -1,7 +1,6 @@
 //! Slashing protection: an operator never sends two different dealings for one
-//! session. Two signed phase-1 commitments of one dealer for one session with
-//! different payloads are provable equivocation (`proveEquivocation`), and so are a
-//! share and a commitment that do not match. Two processes on one operator key (a
+//! session. Two signed dealings of one dealer for one session with different
+//! payloads are provable equivocation. Two processes on one operator key (a
 //! failover pair, a copied disk, a node restarted into the session it was dealing
 //! in) must therefore send the same dealing or none.
 //!
@@ -38,8 +37,9 @@ use std::sync::{Arc, Mutex};
 
 use hkdf::Hkdf;
 use kms_crypto::OperatorAddress;
-use kms_protocol::Action;
-use kms_protocol::messages::{Payload, SignedMessage};
+use kms_protocol::dkg::Action;
+use kms_protocol::dkg::wire::Body;
+use kms_protocol::messages::SignedMessage;
 use sha2::Sha256;
 use tracing::{error, info};
 use zeroize::Zeroizing;
@@ -108,10 +108,8 @@ pub struct DealingGuard {
 enum Outgoing {
     /// Not this node's dealing.
     Other,
-    /// This node's phase-1 commitment: it names the dealing.
+    /// This node's dealing (v2: one message carries all of it).
     Commitment,
-    /// Another message of this node's dealing (share, share reveal, phase-2 commitment).
-    DealerMessage,
 }
 
 impl DealingGuard {
@@ -140,15 +138,11 @@ impl DealingGuard {
     }
 
     fn classify(&self, m: &SignedMessage) -> Outgoing {
-        let Ok(payload) = m.peek() else {
-            return Outgoing::Other;
-        };
-        if payload.author() != self.me {
-            return Outgoing::Other;
-        }
-        match payload {
-            Payload::Commitment(c) if c.phase == 1 => Outgoing::Commitment,
-            Payload::Commitment(_) | Payload::Share(_) => Outgoing::DealerMessage,
+        match Body::decode(&m.payload) {
+            // The one dealing of protocol v2 carries everything the dealer deals.
+            Ok(Body::Dealing(d)) if kms_protocol::dkg::wire::from_sol(&d.dealer) == self.me => {
+                Outgoing::Commitment
+            }
             _ => Outgoing::Other,
         }
     }
@@ -228,7 +222,7 @@ mod tests {
     use crate::store::SealingKey;
     use alloy_primitives::{Address, B256, Bytes};
     use kms_crypto::signer::SignatureScheme;
-    use kms_protocol::messages::{CoinCommit, DealerCommitment, DealerShare};
+    use kms_protocol::dkg::wire::{CoinCommit, Dealing};
 
     const TS: u64 = 1_000;
     const SESSION: [u8; 32] = [7; 32];
@@ -238,37 +232,29 @@ mod tests {
     }
 
     impl Operator {
-        fn sign(&self, p: Payload) -> Action {
+        fn sign(&self, b: Body) -> Action {
             Action::Send {
-                to: OperatorAddress::ZERO,
-                message: SignedMessage::sign(&p, self.keys.address(), self.keys.signer().as_ref()),
+                to: kms_protocol::dkg::Recipient::All,
+                message: b.sign(self.keys.signer().as_ref()),
             }
         }
 
-        fn commitment(&self, phase: u8, word: u8) -> Action {
-            self.sign(Payload::Commitment(DealerCommitment {
+        fn dealing(&self, word: u8) -> Action {
+            self.sign(Body::Dealing(Dealing {
                 sessionTimestamp: TS,
                 sessionHash: B256::from(SESSION),
                 dealer: Address::from(*self.keys.address().as_bytes()),
-                phase,
                 commitment: vec![Bytes::from(vec![word; 8])],
-            }))
-        }
-
-        fn share(&self) -> Action {
-            self.sign(Payload::Share(DealerShare {
-                sessionTimestamp: TS,
-                sessionHash: B256::from(SESSION),
-                dealer: Address::from(*self.keys.address().as_bytes()),
-                player: Address::from([9u8; 20]),
-                commitmentHash: B256::from([1u8; 32]),
-                share: B256::from([2u8; 32]),
-                blinding: B256::ZERO,
+                constantBlinding: B256::ZERO,
+                ephemeralKey: Bytes::from(vec![1u8; 8]),
+                recipients: vec![B256::from([4u8; 32])],
+                shareValues: vec![B256::from([2u8; 32])],
+                shareBlindings: vec![],
             }))
         }
 
         fn coin(&self) -> Action {
-            self.sign(Payload::CoinCommit(CoinCommit {
+            self.sign(Body::CoinCommit(CoinCommit {
                 sessionTimestamp: TS,
                 sessionHash: B256::from(SESSION),
                 operator: Address::from(*self.keys.address().as_bytes()),
@@ -303,23 +289,23 @@ mod tests {
         let me = op.keys.address();
         let guard = || DealingGuard::new(store.clone(), me, TS, SESSION);
 
-        // Dealer messages before the commitment are held back; others go.
+        // Messages that are not the dealing go; the dealing is recorded, then goes.
         let first = guard();
-        let out = first.screen(vec![op.share(), op.coin()]).await;
+        let out = first.screen(vec![op.coin()]).await;
         assert_eq!(hashes(&out), hashes(&[op.coin()]));
         assert_eq!(first.state(), DealingState::NotDealt);
-
-        // The commitment is recorded, then it and its shares go.
-        let dealing = vec![op.commitment(1, 1), op.share()];
+        let dealing = vec![op.dealing(1)];
         let out = first.screen(dealing.clone()).await;
         assert_eq!(hashes(&out), hashes(&dealing));
         assert_eq!(first.state(), DealingState::Recorded);
         let recorded = store.dealing(TS).unwrap().expect("recorded");
         assert_eq!(recorded.commitment_message, hashes(&dealing)[0]);
         assert_eq!(recorded.session_hash, SESSION);
-        // Later dealer messages (a phase-2 commitment, a revealed share) go too.
-        let later = vec![op.commitment(2, 5), op.share()];
-        assert_eq!(hashes(&first.screen(later.clone()).await), hashes(&later));
+        // The same dealing again (a fetch answered, a retry) goes too.
+        assert_eq!(
+            hashes(&first.screen(dealing.clone()).await),
+            hashes(&dealing)
+        );
 
         // A restarted node dealing the same again sends it again.
         let again = guard();
@@ -332,12 +318,9 @@ mod tests {
         // One dealing anything else sends none of it, now or later, and the record
         // stays.
         let other = guard();
-        let out = other
-            .screen(vec![op.commitment(1, 2), op.share(), op.coin()])
-            .await;
+        let out = other.screen(vec![op.dealing(2), op.coin()]).await;
         assert_eq!(hashes(&out), hashes(&[op.coin()]));
         assert_eq!(other.state(), DealingState::Refused);
-        assert!(other.screen(vec![op.commitment(2, 5)]).await.is_empty());
         assert!(other.screen(dealing.clone()).await.is_empty());
         assert_eq!(store.dealing(TS).unwrap(), Some(recorded));
     }

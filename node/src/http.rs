@@ -10,11 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kms_protocol::SessionKind;
 use kms_protocol::api::{
     ErrorDetail, ErrorResponse, HealthResponse, PubkeyResponse, SessionStatus,
 };
-use kms_protocol::messages::{MessageKind, SignedMessage};
-use kms_protocol::{ProtocolError, SessionKind};
+use kms_protocol::dkg::wire::{Body, Kind};
+use kms_protocol::messages::SignedMessage;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -96,24 +97,6 @@ impl ApiError {
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-
-    fn from_protocol(e: &ProtocolError) -> Self {
-        match e {
-            ProtocolError::Malformed(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "malformed", e.to_string())
-            }
-            ProtocolError::BadSignature => {
-                Self::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string())
-            }
-            ProtocolError::Rejected(r) if r.contains("member") || r.contains("signer") => {
-                Self::new(StatusCode::FORBIDDEN, "unknown_sender", e.to_string())
-            }
-            ProtocolError::Rejected(_) => {
-                Self::new(StatusCode::CONFLICT, "rejected", e.to_string())
-            }
-            _ => Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
-        }
-    }
 }
 
 impl IntoResponse for ApiError {
@@ -185,6 +168,7 @@ pub fn router(shared: Arc<NodeShared>) -> anyhow::Result<Router> {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/attestation", get(attestation))
+        .route("/v2/sessions/{ts}/transcript", get(transcript))
         .merge(release)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -200,7 +184,7 @@ pub fn router(shared: Arc<NodeShared>) -> anyhow::Result<Router> {
         .with_state(shared))
 }
 
-/// Which message kinds an endpoint takes.
+/// Which message kinds an endpoint takes ([`Kind::endpoint_leaf`]).
 #[derive(Clone, Copy)]
 enum Leaf {
     Commitment,
@@ -209,15 +193,52 @@ enum Leaf {
 }
 
 impl Leaf {
-    fn accepts(self, k: MessageKind) -> bool {
-        matches!(
-            (self, k),
-            (
-                Leaf::Commitment,
-                MessageKind::Commitment | MessageKind::CoinCommit | MessageKind::CoinReveal
-            ) | (Leaf::Share, MessageKind::Share)
-                | (Leaf::Ack, MessageKind::Ack | MessageKind::Complaint)
-        )
+    fn accepts(self, k: Kind) -> bool {
+        let leaf = match self {
+            Leaf::Commitment => "commitment",
+            Leaf::Share => "share",
+            Leaf::Ack => "ack",
+        };
+        k.endpoint_leaf() == leaf
+    }
+}
+
+/// The one place a protocol refusal becomes an HTTP status and a stable code.
+fn refusal_error(r: Refusal) -> ApiError {
+    match r {
+        Refusal::Protocol(e) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            ApiError::new(status, e.code(), e.to_string())
+        }
+        Refusal::NotParticipant => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_sender",
+            "the signer is not a participant of this session",
+        ),
+        Refusal::Misshapen(why) => ApiError::new(StatusCode::BAD_REQUEST, "malformed", why),
+        Refusal::OverQuota => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "this source sent more messages into the session than a participant can",
+        ),
+        Refusal::UnknownSender => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_sender",
+            "sender is not an operator of the current set",
+        ),
+        Refusal::WrongEndpoint => {
+            ApiError::bad_request("message sent to the wrong session kind endpoint")
+        }
+        Refusal::OtherSession => ApiError::new(
+            StatusCode::CONFLICT,
+            "rejected",
+            "message for another session",
+        ),
+        Refusal::EarlyBufferFull => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many early messages",
+        ),
     }
 }
 
@@ -232,10 +253,9 @@ async fn protocol(
         shared.metrics.reject(e.code);
         e
     };
-    let payload = message
-        .peek()
-        .map_err(|e| reject(ApiError::from_protocol(&e)))?;
-    let kind = payload.kind();
+    let body =
+        Body::decode(&message.payload).map_err(|e| reject(refusal_error(Refusal::Protocol(e))))?;
+    let kind = body.kind();
     if !leaf.accepts(kind) {
         return Err(reject(ApiError::bad_request(format!(
             "a {} message does not belong on this endpoint",
@@ -257,34 +277,7 @@ async fn protocol(
             };
             Ok((status, Json(json!({ "status": state }))).into_response())
         }
-        Err(Refusal::Protocol(e)) => Err(reject(ApiError::from_protocol(&e))),
-        Err(Refusal::NotParticipant) => Err(reject(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "unknown_sender",
-            "the signer is not a participant of this session",
-        ))),
-        Err(Refusal::Misshapen(why)) => Err(reject(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            why,
-        ))),
-        Err(Refusal::OverQuota) => Err(reject(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "this source sent more messages into the session than a participant can",
-        ))),
-        Err(Refusal::Other(r)) => {
-            let e = if r.contains("operator") {
-                ApiError::new(StatusCode::FORBIDDEN, "unknown_sender", r)
-            } else if r.contains("wrong session kind") {
-                ApiError::bad_request(r)
-            } else if r.contains("too many") {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", r)
-            } else {
-                ApiError::new(StatusCode::CONFLICT, "rejected", r)
-            };
-            Err(reject(e))
-        }
+        Err(r) => Err(reject(refusal_error(r))),
     }
 }
 
@@ -371,6 +364,54 @@ async fn metrics(State(s): Shared) -> Response {
 }
 
 /// This node's evidence: a quote binding its operator key and TLS certificate.
-async fn attestation(State(s): Shared) -> Json<crate::attest::AttestationResponse> {
-    Json(s.attestation.response(s.address))
+/// `GET /v2/sessions/{ts}/transcript`: the signed messages this node holds of a
+/// session it finished recently (all public: dealings carry ciphertexts only), for a
+/// peer that missed the session (`crate::catchup`).
+async fn transcript(
+    State(s): Shared,
+    ts: Result<axum::extract::Path<u64>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(axum::extract::Path(ts)) = ts else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the session is a Unix timestamp",
+        ));
+    };
+    match s.transcript(ts) {
+        Some(json) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            json.as_ref().clone(),
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_transcript",
+            "this node holds no transcript of that session",
+        )),
+    }
+}
+
+/// `GET /attestation[?session=ts]`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AttestationQuery {
+    /// The session whose share-encryption key the caller wants (default: now's).
+    session: Option<u64>,
+}
+
+async fn attestation(
+    State(s): Shared,
+    query: Result<axum::extract::Query<AttestationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Json<crate::attest::AttestationResponse> {
+    let mut r = s.attestation.response(s.address);
+    let deployment = s.deployment().await.hash();
+    let now = s.clock.now_ms() / 1000;
+    // A malformed query is no reason to refuse an attestation: now's key.
+    let session = query.ok().and_then(|q| q.0.session).unwrap_or(now);
+    r.encryption_key = Some(
+        s.encryption_keys
+            .for_session(session, now, &deployment.0)
+            .certificate,
+    );
+    Json(r)
 }

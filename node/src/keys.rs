@@ -12,6 +12,7 @@
 //! under the same passphrase ([`seal_secret`], `kms-node seal`), each with its purpose
 //! in the authenticated data, so that one sealed file cannot stand in for another.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -507,6 +508,104 @@ impl ProtocolKeys {
     }
 }
 
+/// How long an encryption key is certified for.
+pub const ENCRYPTION_KEY_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// Slack before a new encryption key's creation that its certificate also covers: a
+/// session's timestamp is its boundary, which a node reaches a little before it
+/// serves `/attestation` for it.
+const ENCRYPTION_KEY_SLACK_SECS: u64 = 3600;
+
+/// The node's share-encryption keys (protocol v2): BLS12-381 G1 keys generated in
+/// memory, one per epoch of `lifetime` seconds of session time and deployment,
+/// certified by the operator key for that epoch (plus an hour of slack each side),
+/// served in `GET /attestation` (over the TLS connection whose certificate the quote
+/// binds, so peers receive it from the attested TD only). Never written anywhere; a
+/// restart makes new ones.
+///
+/// The key of a session is a function of its timestamp, not of when it is asked for:
+/// every peer that fetches this node's key for a session (`/attestation?session=ts`)
+/// gets the same one, however their requests straddle an epoch's end, so a rotation
+/// can never give peers different session hashes.
+pub struct EncryptionKeys {
+    operator: OperatorAddress,
+    operator_signer: Arc<dyn OperatorSigner>,
+    lifetime: u64,
+    /// By (epoch, deployment); the last few epochs only.
+    keys: std::sync::Mutex<BTreeMap<(u64, [u8; 32]), CertifiedEncryptionKey>>,
+}
+
+/// Epochs of keys kept (the current one and the two before it).
+const ENCRYPTION_KEY_EPOCHS_KEPT: u64 = 3;
+
+/// A secret encryption key with its certificate.
+#[derive(Clone)]
+pub struct CertifiedEncryptionKey {
+    /// The secret key (zeroized when the last holder drops it).
+    pub secret: Arc<kms_crypto::vss::encryption::EncryptionSecretKey>,
+    /// Its certificate.
+    pub certificate: kms_crypto::vss::encryption::EncryptionKeyCertificate,
+}
+
+impl EncryptionKeys {
+    /// Keys certified by `operator_signer` for `operator`, one per `lifetime` seconds.
+    pub fn new(
+        operator: OperatorAddress,
+        operator_signer: Arc<dyn OperatorSigner>,
+        lifetime: u64,
+    ) -> Self {
+        Self {
+            operator,
+            operator_signer,
+            lifetime: lifetime.max(1),
+            keys: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The key of the session at `ts` (seconds) for `deployment`, asked at `now`: the
+    /// key of `ts`'s epoch, made and certified on first use. A `ts` more than an
+    /// epoch away from `now` (a peer's request cannot choose the epochs kept) gets
+    /// the key of `now`'s epoch.
+    pub fn for_session(&self, ts: u64, now: u64, deployment: &[u8; 32]) -> CertifiedEncryptionKey {
+        let ts = if ts.abs_diff(now) > self.lifetime {
+            now
+        } else {
+            ts
+        };
+        let epoch = ts / self.lifetime;
+        let oldest = (now / self.lifetime).saturating_sub(ENCRYPTION_KEY_EPOCHS_KEPT - 1);
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&(epoch, *deployment)) {
+            return k.clone();
+        }
+        let secret = kms_crypto::vss::encryption::EncryptionSecretKey::generate(&mut OsRng);
+        let not_before = (epoch * self.lifetime).saturating_sub(ENCRYPTION_KEY_SLACK_SECS);
+        let not_after = ((epoch + 1) * self.lifetime).saturating_add(ENCRYPTION_KEY_SLACK_SECS);
+        let certificate = kms_crypto::vss::encryption::EncryptionKeyCertificate::issue(
+            self.operator_signer.as_ref(),
+            self.operator,
+            secret.public_key(),
+            *deployment,
+            not_before,
+            not_after,
+        );
+        tracing::info!(
+            encryption_key = %hex::encode(certificate.key.to_eip2537()),
+            epoch,
+            not_before,
+            not_after,
+            "new share-encryption key, certified by the operator key"
+        );
+        let k = CertifiedEncryptionKey {
+            secret: Arc::new(secret),
+            certificate,
+        };
+        keys.insert((epoch, *deployment), k.clone());
+        keys.retain(|(e, _), _| *e >= oldest);
+        k
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +635,48 @@ mod tests {
         use kms_crypto::signer::OperatorVerifier;
         let h = [9u8; 32];
         assert!(op.signer().public_key().verify(&h, &late.sign(&h)).is_ok());
+    }
+
+    #[test]
+    fn encryption_keys_are_certified_per_epoch_and_deployment_whenever_asked() {
+        let op = OperatorKeys::generate(SignatureScheme::Bn254);
+        let keys = EncryptionKeys::new(op.address(), op.signer(), 10_000);
+        let dep = [7u8; 32];
+        let a = keys.for_session(100_000, 100_000, &dep);
+        let c = &a.certificate;
+        let pk = op.signer().public_key();
+        // The epoch [100 000, 110 000) with an hour each side.
+        assert!(c.verify(&pk, &dep, 100_000).is_ok());
+        assert!(c.verify(&pk, &dep, 100_000 - 3_600).is_ok());
+        assert!(c.verify(&pk, &dep, 110_000 + 3_600).is_ok());
+        assert!(c.verify(&pk, &dep, 100_000 - 3_601).is_err());
+        assert!(c.verify(&pk, &[8u8; 32], 100_000).is_err());
+        assert_eq!(c.key, a.secret.public_key());
+        // Every session of the epoch gets the same key, in any order of asking.
+        assert_eq!(
+            keys.for_session(109_999, 105_000, &dep).certificate,
+            a.certificate
+        );
+        let b = keys.for_session(110_000, 105_000, &dep);
+        assert_ne!(b.certificate.key, a.certificate.key);
+        assert_eq!(
+            keys.for_session(105_000, 110_500, &dep).certificate,
+            a.certificate
+        );
+        // Another deployment never reuses the key.
+        assert_ne!(
+            keys.for_session(110_000, 110_000, &[9u8; 32])
+                .certificate
+                .key,
+            b.certificate.key
+        );
+        // A request far from now cannot evict the epochs in use.
+        let far = keys.for_session(10_000_000, 110_000, &dep);
+        assert_eq!(far.certificate, b.certificate);
+        assert_eq!(
+            keys.for_session(105_000, 110_000, &dep).certificate,
+            a.certificate
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod app_sign;
 pub mod apps;
 pub mod attest;
 pub mod audit;
+pub mod catchup;
 pub mod chain;
 pub mod complete;
 pub mod config;

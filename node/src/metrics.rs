@@ -240,6 +240,15 @@ impl Metrics {
             "TLS handshakes refused because an attested peer presented another certificate than its attestation binds",
             pinned_certificate_refusals.clone(),
         );
+        // Every protocol refusal code exists from the start (at zero), so that a
+        // dashboard or an alert on one does not wait for its first occurrence.
+        for r in kms_protocol::dkg::Rejection::ALL {
+            rejected
+                .get_or_create(&ReasonLabel {
+                    reason: r.code().to_string(),
+                })
+                .inc_by(0);
+        }
         Self {
             registry,
             sessions,

@@ -4,15 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kms_crypto::OperatorAddress;
 use kms_crypto::signer::OperatorSigner;
 use kms_protocol::api::{BoundaryPlan, PubkeyResponse};
+use kms_protocol::dkg::wire::{Body, open_unverified, verify_signature};
+use kms_protocol::dkg::{Deployment, Engine, Evidence, Rejection, Setup};
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::{
-    CertificateCache, Engine, FraudEvidence, KeyShareVersion, Participant, Schedule,
-    SessionFailure, SessionKind, SessionOutcome, SessionParams, SessionTimestamp,
+    CertificateCache, KeyShareVersion, Participant, Schedule, SessionFailure, SessionKind,
+    SessionOutcome, SessionParams, SessionTimestamp,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,7 +25,10 @@ use crate::attest::{AttestationResponse, NodeAttestation};
 use crate::complete::Completion;
 use crate::config::NodeConfig;
 use crate::dealing::{DealingGuard, EngineSeeds};
-use crate::keys::{OperatorKeys, PROTOCOL_KEY_LIFETIME_SECS, ProtocolKeys};
+use crate::keys::{
+    ENCRYPTION_KEY_LIFETIME_SECS, EncryptionKeys, OperatorKeys, PROTOCOL_KEY_LIFETIME_SECS,
+    ProtocolKeys,
+};
 use crate::metrics::{Metrics, SessionLabels};
 use crate::peering::{LocalPeeringDataFetcher, Peer, PeeringDataFetcher};
 use crate::schedule::{Boundary, BoundarySource, WallClockBoundaries};
@@ -31,6 +36,10 @@ use crate::session::{RunningSession, kind_label};
 use crate::store::{KeyStore, SealingKey};
 use crate::tls::CertificateDigest;
 use crate::transport::{PeerPin, Transport};
+
+/// The share-encryption certificates of a session's players.
+pub type EncryptionCertificates =
+    BTreeMap<OperatorAddress, kms_crypto::vss::encryption::EncryptionKeyCertificate>;
 
 /// Wall-clock time, injected so that tests can control it.
 pub trait Clock: Send + Sync {
@@ -71,6 +80,10 @@ pub struct NodeShared {
     protocol_keys: ProtocolKeys,
     /// Peers' protocol-key certificates checked so far, for the node's lifetime.
     certificates: Arc<CertificateCache>,
+    /// The share-encryption keys this node receives its shares under.
+    pub encryption_keys: EncryptionKeys,
+    /// The chain id, read once in chain mode (part of the deployment's identity).
+    chain_id: Mutex<Option<u64>>,
     /// Engine seeds, derived per session from the operator secret.
     engine_seeds: EngineSeeds,
     store: Arc<KeyStore>,
@@ -84,11 +97,19 @@ pub struct NodeShared {
     /// When `peers` was last re-read because an unknown operator wrote to us.
     peers_refreshed: Mutex<Option<std::time::Instant>>,
     session: Mutex<Option<Arc<RunningSession>>>,
+    /// The last session that finished, kept (until its deadline) to answer late
+    /// messages that need it.
+    finished: Mutex<Option<Arc<RunningSession>>>,
     last_started: Mutex<u64>,
     early: Mutex<(usize, BTreeMap<u64, Vec<SignedMessage>>)>,
     completions: Mutex<BTreeMap<u64, BTreeMap<OperatorAddress, [u8; 32]>>>,
     /// Fraud evidence this node produced, by session.
-    pub evidence: Mutex<Vec<(u64, FraudEvidence)>>,
+    pub evidence: Mutex<Vec<(u64, Evidence)>>,
+    /// Transcripts (JSON) of the last sessions this node finished, for peers that
+    /// missed them.
+    transcripts: Mutex<BTreeMap<u64, Arc<Vec<u8>>>>,
+    /// What rebuilds the current session's engine for a catch-up.
+    pub(crate) replay_inputs: Mutex<Option<crate::catchup::ReplayInputs>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Own evidence, verifier and policy.
@@ -97,6 +118,9 @@ pub struct NodeShared {
     pub chain: Option<Arc<crate::chain::ChainClient>>,
     /// Test builds: rewrites what this node sends.
     pub fault: Option<Mutex<Fault>>,
+    /// Test builds: how long every incoming protocol message is held before it is
+    /// handled (a host that delays this node's inbound traffic).
+    pub inbound_delay: std::time::Duration,
     /// The insecure modes this node runs with (logged at start, listed in `/health`).
     pub insecure_modes: Vec<String>,
 }
@@ -104,7 +128,7 @@ pub struct NodeShared {
 /// A fault-injection behaviour ([`StartOptions::fault`]); uninhabited in builds
 /// without the `fault-injection` feature, so that they cannot have one.
 #[cfg(feature = "fault-injection")]
-pub type Fault = Box<dyn kms_protocol::sim::Behaviour>;
+pub type Fault = Box<dyn kms_protocol::dkg::sim::Byzantine>;
 /// A fault-injection behaviour; uninhabited in builds without `fault-injection`.
 #[cfg(not(feature = "fault-injection"))]
 pub type Fault = std::convert::Infallible;
@@ -123,11 +147,17 @@ pub struct StartOptions {
     /// to be opened with it (a sealed `tls.key_file`).
     pub passphrase: Option<zeroize::Zeroizing<String>>,
     /// Fault injection for tests of Byzantine operators: every protocol message this
-    /// node sends goes through the behaviour, which may rewrite, split or drop it
-    /// (extra delays are ignored). Only in builds with the `fault-injection` feature;
-    /// the node announces it in its log and in `/health` like any insecure mode.
+    /// node sends goes through the behaviour, which may rewrite, split, delay or drop
+    /// it. Only in builds with the `fault-injection` feature; the node announces it in
+    /// its log and in `/health` like any insecure mode.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
+    /// Fault injection for tests of slow hosts: every incoming protocol message is
+    /// held this long before the node handles it (the sender's request waits, as
+    /// behind a host that delays its packets). Only with `fault-injection`; announced
+    /// like [`StartOptions::fault`].
+    #[cfg(feature = "fault-injection")]
+    pub inbound_delay: Option<std::time::Duration>,
 }
 
 /// Where an incoming protocol message went.
@@ -140,10 +170,16 @@ pub enum Delivery {
 
 /// Why an incoming protocol message was refused.
 pub enum Refusal {
-    /// Refused by the engine.
-    Protocol(kms_protocol::ProtocolError),
-    /// Refused before reaching an engine.
-    Other(&'static str),
+    /// Refused by the engine (or its checks run before it).
+    Protocol(Rejection),
+    /// The sender is not an operator of the current set (403 `unknown_sender`).
+    UnknownSender,
+    /// Posted to the other session kind's endpoint (400).
+    WrongEndpoint,
+    /// For a session that ended or is too far in the future (409 `rejected`).
+    OtherSession,
+    /// The buffer of early messages is full (429 `rate_limited`).
+    EarlyBufferFull,
     /// Its signer is not a participant of the session (403 `unknown_sender`).
     NotParticipant,
     /// Its shape cannot be the session's, seen before any point is decoded or any
@@ -154,6 +190,11 @@ pub enum Refusal {
 }
 
 impl NodeShared {
+    /// The key that signs this node's protocol messages in the session at `ts`.
+    pub fn protocol_signer(&self, ts: u64) -> Arc<dyn OperatorSigner> {
+        self.protocol_keys.for_session(ts)
+    }
+
     /// The versions this node holds, newest last.
     pub fn versions(&self) -> Vec<Arc<KeyShareVersion>> {
         self.versions
@@ -215,42 +256,53 @@ impl NodeShared {
         message: SignedMessage,
         source: Option<std::net::IpAddr>,
     ) -> Result<Delivery, Refusal> {
-        let payload = message.peek().map_err(Refusal::Protocol)?;
-        let (ts, _) = payload.session();
-        if let Some(s) = self.current_session()
-            && s.timestamp() == ts.0
+        if !self.inbound_delay.is_zero() {
+            tokio::time::sleep(self.inbound_delay).await;
+        }
+        let body = Body::decode(&message.payload).map_err(Refusal::Protocol)?;
+        let (ts, session_hash) = body.session();
+        // The running session, or the last finished one until its deadline: a
+        // finished engine still helps a player recover a share (`engine::recover`).
+        let finished = self
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|s| std::time::Instant::now() < s.deadline);
+        if let Some(s) = self
+            .current_session()
+            .or(finished)
+            .filter(|s| s.timestamp() == ts.0)
         {
             if s.kind() != kind {
-                return Err(Refusal::Other(
-                    "message sent to the wrong session kind endpoint",
-                ));
+                return Err(Refusal::WrongEndpoint);
             }
-            s.admit(source, &payload, &message)?;
+            s.admit(source, &body, &message)?;
             s.handle(self, message).await.map_err(Refusal::Protocol)?;
             return Ok(Delivery::Accepted);
         }
         let last = *self.last_started.lock().unwrap_or_else(|p| p.into_inner());
         let now_secs = self.clock.now_ms() / 1000;
         if ts.0 <= last {
-            return Err(Refusal::Other("message for another session"));
+            return Err(Refusal::OtherSession);
         }
         if ts.0 > now_secs + self.cfg.schedule.interval_secs {
-            return Err(Refusal::Other(
-                "message for a session too far in the future",
-            ));
+            return Err(Refusal::OtherSession);
         }
         // Only operators of the current set may fill the buffer, with messages they
         // signed; the engine checks everything else when the session starts.
         let Some(peer) = self.known_peer(message.signer).await else {
-            return Err(Refusal::Other(
-                "sender is not an operator of the current set",
-            ));
+            return Err(Refusal::UnknownSender);
         };
-        message.open(&peer.public_key).map_err(Refusal::Protocol)?;
+        // Canonical, the author's, and signed by it; the session's own checks wait.
+        open_unverified(&message, ts, &session_hash).map_err(Refusal::Protocol)?;
+        let set = kms_protocol::OperatorSet::new(vec![peer.participant()])
+            .map_err(|_| Refusal::UnknownSender)?;
+        verify_signature(&message, &[&set], ts).map_err(Refusal::Protocol)?;
         let size = message.payload.len() + 256;
         let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
         if early.0 + size > EARLY_BUFFER_BYTES {
-            return Err(Refusal::Other("too many early messages"));
+            return Err(Refusal::EarlyBufferFull);
         }
         early.0 += size;
         early.1.entry(ts.0).or_default().push(message);
@@ -325,25 +377,104 @@ impl NodeShared {
                 *cur = None;
             }
         }
-        let kind = kind_label(session.kind());
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
         let ts = session.timestamp();
-        let bad = session.bad_signatures();
-        if bad > 0 {
-            // Accepted during a phase, dropped when the phase's batch was checked.
-            warn!(
-                session = ts,
-                count = bad,
-                "messages with bad signatures dropped"
-            );
-            self.metrics.reject_many("bad_signature", bad);
-        }
         if let Some(chain) = self.chain.clone() {
-            // Whatever the outcome: a dealer records what it dealt, and evidence
-            // against others is worth submitting even if this node's session failed.
-            let record = session.chain_record();
+            // Whatever the outcome: evidence against others is worth keeping even if
+            // this node's session failed; an activated version is recorded.
+            let activated = match (&result, session.agreed_value()) {
+                (Ok(SessionOutcome::NewVersion(v)), Some(value)) => {
+                    Some((v.commitment.hash(), value))
+                }
+                _ => None,
+            };
+            let evidence = self
+                .evidence
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(t, _)| *t == ts)
+                .map(|(_, e)| e.clone())
+                .collect();
+            let record = crate::session::ChainRecord {
+                activated,
+                evidence,
+                setup: session.setup.clone(),
+                base: session.base_decision(),
+            };
             let params = session.params.clone();
             tokio::spawn(async move { chain.after_session(&params, record).await });
         }
+        match &result {
+            Ok(_) => self.keep_transcript(ts, session.transcript()),
+            Err(_) => {
+                // A player that missed the outcome asks its peers for their transcript.
+                if session.params.players.contains(&self.address) {
+                    tokio::spawn(crate::catchup::catch_up(self.clone(), ts));
+                }
+            }
+        }
+        self.conclude(
+            ts,
+            session.kind(),
+            session.session_hash(),
+            session.deadline,
+            result,
+        )
+        .await;
+    }
+
+    /// Keeps the transcript of a session this node finished, to serve to peers that
+    /// missed it (the last few sessions).
+    fn keep_transcript(&self, ts: u64, messages: Vec<SignedMessage>) {
+        let Ok(json) = serde_json::to_vec(&messages) else {
+            return;
+        };
+        let mut t = self.transcripts.lock().unwrap_or_else(|p| p.into_inner());
+        t.insert(ts, Arc::new(json));
+        while t.len() > 3 {
+            t.pop_first();
+        }
+    }
+
+    /// The last session this node started.
+    pub(crate) fn last_started(&self) -> u64 {
+        *self.last_started.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this node holds a version from session `ts`.
+    pub(crate) fn has_version(&self, ts: u64) -> bool {
+        self.versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&ts)
+    }
+
+    /// The cache of checked protocol-key certificates its engines share.
+    pub(crate) fn certificate_cache(&self) -> Arc<CertificateCache> {
+        self.certificates.clone()
+    }
+
+    /// The transcript of session `ts` as JSON, if this node finished it recently.
+    pub fn transcript(&self, ts: u64) -> Option<Arc<Vec<u8>>> {
+        self.transcripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ts)
+            .cloned()
+    }
+
+    /// Acts on a session's result, from the session itself or from a catch-up:
+    /// stores and activates a new version, or keeps the previous one.
+    pub(crate) async fn conclude(
+        self: &Arc<Self>,
+        ts: u64,
+        session_kind: SessionKind,
+        session_hash: [u8; 32],
+        deadline: Instant,
+        result: Result<SessionOutcome, SessionFailure>,
+    ) {
+        let kind = kind_label(session_kind);
         let label = |ok: bool| SessionLabels {
             kind: kind.to_string(),
             result: if ok { "ok" } else { "failed" }.to_string(),
@@ -377,10 +508,10 @@ impl NodeShared {
                 self.metrics.key_version.set(ts as i64);
                 self.metrics.sessions.get_or_create(&label(true)).inc();
                 self.prune().await;
-                if session.kind() == SessionKind::Reshare {
+                if session_kind == SessionKind::Reshare {
                     let statement = Completion {
                         session_timestamp: ts,
-                        session_hash: session.params.session_hash(),
+                        session_hash,
                         operator: self.address,
                         commitment_hash,
                     };
@@ -393,7 +524,8 @@ impl NodeShared {
                             "/reshare/complete",
                             body.clone(),
                             "complete",
-                            session.deadline + Duration::from_secs(5),
+                            deadline + Duration::from_secs(5),
+                            Duration::ZERO,
                         );
                     }
                 }
@@ -509,17 +641,25 @@ impl NodeShared {
     /// the peering source lists and the TLS certificate the peer presented. The others
     /// are left out of the session, logged and counted. The kept peers are pinned to
     /// that certificate for the session ([`Transport::pin_session`]).
-    async fn attested(&self, ts: u64, peers: Vec<Peer>) -> Vec<Peer> {
+    async fn attested(
+        &self,
+        ts: u64,
+        peers: Vec<Peer>,
+        deployment: &Deployment,
+    ) -> (Vec<Peer>, EncryptionCertificates) {
+        let deployment_hash = deployment.hash().0;
+        let mut certificates = EncryptionCertificates::new();
         // Releases approved since the last session (a rollout in progress).
         let attestation = self.attestation.clone();
         let _ = tokio::task::spawn_blocking(move || attestation.refresh_signed_releases()).await;
         let mut tasks = Vec::new();
         for p in peers.iter().filter(|p| p.address != self.address) {
             // Not pinned: this is the connection whose certificate the quote must bind.
+            // Asked for this session's key: every node gets the same one.
             let get = self.get_from_peer::<AttestationResponse>(
                 self.transport.http().clone(),
                 p,
-                "/attestation",
+                &format!("/attestation?session={ts}"),
             );
             tasks.push(tokio::spawn(async move {
                 get.await.map_err(|e| match e {
@@ -541,6 +681,8 @@ impl NodeShared {
         let mut pins = Vec::new();
         for p in peers {
             if p.address == self.address {
+                let own = self.encryption_keys.for_session(ts, now, &deployment_hash);
+                certificates.insert(p.address, own.certificate);
                 kept.push(p);
                 continue;
             }
@@ -554,8 +696,23 @@ impl NodeShared {
                         now,
                         a.release_approval.as_ref(),
                     )
-                    .map(|_| cert)
-                    .map_err(|e| e.kind()),
+                    .map_err(|e| e.kind())
+                    .and_then(|_| {
+                        // Its share-encryption key, certified by its operator key for
+                        // this deployment and session, received on the attested
+                        // connection: what dealers encrypt its shares to.
+                        match a.encryption_key {
+                            Some(k)
+                                if k.operator == p.address
+                                    && k.verify(&p.public_key, &deployment_hash, ts).is_ok() =>
+                            {
+                                certificates.insert(p.address, k);
+                                Ok(cert)
+                            }
+                            Some(_) => Err("bad_encryption_key"),
+                            None => Err("no_encryption_key"),
+                        }
+                    }),
                 Some(Ok(_)) => Err("wrong_operator"),
                 Some(Err(reason)) => Err(reason),
                 None => Err("unreachable"),
@@ -575,10 +732,46 @@ impl NodeShared {
         for (address, e) in self.transport.pin_session(ts, &pins) {
             if let Some(i) = kept.iter().position(|p| p.address == address) {
                 let p = kept.remove(i);
+                certificates.remove(&p.address);
                 self.leave_out(ts, &p, e.kind());
             }
         }
-        kept
+        (kept, certificates)
+    }
+
+    /// The deployment this node's sessions belong to: in chain mode the chain id,
+    /// the slashing contract, the AVS and the operator set; without a chain, the
+    /// all-zero identity of a local cluster (which shares no keys with any other).
+    pub async fn deployment(&self) -> Deployment {
+        let Some(chain) = &self.chain else {
+            return Deployment {
+                chain_id: 0,
+                registry: [0; 20],
+                avs: [0; 20],
+                operator_set_id: 0,
+            };
+        };
+        let cached = *self.chain_id.lock().unwrap_or_else(|p| p.into_inner());
+        let chain_id = match cached {
+            Some(id) => id,
+            None => match chain.chain_id().await {
+                Ok(id) => {
+                    *self.chain_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                    id
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the chain id");
+                    0
+                }
+            },
+        };
+        let d = chain.deployment();
+        Deployment {
+            chain_id,
+            registry: d.slashing.0.0,
+            avs: d.avs.0.0,
+            operator_set_id: d.operator_set_id,
+        }
     }
 
     /// Logs and counts a peer left out of session `ts` for `reason`.
@@ -648,18 +841,22 @@ impl NodeShared {
     }
 
     /// What to run at boundary `ts`.
+    /// The session of boundary `ts` among the `listed` operators, from the versions
+    /// the `attested` ones report.
     async fn plan(
         self: &Arc<Self>,
         ts: u64,
-        peers: &[Peer],
+        listed: &[Peer],
+        attested: &[Peer],
     ) -> Option<(SessionParams, Option<kms_crypto::Scalar>)> {
+        let peers = listed;
         let schedule = Schedule {
             start_ms: (ts * 1000).saturating_add(self.cfg.schedule.setup_ms),
             phase_ms: self.cfg.schedule.phase_ms,
         };
         let mode = self.cfg.schedule.mode;
         let players: Vec<Participant> = peers.iter().map(Peer::participant).collect();
-        let (mut answered, mut views) = self.peer_versions(peers).await;
+        let (mut answered, mut views) = self.peer_versions(attested).await;
         views.extend(self.version_reports());
         answered.insert(self.address);
         match kms_protocol::api::plan_boundary(&views, &answered) {
@@ -761,20 +958,24 @@ impl NodeShared {
             debug!(session = ts, "this operator is not in the current set");
             return;
         }
-        let listed = peers.len();
-        let peers = self.attested(ts, peers).await;
+        let listed = peers.clone();
+        let deployment = self.deployment().await;
+        // Attestation decides whom this node talks to and whose keys it vouches for,
+        // not what the session is: the sets come from the listing, the same at every
+        // node, and the players' keys are agreed inside the session (its roster).
+        let (peers, certificates) = self.attested(ts, peers, &deployment).await;
         // Leaving out more than n - t of the listed operators means this node is more
         // likely the odd one out (another image, a broken network) than they are.
-        if peers.len() < kms_crypto::operator::threshold(listed) {
+        if peers.len() < kms_crypto::operator::threshold(listed.len()) {
             warn!(
                 session = ts,
                 attested = peers.len(),
-                listed,
+                listed = listed.len(),
                 "fewer than a threshold of the listed operators attested; not starting a session"
             );
             return;
         }
-        let Some((params, share)) = self.plan(ts, &peers).await else {
+        let Some((params, share)) = self.plan(ts, &listed, &peers).await else {
             return;
         };
         if !params.dealers.contains(&self.address) && !params.players.contains(&self.address) {
@@ -794,31 +995,64 @@ impl NodeShared {
             self.metrics.sessions_sat_out.inc();
             return;
         }
+        // The keys this node vouches for in the roster: its own and those its
+        // attestation of each peer bound.
+        let admitted = certificates
+            .iter()
+            .filter(|(a, _)| params.players.contains(a))
+            .map(|(a, c)| (*a, c.key))
+            .collect();
+        let setup = Setup::new(params.clone(), deployment);
         // Deterministic per operator and session descriptor, so that another process
         // on this key deals exactly the same (see `crate::dealing`).
-        let session_hash = params.session_hash();
-        let seed = self.engine_seeds.for_session(&session_hash);
+        let session_hash = setup.hash();
+        let seed = self.engine_seeds.for_session(&session_hash.0);
+        let encryption = self
+            .encryption_keys
+            .for_session(ts, now / 1000, &deployment.hash().0);
+        *self.replay_inputs.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(crate::catchup::ReplayInputs {
+                ts,
+                kind: params.kind,
+                setup: setup.clone(),
+                encryption: encryption.secret.clone(),
+                share: share.clone(),
+                seed: *seed,
+                peers: peers.clone(),
+            });
         let engine = match Engine::new(
-            params.clone(),
+            setup.clone(),
             self.address,
             self.protocol_keys.for_session(ts),
+            encryption.secret,
             share,
             *seed,
         ) {
-            Ok(e) => e.with_certificates(self.certificates.clone()),
+            Ok(e) => e
+                .with_certificates(self.certificates.clone())
+                .admitting(admitted),
             Err(e) => {
                 warn!(session = ts, error = %e, "cannot join the session");
                 return;
             }
         };
-        let phases = self.cfg.schedule.phases();
-        let end_ms = params.schedule.phase_end(phases - 1);
+        // The session runs until the engine's own deadline, or until a phase before
+        // the next boundary if that comes first (a session that has not finished by
+        // then is given up: the node keeps its previous version), but never less
+        // than the phases a healthy session needs.
+        let engine_end = params
+            .schedule
+            .phase_end(kms_protocol::dkg::engine::SESSION_PHASES - 1);
+        let next_boundary_ms = ts
+            .saturating_add(self.cfg.schedule.interval_secs)
+            .saturating_mul(1000);
+        let end_ms = engine_end
+            .min(next_boundary_ms.saturating_sub(self.cfg.schedule.phase_ms))
+            .max(params.schedule.phase_end(self.cfg.schedule.phases() - 1));
         let urls = peers.iter().map(|p| (p.address, p.url.clone())).collect();
         let now = self.clock.now_ms();
-        let guard = DealingGuard::new(self.store.clone(), self.address, ts, session_hash);
-        let session = Arc::new(RunningSession::new(
-            params, engine, guard, urls, end_ms, now,
-        ));
+        let guard = DealingGuard::new(self.store.clone(), self.address, ts, session_hash.0);
+        let session = Arc::new(RunningSession::new(setup, engine, guard, urls, end_ms, now));
         {
             *self.last_started.lock().unwrap_or_else(|p| p.into_inner()) = ts;
             *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
@@ -833,8 +1067,8 @@ impl NodeShared {
             mine
         };
         for m in early {
-            if let Err(kms_protocol::ProtocolError::Rejected(r)) = session.handle(self, m).await {
-                debug!(session = ts, reason = r, "early message rejected");
+            if let Err(r) = session.handle(self, m).await {
+                debug!(session = ts, reason = r.code(), "early message rejected");
             }
         }
     }
@@ -906,9 +1140,11 @@ impl Node {
             passphrase,
             #[cfg(feature = "fault-injection")]
             fault,
+            #[cfg(feature = "fault-injection")]
+            inbound_delay,
         } = options;
         #[cfg(not(feature = "fault-injection"))]
-        let fault: Option<Fault> = None;
+        let (fault, inbound_delay): (Option<Fault>, Option<std::time::Duration>) = (None, None);
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         crate::install_crypto_provider();
         let mut insecure = cfg.insecure_modes();
@@ -916,6 +1152,13 @@ impl Node {
             insecure.push("fault-injection".to_string());
             warn!(
                 "FAULT INJECTION: this node rewrites the protocol messages it sends (Byzantine test node)"
+            );
+        }
+        if let Some(d) = inbound_delay {
+            insecure.push("fault-injection-inbound-delay".to_string());
+            warn!(
+                delay_ms = d.as_millis() as u64,
+                "FAULT INJECTION: this node holds every incoming protocol message (slow-host test node)"
             );
         }
         if !insecure.is_empty() {
@@ -984,15 +1227,24 @@ impl Node {
             signer: keys.signer(),
             protocol_keys: ProtocolKeys::new(address, keys.signer(), PROTOCOL_KEY_LIFETIME_SECS),
             certificates: Arc::new(CertificateCache::new()),
+            encryption_keys: EncryptionKeys::new(
+                address,
+                keys.signer(),
+                ENCRYPTION_KEY_LIFETIME_SECS,
+            ),
+            chain_id: Mutex::new(None),
             engine_seeds: EngineSeeds::derive(keys.sealing_secret()),
             store,
             versions: RwLock::new(BTreeMap::new()),
+            transcripts: Mutex::new(BTreeMap::new()),
+            replay_inputs: Mutex::new(None),
             metrics,
             transport,
             peering,
             peers: RwLock::new(Vec::new()),
             peers_refreshed: Mutex::new(None),
             session: Mutex::new(None),
+            finished: Mutex::new(None),
             last_started: Mutex::new(0),
             early: Mutex::new((0, BTreeMap::new())),
             completions: Mutex::new(BTreeMap::new()),
@@ -1001,6 +1253,7 @@ impl Node {
             attestation,
             chain,
             fault: fault.map(Mutex::new),
+            inbound_delay: inbound_delay.unwrap_or_default(),
             insecure_modes: insecure,
             cfg,
         });

@@ -1,14 +1,16 @@
-//! One running session: the protocol engine behind a lock, fed by the HTTP handlers
-//! and by the clock, its actions sent through the transport.
+//! One running session: the protocol engine (v2, `kms_protocol::dkg`) behind a lock,
+//! fed by the HTTP handlers and by the clock, its actions sent through the transport.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kms_crypto::OperatorAddress;
-use kms_protocol::messages::{Payload, SignedMessage};
-use kms_protocol::{Action, Engine, ProtocolError, SessionKind, SessionParams};
+use kms_protocol::dkg::wire::Body;
+use kms_protocol::dkg::{Action, Engine, Recipient, Rejection, SessionHash, Setup};
+use kms_protocol::messages::SignedMessage;
+use kms_protocol::{SessionKind, SessionParams};
 use url::Url;
 
 use crate::dealing::{DealingGuard, DealingState};
@@ -19,17 +21,19 @@ use crate::node::{NodeShared, Refusal};
 pub struct RunningSession {
     /// Its parameters.
     pub params: SessionParams,
+    /// Parameters, deployment and encryption keys.
+    pub setup: Setup,
     engine: Mutex<Engine>,
     /// Lets this node's dealing out only once it is recorded, and never a second one.
     guard: DealingGuard,
     /// Where each other participant is reached.
     urls: BTreeMap<OperatorAddress, Url>,
-    /// When the last phase ends (Unix ms).
+    /// When the session gives up at the latest (Unix ms).
     pub end_ms: u64,
     /// Monotonic deadline for deliveries (end of the session plus one phase).
     pub deadline: Instant,
-    /// `params.session_hash()`, for the checks before the engine.
-    session_hash: [u8; 32],
+    /// `setup.hash()`, for the checks before the engine.
+    session_hash: SessionHash,
     /// Messages and bytes admitted per network source.
     admitted: Mutex<BTreeMap<IpAddr, (usize, usize)>>,
 }
@@ -37,19 +41,20 @@ pub struct RunningSession {
 impl RunningSession {
     /// Wraps a started engine, whose dealing `guard` screens.
     pub fn new(
-        params: SessionParams,
+        setup: Setup,
         engine: Engine,
         guard: DealingGuard,
         urls: BTreeMap<OperatorAddress, Url>,
         end_ms: u64,
         now_ms: u64,
     ) -> Self {
+        let params = setup.params.clone();
         let remaining = end_ms.saturating_sub(now_ms) + params.schedule.phase_ms;
-        let session_hash = params.session_hash();
         Self {
-            session_hash,
+            session_hash: setup.hash(),
             admitted: Mutex::new(BTreeMap::new()),
             params,
+            setup,
             engine: Mutex::new(engine),
             guard,
             urls,
@@ -63,14 +68,17 @@ impl RunningSession {
         self.params.timestamp.0
     }
 
+    /// The session hash (v2: binds the deployment and the encryption keys).
+    pub fn session_hash(&self) -> [u8; 32] {
+        self.session_hash.0
+    }
+
     /// DKG or reshare.
     pub fn kind(&self) -> SessionKind {
         self.params.kind
     }
 
-    fn phase_label(&self, now_ms: u64) -> PhaseLabels {
-        let s = self.params.schedule;
-        let phase = now_ms.saturating_sub(s.start_ms) / s.phase_ms.max(1);
+    fn phase_label(&self, phase: &'static str) -> PhaseLabels {
         PhaseLabels {
             kind: kind_label(self.params.kind).to_string(),
             phase: phase.to_string(),
@@ -78,74 +86,87 @@ impl RunningSession {
     }
 
     /// Runs `f` on the engine on a blocking thread (verification can take a while),
-    /// timing it into the phase histogram.
+    /// timing it into the phase histogram; returns its result and the actions.
     async fn with_engine<T: Send + 'static>(
         self: &Arc<Self>,
         shared: &Arc<NodeShared>,
         f: impl FnOnce(&mut Engine, u64) -> T + Send + 'static,
-    ) -> T {
+    ) -> (T, Vec<Action>) {
         let this = self.clone();
         let shared2 = shared.clone();
         tokio::task::spawn_blocking(move || {
             let now = shared2.clock.now_ms();
             let started = Instant::now();
             let mut engine = this.engine.lock().unwrap_or_else(|p| p.into_inner());
+            let phase = engine.phase().label();
             let out = f(&mut engine, now);
+            let actions = engine.drain();
             shared2
                 .metrics
                 .phase_seconds
-                .get_or_create(&this.phase_label(now))
+                .get_or_create(&this.phase_label(phase))
                 .observe(started.elapsed().as_secs_f64());
-            out
+            (out, actions)
         })
         .await
         .expect("engine call does not panic")
     }
 
-    /// What this node records on-chain as a dealer of this session (its commitment
-    /// hash and the hashes of the acks it received; nothing if its dealing was not
-    /// sent), and the fraud evidence it gathered.
-    pub fn chain_record(&self) -> ChainRecord {
-        let e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = self.guard.state() == DealingState::Recorded;
-        ChainRecord {
-            dealt: e.dealer_record().filter(|_| sent),
-            evidence: e.evidence().to_vec(),
-            received: e.received_commitments(),
-        }
-    }
-
-    /// Messages the engine took into a batch and then dropped for a bad signature.
-    pub fn bad_signatures(&self) -> u64 {
+    /// The value the session agreed on (the id its certificate's precommits sign).
+    pub fn agreed_value(&self) -> Option<[u8; 32]> {
         self.engine
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .bad_signatures()
+            .agreed_value()
+            .map(|v| v.0)
+    }
+
+    /// The signed messages the engine holds (all public), for peers that missed the
+    /// session.
+    pub fn transcript(&self) -> Vec<SignedMessage> {
+        self.engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .transcript()
+    }
+
+    /// The public proof of a Pedersen session's base, once decided (what on-chain
+    /// proofs about its shares need).
+    pub fn base_decision(&self) -> Option<kms_protocol::dkg::BaseDecision> {
+        self.engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .base_decision()
+    }
+
+    /// Whether this node's dealing went out.
+    pub fn dealt(&self) -> bool {
+        self.guard.state() == DealingState::Recorded
     }
 
     /// Starts the engine.
     pub async fn start(self: &Arc<Self>, shared: &Arc<NodeShared>) {
-        let actions = self.with_engine(shared, |e, now| e.start(now)).await;
+        let ((), actions) = self.with_engine(shared, |e, now| e.start(now)).await;
         self.dispatch(shared, actions).await;
     }
 
     /// Advances the clock.
     pub async fn tick(self: &Arc<Self>, shared: &Arc<NodeShared>) {
-        let actions = self.with_engine(shared, |e, now| e.tick(now)).await;
+        let ((), actions) = self.with_engine(shared, |e, now| e.tick(now)).await;
         self.dispatch(shared, actions).await;
     }
 
     /// Checks that cost nothing, before a message reaches the engine (where its points
     /// are decoded and its signature checked): its signer is a participant and its
-    /// author, it names this session's hash, a commitment has exactly the session's
-    /// number of coefficients, and its network source has not sent more than
-    /// [`source_quota`] messages or [`SOURCE_QUOTA_BYTES`] into the session. The quota
-    /// is per source address, not per claimed signer, so that a forger cannot use up
-    /// an honest operator's allowance by sending in its name.
+    /// author, it names this session's hash, a dealing has exactly the session's
+    /// number of coefficients and ciphertexts, and its network source has not sent
+    /// more than [`source_quota`] messages or [`SOURCE_QUOTA_BYTES`] into the session.
+    /// The quota is per source address, not per claimed signer, so that a forger
+    /// cannot use up an honest operator's allowance by sending in its name.
     pub fn admit(
         &self,
         source: Option<IpAddr>,
-        payload: &Payload,
+        body: &Body,
         message: &SignedMessage,
     ) -> Result<(), Refusal> {
         let p = &self.params;
@@ -153,17 +174,18 @@ impl RunningSession {
         if !p.dealers.contains(&signer) && !p.players.contains(&signer) {
             return Err(Refusal::NotParticipant);
         }
-        if payload.author() != signer {
+        if body.author() != signer {
             return Err(Refusal::Misshapen("the signer is not the payload's author"));
         }
-        if payload.session().1 != self.session_hash {
+        if body.session().1 != self.session_hash {
             return Err(Refusal::Misshapen("the message names another session hash"));
         }
-        if let Payload::Commitment(c) = payload
-            && c.commitment.len() != p.players.threshold()
+        if let Body::Dealing(d) = body
+            && (d.commitment.len() != p.players.threshold()
+                || d.shareValues.len() != p.players.len())
         {
             return Err(Refusal::Misshapen(
-                "a commitment with another number of coefficients than the session's threshold",
+                "a dealing of another shape than the session's (coefficients, ciphertexts)",
             ));
         }
         if let Some(ip) = source {
@@ -184,12 +206,9 @@ impl RunningSession {
         self: &Arc<Self>,
         shared: &Arc<NodeShared>,
         message: SignedMessage,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<(), Rejection> {
         let (result, actions) = self
-            .with_engine(shared, move |e, now| match e.handle(now, &message) {
-                Ok(a) => (Ok(()), a),
-                Err(err) => (Err(err), e.tick(now)),
-            })
+            .with_engine(shared, move |e, now| e.handle(now, message))
             .await;
         self.dispatch(shared, actions).await;
         result
@@ -201,28 +220,23 @@ impl RunningSession {
         for a in actions {
             match a {
                 Action::Send { to, message } => {
-                    for (to, message) in outgoing(shared, to, message) {
-                        let urls: Vec<Url> = if to.is_zero() {
-                            self.urls
-                                .iter()
-                                .filter(|(a, _)| **a != shared.address)
-                                .map(|(_, u)| u.clone())
-                                .collect()
-                        } else {
-                            self.urls.get(&to).cloned().into_iter().collect()
-                        };
-                        shared
-                            .transport
-                            .send(self.params.kind, &message, &urls, self.deadline);
+                    for (to, message, delay) in self.outgoing(shared, to, message) {
+                        let urls: Vec<Url> = self.urls.get(&to).cloned().into_iter().collect();
+                        shared.transport.send(
+                            self.params.kind,
+                            &message,
+                            &urls,
+                            self.deadline,
+                            delay,
+                        );
                     }
                 }
                 Action::Evidence(ev) => {
                     shared.metrics.fraud_evidence.inc();
                     tracing::warn!(
                         session = self.timestamp(),
-                        dealer = %ev.dealer(),
                         kind = ev.kind(),
-                        "fraud evidence against a dealer"
+                        "fraud evidence"
                     );
                     shared
                         .evidence
@@ -236,56 +250,90 @@ impl RunningSession {
             }
         }
     }
-}
 
-/// What actually goes out for one engine send: the message itself, or what the
-/// fault-injection behaviour of a test build makes of it.
-fn outgoing(
-    shared: &NodeShared,
-    to: OperatorAddress,
-    message: SignedMessage,
-) -> Vec<(OperatorAddress, SignedMessage)> {
-    let Some(fault) = &shared.fault else {
-        return vec![(to, message)];
-    };
-    let mut fault = fault.lock().unwrap_or_else(|p| p.into_inner());
-    rewrite(&mut fault, to, message)
+    /// The recipients of one engine send, each with what it gets and after what
+    /// delay: the message itself at once, or what the fault-injection behaviour of a
+    /// test build makes of it.
+    fn outgoing(
+        &self,
+        shared: &NodeShared,
+        to: Recipient,
+        message: SignedMessage,
+    ) -> Vec<(OperatorAddress, SignedMessage, Duration)> {
+        let recipients: Vec<OperatorAddress> = match to {
+            Recipient::All => self
+                .urls
+                .keys()
+                .filter(|a| **a != shared.address)
+                .copied()
+                .collect(),
+            Recipient::One(a) => vec![a],
+        };
+        let Some(fault) = &shared.fault else {
+            return recipients
+                .into_iter()
+                .map(|r| (r, message.clone(), Duration::ZERO))
+                .collect();
+        };
+        let mut fault = fault.lock().unwrap_or_else(|p| p.into_inner());
+        rewrite(shared, &mut fault, self.timestamp(), recipients, message)
+    }
 }
 
 #[cfg(feature = "fault-injection")]
 fn rewrite(
+    shared: &NodeShared,
     fault: &mut crate::node::Fault,
-    to: OperatorAddress,
+    ts: u64,
+    recipients: Vec<OperatorAddress>,
     message: SignedMessage,
-) -> Vec<(OperatorAddress, SignedMessage)> {
-    fault
-        .outgoing(to, message)
-        .into_iter()
-        .map(|(to, m, _delay)| (to, m))
-        .collect()
+) -> Vec<(OperatorAddress, SignedMessage, Duration)> {
+    let Ok(body) = Body::decode(&message.payload) else {
+        return Vec::new();
+    };
+    let signer = shared.protocol_signer(ts);
+    let now_ms = shared.clock.now_ms();
+    let mut out = Vec::new();
+    for to in recipients {
+        let o = kms_protocol::dkg::sim::Outgoing {
+            from: shared.address,
+            to,
+            kind: body.kind(),
+            message: &message,
+            now_ms,
+            signer: signer.as_ref(),
+        };
+        out.extend(
+            fault
+                .outgoing(&o)
+                .into_iter()
+                .map(|(m, delay_ms)| (to, m, Duration::from_millis(delay_ms))),
+        );
+    }
+    out
 }
 
 #[cfg(not(feature = "fault-injection"))]
 fn rewrite(
+    _: &NodeShared,
     fault: &mut crate::node::Fault,
-    _: OperatorAddress,
+    _: u64,
+    _: Vec<OperatorAddress>,
     _: SignedMessage,
-) -> Vec<(OperatorAddress, SignedMessage)> {
+) -> Vec<(OperatorAddress, SignedMessage, Duration)> {
     match *fault {}
 }
 
-/// A dealer's on-chain record: its phase-1 commitment hash and the ack message hashes.
-pub type DealerRecord = ([u8; 32], Vec<[u8; 32]>);
-
 /// What a session leaves for the chain.
 pub struct ChainRecord {
-    /// This node's own record as a dealer.
-    pub dealt: Option<DealerRecord>,
-    /// Fraud evidence gathered.
-    pub evidence: Vec<kms_protocol::FraudEvidence>,
-    /// The other dealers' signed phase-1 commitments and their hashes, to compare
-    /// with what they record.
-    pub received: Vec<(OperatorAddress, SignedMessage, [u8; 32])>,
+    /// The activated version's public-polynomial hash and the agreed value id.
+    pub activated: Option<([u8; 32], [u8; 32])>,
+    /// Fraud evidence gathered in the session.
+    pub evidence: Vec<kms_protocol::dkg::Evidence>,
+    /// The session the evidence belongs to.
+    pub setup: Setup,
+    /// Pedersen: the agreed base's proof, which proofs about shares carry.
+    pub base: Option<kms_protocol::dkg::BaseDecision>,
 }
 
 /// `dkg` / `reshare`.
@@ -301,32 +349,30 @@ pub fn kind_label(k: SessionKind) -> &'static str {
 /// engine hold.
 pub const SOURCE_QUOTA_BYTES: usize = 64 * 1024 * 1024;
 
-/// Most messages one network source may send into a session. A participant sends each
-/// other one at most a commitment per phase, a share, its acks, a complaint per dealer
-/// and its coin messages, and retries repeat some: `4·(n + 16)` per participant. Nodes
-/// may share an address (a cluster on one host, a NAT), so a source is allowed that
-/// for every participant.
+/// Most messages one network source may send into a session: what one participant's
+/// engine keeps from an author ([`kms_protocol::dkg::engine::MESSAGES_PER_AUTHOR`])
+/// plus fetch requests and retries, for every participant (nodes may share an
+/// address: a cluster on one host, a NAT).
 pub fn source_quota(p: &SessionParams) -> usize {
-    let n = p.dealers.len().max(p.players.len());
-    4 * (n + 16) * (p.dealers.len() + p.players.len())
+    let per = kms_protocol::dkg::engine::MESSAGES_PER_AUTHOR + 2 * p.players.len() + 64;
+    per * (p.dealers.len() + p.players.len())
 }
 
 #[cfg(test)]
 mod tests {
-    use kms_protocol::sim::SimOperator;
+    use kms_protocol::dkg::sim::{SimMember, setup as sim_setup};
     use kms_protocol::{Schedule, SessionTimestamp, VssMode};
 
     use super::*;
 
-    /// A session of four simulated operators at operator 1, and operator 0's first
-    /// messages (its commitment and shares).
+    /// A session of four simulated operators at operator 1, and operator 0's dealing.
     fn setup() -> (
         RunningSession,
-        Vec<SignedMessage>,
-        Vec<SimOperator>,
+        SignedMessage,
+        Vec<SimMember>,
         tempfile::TempDir,
     ) {
-        let ops = SimOperator::generate(4, 9);
+        let members = SimMember::generate(4, 9);
         let schedule = Schedule {
             start_ms: 1_000_000,
             phase_ms: 1_000,
@@ -334,30 +380,38 @@ mod tests {
         let params = SessionParams::dkg(
             SessionTimestamp(1_000),
             VssMode::Feldman,
-            ops.iter().map(SimOperator::participant).collect(),
+            members.iter().map(SimMember::participant).collect(),
             schedule,
         )
         .unwrap();
-        let dealer = Engine::new(
-            params.clone(),
-            ops[0].address,
-            ops[0].signer.clone(),
+        let setup = sim_setup(params.clone(), &members);
+        let mut dealer = Engine::new(
+            setup.clone(),
+            members[0].address(),
+            members[0].operator.signer.clone(),
+            members[0].encryption.clone(),
             None,
             [1; 32],
         )
-        .unwrap()
-        .start(1_000_000);
-        let sent: Vec<SignedMessage> = dealer
+        .unwrap();
+        dealer.start(1_000_000);
+        let dealing = dealer
+            .drain()
             .into_iter()
-            .filter_map(|a| match a {
-                Action::Send { message, .. } => Some(message),
+            .find_map(|a| match a {
+                Action::Send { message, .. }
+                    if matches!(Body::decode(&message.payload), Ok(Body::Dealing(_))) =>
+                {
+                    Some(message)
+                }
                 _ => None,
             })
-            .collect();
+            .unwrap();
         let engine = Engine::new(
-            params.clone(),
-            ops[1].address,
-            ops[1].signer.clone(),
+            setup.clone(),
+            members[1].address(),
+            members[1].operator.signer.clone(),
+            members[1].encryption.clone(),
             None,
             [2; 32],
         )
@@ -370,13 +424,13 @@ mod tests {
         .unwrap();
         let guard = DealingGuard::new(
             Arc::new(store),
-            ops[1].address,
+            members[1].address(),
             params.timestamp.0,
-            params.session_hash(),
+            setup.hash().0,
         );
         let session =
-            RunningSession::new(params, engine, guard, BTreeMap::new(), 1_010_000, 1_000_000);
-        (session, sent, ops, dir)
+            RunningSession::new(setup, engine, guard, BTreeMap::new(), 1_010_000, 1_000_000);
+        (session, dealing, members, dir)
     }
 
     fn reason(r: Result<(), Refusal>) -> &'static str {
@@ -391,44 +445,39 @@ mod tests {
 
     #[test]
     fn forged_shapes_are_refused_before_the_engine_and_sources_are_bounded() {
-        let (s, sent, ops, _dir) = setup();
-        let commitment = sent
-            .iter()
-            .find(|m| matches!(m.peek(), Ok(Payload::Commitment(_))))
-            .unwrap()
-            .clone();
-        let payload = commitment.peek().unwrap();
+        let (s, dealing, members, _dir) = setup();
+        let body = Body::decode(&dealing.payload).unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(reason(s.admit(Some(ip), &payload, &commitment)), "ok");
+        assert_eq!(reason(s.admit(Some(ip), &body, &dealing)), "ok");
 
-        // Too many coefficients (the 1,024-point forgery): refused undecoded.
-        let Payload::Commitment(mut c) = payload.clone() else {
+        // Too many coefficients (a 1,024-point forgery): refused undecoded.
+        let Body::Dealing(mut d) = body.clone() else {
             unreachable!()
         };
-        let word = c.commitment[0].clone();
-        c.commitment = vec![word; 1_024];
-        let long = Payload::Commitment(c);
-        let mut forged = commitment.clone();
+        let word = d.commitment[0].clone();
+        d.commitment = vec![word; 1_024];
+        let long = Body::Dealing(d);
+        let mut forged = dealing.clone();
         forged.payload = long.encode();
         assert_eq!(reason(s.admit(Some(ip), &long, &forged)), "misshapen");
 
         // Another session's hash, another author than the signer, a stranger.
-        let Payload::Commitment(mut c) = payload.clone() else {
+        let Body::Dealing(mut d) = body.clone() else {
             unreachable!()
         };
-        c.sessionHash = [9u8; 32].into();
+        d.sessionHash = [9u8; 32].into();
         assert_eq!(
-            reason(s.admit(Some(ip), &Payload::Commitment(c), &commitment)),
+            reason(s.admit(Some(ip), &Body::Dealing(d), &dealing)),
             "misshapen"
         );
-        let mut renamed = commitment.clone();
-        renamed.signer = ops[2].address;
-        assert_eq!(reason(s.admit(Some(ip), &payload, &renamed)), "misshapen");
-        let stranger = SimOperator::generate(1, 99).remove(0);
-        let mut foreign = commitment.clone();
-        foreign.signer = stranger.address;
+        let mut renamed = dealing.clone();
+        renamed.signer = members[2].address();
+        assert_eq!(reason(s.admit(Some(ip), &body, &renamed)), "misshapen");
+        let stranger = SimMember::generate(1, 99).remove(0);
+        let mut foreign = dealing.clone();
+        foreign.signer = stranger.address();
         assert_eq!(
-            reason(s.admit(Some(ip), &payload, &foreign)),
+            reason(s.admit(Some(ip), &body, &foreign)),
             "not_participant"
         );
 
@@ -436,13 +485,10 @@ mod tests {
         // not affected.
         let quota = source_quota(&s.params);
         for _ in 1..quota {
-            assert_eq!(reason(s.admit(Some(ip), &payload, &commitment)), "ok");
+            assert_eq!(reason(s.admit(Some(ip), &body, &dealing)), "ok");
         }
-        assert_eq!(
-            reason(s.admit(Some(ip), &payload, &commitment)),
-            "over_quota"
-        );
+        assert_eq!(reason(s.admit(Some(ip), &body, &dealing)), "over_quota");
         let other: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(reason(s.admit(Some(other), &payload, &commitment)), "ok");
+        assert_eq!(reason(s.admit(Some(other), &body, &dealing)), "ok");
     }
 }

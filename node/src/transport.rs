@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use kms_crypto::OperatorAddress;
 use kms_protocol::SessionKind;
-use kms_protocol::messages::{MessageKind, SignedMessage};
+use kms_protocol::dkg::wire::{Body, Kind};
+use kms_protocol::messages::SignedMessage;
 use rand::Rng;
 use reqwest::StatusCode;
 use rustls::client::danger::ServerCertVerifier;
@@ -27,32 +28,20 @@ use crate::config::{TlsConfig, TransportConfig};
 use crate::metrics::{KindLabel, Metrics};
 use crate::tls::{CertificateDigest, OnPinRefusal, PinnedServerVerifier};
 
-/// The endpoint a message goes to: `/{dkg|reshare}/{commitment|share|ack}`. Coin-flip
-/// messages travel with the commitments (they are dealer broadcasts of the commit
-/// phase); complaints travel with the acks (they are the players' answers).
-pub fn endpoint(session: SessionKind, kind: MessageKind) -> String {
+/// The endpoint a message goes to: `/{dkg|reshare}/{commitment|share|ack}`
+/// ([`Kind::endpoint_leaf`]: dealings with the shares, a player's answers with the
+/// acks, coin and agreement messages with the commitments).
+pub fn endpoint(session: SessionKind, kind: Kind) -> String {
     let prefix = match session {
         SessionKind::Dkg => "dkg",
         SessionKind::Reshare => "reshare",
     };
-    let leaf = match kind {
-        MessageKind::Commitment | MessageKind::CoinCommit | MessageKind::CoinReveal => "commitment",
-        MessageKind::Share => "share",
-        MessageKind::Ack | MessageKind::Complaint => "ack",
-    };
-    format!("/{prefix}/{leaf}")
+    format!("/{prefix}/{}", kind.endpoint_leaf())
 }
 
 /// The lower-case name of a message kind, for metrics and logs.
-pub fn kind_name(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Commitment => "commitment",
-        MessageKind::Share => "share",
-        MessageKind::Ack => "ack",
-        MessageKind::Complaint => "complaint",
-        MessageKind::CoinCommit => "coin_commit",
-        MessageKind::CoinReveal => "coin_reveal",
-    }
+pub fn kind_name(kind: Kind) -> &'static str {
+    kind.label()
 }
 
 /// An attested peer of a session: where it is reached and the certificate it must
@@ -287,6 +276,7 @@ impl Transport {
         body: Arc<Vec<u8>>,
         label: &'static str,
         deadline: Instant,
+        delay: Duration,
     ) {
         let Ok(url) = base.join(path) else {
             warn!(%base, path, "peer URL cannot be joined with the endpoint");
@@ -302,6 +292,9 @@ impl Transport {
             })
             .inc();
         tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut delay = Duration::from_millis(this.cfg.backoff_initial_ms);
             for attempt in 1..=this.cfg.max_attempts {
                 let res = http
@@ -346,22 +339,24 @@ impl Transport {
         });
     }
 
-    /// Sends a protocol message of a `session` to every URL in `to`.
+    /// Sends a protocol message of a `session` to every URL in `to`, after `delay`
+    /// (zero but in fault-injection tests).
     pub fn send(
         &self,
         session: SessionKind,
         message: &SignedMessage,
         to: &[Url],
         deadline: Instant,
+        delay: Duration,
     ) {
-        let Ok(payload) = message.peek() else {
+        let Ok(body) = Body::decode(&message.payload) else {
             return;
         };
-        let kind = payload.kind();
+        let kind = body.kind();
         let path = endpoint(session, kind);
         let body = Arc::new(serde_json::to_vec(message).expect("serializable"));
         for url in to {
-            self.post_json(url, &path, body.clone(), kind_name(kind), deadline);
+            self.post_json(url, &path, body.clone(), kind_name(kind), deadline, delay);
         }
     }
 }
@@ -469,20 +464,14 @@ mod tests {
 
     #[test]
     fn endpoints_follow_the_api() {
+        assert_eq!(endpoint(SessionKind::Dkg, Kind::Vote), "/dkg/commitment");
         assert_eq!(
-            endpoint(SessionKind::Dkg, MessageKind::Commitment),
-            "/dkg/commitment"
-        );
-        assert_eq!(
-            endpoint(SessionKind::Reshare, MessageKind::Share),
+            endpoint(SessionKind::Reshare, Kind::Dealing),
             "/reshare/share"
         );
+        assert_eq!(endpoint(SessionKind::Dkg, Kind::Complaint), "/dkg/ack");
         assert_eq!(
-            endpoint(SessionKind::Dkg, MessageKind::Complaint),
-            "/dkg/ack"
-        );
-        assert_eq!(
-            endpoint(SessionKind::Reshare, MessageKind::CoinReveal),
+            endpoint(SessionKind::Reshare, Kind::CoinReveal),
             "/reshare/commitment"
         );
     }

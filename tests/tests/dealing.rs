@@ -1,18 +1,17 @@
 //! Slashing protection, with real nodes on 127.0.0.1 and real key stores: a second
-//! process started on a copy of an operator's disk and key deals exactly what the
-//! operator's node deals (no equivocation to prove), and a node whose store records
-//! another dealing for a session does not deal in it.
+//! process started on a copy of an operator's disk and key gives no equivocation to
+//! prove, and a node whose store records another dealing for a session does not deal
+//! in it.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, FiredBoundaries, fire, unix_secs};
 use kms_crypto::OperatorAddress;
 use kms_node::attest::NodeAttestation;
-use kms_node::peering::BoxFuture;
-use kms_node::schedule::{Boundary, BoundarySource};
+use kms_node::schedule::BoundarySource;
 use kms_node::store::{DealingRecord, KeyStore, SealingKey};
 use kms_node::{Node, NodeConfig, OperatorKeys, StartOptions};
 use tokio::sync::watch;
@@ -22,43 +21,6 @@ const INTERVAL: u64 = 10;
 const PHASE_MS: u64 = 1_000;
 /// Bound on each session.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(40);
-
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Boundaries the test fires. A node asking for its first one gets the last one
-/// fired only if that session has not begun (a node started after a session began
-/// does not join it, as with a wall clock's boundaries).
-struct FiredBoundaries(watch::Receiver<u64>);
-
-impl BoundarySource for FiredBoundaries {
-    fn next_boundary(&self, after: u64) -> BoxFuture<'_, Option<Boundary>> {
-        let mut rx = self.0.clone();
-        Box::pin(async move {
-            let now = unix_secs();
-            let ts = *rx
-                .wait_for(|ts| *ts > after && (after > 0 || *ts + 1 >= now))
-                .await
-                .ok()?;
-            Some(Boundary {
-                session_timestamp: ts,
-                block: None,
-            })
-        })
-    }
-}
-
-/// Fires the next boundary, a second from now (a session timestamp like a wall
-/// clock's, so that its phases run on the nodes' clocks).
-fn fire(tx: &watch::Sender<u64>) -> u64 {
-    let ts = (unix_secs() + 1).max(*tx.borrow() + 1);
-    tx.send(ts).unwrap();
-    ts
-}
 
 fn keys(path: &std::path::Path) -> OperatorKeys {
     OperatorKeys::read(path, None, true).unwrap()
@@ -95,7 +57,7 @@ fn evidence_against(c: &Cluster, extra: &[&Node], dealer: OperatorAddress) -> Ve
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, e)| e.dealer() == dealer)
+                .filter(|(_, e)| e.accused() == dealer)
                 .map(|(ts, e)| format!("{ts}: {}", e.kind()))
                 .collect::<Vec<_>>()
         })
@@ -185,8 +147,10 @@ async fn a_second_process_on_a_copied_disk_deals_identically_and_a_node_never_de
         let store = open_store(&c.members[0].cfg, &keys(&c.members[0].key_file)).await;
         store.record_dealing(&other).unwrap();
     }
-    c.restart(0).await;
+    // Fired before the restart, so that the restarted node's first boundary is this
+    // one and not the last session's again.
     tx.send(t3).unwrap();
+    c.restart(0).await;
     let v3 = c.wait_for_version(&all, v2, SESSION_TIMEOUT).await;
     assert_eq!(v3, t3);
     for i in 1..4 {
@@ -210,11 +174,20 @@ async fn a_second_process_on_a_copied_disk_deals_identically_and_a_node_never_de
         .expect("node 0 recorded its dealing");
     assert_eq!(store.dealing(t3).unwrap(), Some(other));
     drop(store);
+    // The copy may have sat the session out (it starts late); if it dealt, then the
+    // same dealing when it computed the peers' session hash. It does not today: the
+    // v2 session hash binds every player's encryption key and the copy made its own,
+    // so what it signed names a session nobody else runs (the peers refuse it, and no
+    // evidence against the operator can come of it: asserted above).
     let copied = open_store(&copy_cfg, &keys(&key_file))
         .await
         .dealing(t2)
-        .unwrap()
-        .expect("the copy recorded its dealing");
-    assert_eq!(copied, dealt);
+        .unwrap();
+    if let Some(copied) = copied {
+        assert_eq!(copied.session_timestamp, dealt.session_timestamp);
+        if copied.session_hash == dealt.session_hash {
+            assert_eq!(copied, dealt);
+        }
+    }
     c.shutdown().await;
 }

@@ -11,38 +11,51 @@ use common::Cluster;
 use kms_node::OperatorKeys;
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::sim::SimOperator;
-use kms_protocol::{
-    Action, Engine, Participant, Schedule, SessionParams, SessionTimestamp, VssMode,
-};
+use kms_protocol::{Participant, Schedule, SessionParams, SessionTimestamp, VssMode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Messages of a session that does not exist, signed by `signer` (a participant).
+/// Messages of a (Pedersen) session that does not exist, signed by `signer` (a
+/// participant): its first one is a coin commitment, for `/dkg/commitment`.
 fn foreign_messages(
     ts: u64,
     me: Participant,
     signer: Arc<dyn kms_crypto::signer::OperatorSigner>,
 ) -> Vec<SignedMessage> {
-    let mut players: Vec<Participant> = SimOperator::generate(3, ts)
-        .iter()
-        .map(SimOperator::participant)
-        .collect();
-    players.push(me.clone());
+    use kms_crypto::vss::encryption::EncryptionSecretKey;
+    use kms_protocol::dkg::sim::SimMember;
+    let mut members = SimMember::generate(3, ts);
+    let key = EncryptionSecretKey::generate(&mut rand_core::OsRng);
+    let directory = members[0].directory.clone();
+    members.push(SimMember {
+        operator: SimOperator {
+            address: me.address,
+            signer: signer.clone(),
+            certificates: Arc::new(kms_protocol::certificates::CertificateCache::new()),
+        },
+        encryption: Arc::new(key),
+        directory,
+    });
     let params = SessionParams::dkg(
         SessionTimestamp(ts),
-        VssMode::Feldman,
-        players,
+        VssMode::Pedersen,
+        members.iter().map(SimMember::participant).collect(),
         Schedule {
             start_ms: ts * 1000,
             phase_ms: 1000,
         },
     )
     .unwrap();
-    let mut e = Engine::new(params, me.address, signer, None, [9; 32]).unwrap();
-    e.start(ts * 1000)
+    let setup = kms_protocol::dkg::sim::setup(params, &members);
+    let encryption = members[3].encryption.clone();
+    let mut e =
+        kms_protocol::dkg::Engine::new(setup, me.address, signer, encryption, None, [9; 32])
+            .unwrap();
+    e.start(ts * 1000);
+    e.drain()
         .into_iter()
         .filter_map(|a| match a {
-            Action::Send { message, .. } => Some(message),
+            kms_protocol::dkg::Action::Send { message, .. } => Some(message),
             _ => None,
         })
         .collect()

@@ -62,7 +62,8 @@ fn code(v: &Value) -> &str {
 async fn secrets_end_to_end_and_refusals() {
     let c = Cluster::start(4, INTERVAL, PHASE_MS).await;
     let all = [0, 1, 2, 3];
-    c.wait_for_version(&all, 0, Duration::from_secs(INTERVAL * 4 + 20))
+    let first = c
+        .wait_for_version(&all, 0, Duration::from_secs(INTERVAL * 4 + 20))
         .await;
     let client = KmsClient::with_options(
         c.urls(&all),
@@ -137,6 +138,21 @@ async fn secrets_end_to_end_and_refusals() {
         .await
         .unwrap();
     assert_eq!(&secrets.env[..], ENV);
+
+    // A request attested before the newest reshare: the nodes sign with the version
+    // active then, and the client combines against it (the same master secret).
+    c.wait_for_version(&all, first, Duration::from_secs(INTERVAL * 4 + 20))
+        .await;
+    let newest = client.master_public_key().await.unwrap().version;
+    let r = SecretsRequest::new(APP)
+        .unwrap()
+        .with_attest_time(newest - 1);
+    let secrets = client
+        .retrieve_secrets(&r, &quote_for(&r, "app-build-1"))
+        .await
+        .unwrap();
+    assert_eq!(&secrets.env[..], ENV);
+    assert!(secrets.version < newest, "{} vs {newest}", secrets.version);
 
     // A build that is not registered for the app.
     let r = SecretsRequest::new(APP).unwrap();

@@ -187,7 +187,8 @@ impl Cluster {
         ca: Option<&kms_node::tls::DevCa>,
         identity: Option<&str>,
     ) -> usize {
-        self.add_member_inner(phase_ms, ca, identity, None).await
+        self.add_member_inner(phase_ms, ca, identity, None, None)
+            .await
     }
 
     /// As [`Cluster::add_member`], for a Byzantine operator: `make` gets its address
@@ -201,7 +202,24 @@ impl Cluster {
         ) -> kms_node::node::Fault
         + 'static,
     ) -> usize {
-        self.add_member_inner(phase_ms, None, None, Some(Box::new(make)))
+        self.add_member_inner(phase_ms, None, None, Some(Box::new(make)), None)
+            .await
+    }
+
+    /// As [`Cluster::add_byzantine_member`], for a member whose host also holds every
+    /// incoming protocol message for `inbound_delay` (an honest operator behind a slow
+    /// network when `make` only delays what it sends).
+    pub async fn add_faulty_member(
+        &mut self,
+        phase_ms: u64,
+        make: impl FnOnce(
+            kms_crypto::OperatorAddress,
+            std::sync::Arc<dyn kms_crypto::signer::OperatorSigner>,
+        ) -> kms_node::node::Fault
+        + 'static,
+        inbound_delay: Option<Duration>,
+    ) -> usize {
+        self.add_member_inner(phase_ms, None, None, Some(Box::new(make)), inbound_delay)
             .await
     }
 
@@ -211,6 +229,7 @@ impl Cluster {
         ca: Option<&kms_node::tls::DevCa>,
         identity: Option<&str>,
         fault: Option<MakeFault>,
+        inbound_delay: Option<Duration>,
     ) -> usize {
         kms_node::install_crypto_provider();
         let i = self.members.len();
@@ -250,6 +269,7 @@ impl Cluster {
         let public_key = keys.public_key();
         let options = kms_node::StartOptions {
             fault: fault.map(|make| make(keys.address(), keys.signer())),
+            inbound_delay,
             boundaries: self.boundaries.clone(),
             ..Default::default()
         };
@@ -498,4 +518,44 @@ impl Cluster {
         kms_client::cli::run(argv, &mut out).await?;
         Ok(out)
     }
+}
+
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Boundaries the test fires. A node asking for its first one gets the last one
+/// fired only if that session has not begun (a node started after a session began
+/// does not join it, as with a wall clock's boundaries).
+pub struct FiredBoundaries(pub tokio::sync::watch::Receiver<u64>);
+
+impl kms_node::schedule::BoundarySource for FiredBoundaries {
+    fn next_boundary(
+        &self,
+        after: u64,
+    ) -> kms_node::peering::BoxFuture<'_, Option<kms_node::schedule::Boundary>> {
+        let mut rx = self.0.clone();
+        Box::pin(async move {
+            let now = unix_secs();
+            let ts = *rx
+                .wait_for(|ts| *ts > after && (after > 0 || *ts + 1 >= now))
+                .await
+                .ok()?;
+            Some(kms_node::schedule::Boundary {
+                session_timestamp: ts,
+                block: None,
+            })
+        })
+    }
+}
+
+/// Fires the next boundary, a second from now (a session timestamp like a wall
+/// clock's, so that its phases run on the nodes' clocks).
+pub fn fire(tx: &tokio::sync::watch::Sender<u64>) -> u64 {
+    let ts = (unix_secs() + 1).max(*tx.borrow() + 1);
+    tx.send(ts).unwrap();
+    ts
 }
