@@ -385,28 +385,17 @@ mod tests {
         )
         .unwrap();
         let setup = sim_setup(params.clone(), &members);
-        let mut dealer = Engine::new(
-            setup.clone(),
+        // Operator 0's dealing to the roster every member would agree on.
+        let dealing = kms_protocol::dkg::dealer::deal(
+            &setup,
+            &members[0].roster(&setup),
             members[0].address(),
-            members[0].operator.signer.clone(),
-            members[0].encryption.clone(),
+            members[0].operator.signer.as_ref(),
+            kms_crypto::Scalar::from_u64(5),
             None,
-            [1; 32],
+            &mut rand_core::OsRng,
         )
         .unwrap();
-        dealer.start(1_000_000);
-        let dealing = dealer
-            .drain()
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Send { message, .. }
-                    if matches!(Body::decode(&message.payload), Ok(Body::Dealing(_))) =>
-                {
-                    Some(message)
-                }
-                _ => None,
-            })
-            .unwrap();
         let engine = Engine::new(
             setup.clone(),
             members[1].address(),

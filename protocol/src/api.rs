@@ -23,7 +23,8 @@ pub struct PubkeyResponse {
     pub is_active: bool,
     /// Shares needed to reconstruct (the number of commitments).
     pub threshold: usize,
-    /// The operators holding shares of this version.
+    /// The players of the session that produced it (a player the session's roster
+    /// left out holds no share).
     pub operators: Vec<OperatorAddress>,
     /// The VSS mode of the session that produced it.
     pub mode: VssMode,

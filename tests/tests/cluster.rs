@@ -361,9 +361,10 @@ async fn operators_only_talk_tls_to_peers_certified_by_their_ca() {
     // The honest nodes cannot fetch the rogue's attestation over TLS, so they leave
     // it out and run the DKG among themselves.
     let v = c.wait_for_version(&honest, 0, timeout(3)).await;
-    let ops = c.pubkey(0).await.unwrap().operators;
-    assert_eq!(ops.len(), 4);
-    assert!(!ops.contains(&c.members[rogue].address));
+    // The session's players are the listed operators; the roster, made of the keys
+    // of attested peers, leaves the rogue out: it neither dealt nor got a share.
+    assert_eq!(c.pubkey(0).await.unwrap().operators.len(), 5);
+    assert!(!qualified(&c, 0).contains(&c.members[rogue].address));
     // The cluster's CA does not vouch for the rogue node ...
     let r = c
         .http
@@ -434,12 +435,13 @@ async fn a_peer_running_another_image_is_left_out_of_the_dkg() {
     c.set_operators(&all);
     c.wait_for_version(&honest, 0, timeout(3)).await;
     let pk = c.pubkey(0).await.unwrap();
-    assert_eq!(
-        pk.operators.len(),
-        4,
-        "the session's set leaves the rogue out"
+    // The session's players are the listed operators; the roster (keys of attested
+    // peers only) leaves the rogue out, so it neither dealt nor got a share.
+    assert_eq!(pk.operators.len(), 5);
+    assert!(
+        !qualified(&c, 0).contains(&c.members[rogue].address),
+        "the rogue dealt"
     );
-    assert!(!pk.operators.contains(&c.members[rogue].address));
     assert!(
         c.pubkey(rogue).await.is_none(),
         "the rogue node holds no key"
@@ -466,4 +468,17 @@ async fn a_peer_running_another_image_is_left_out_of_the_dkg() {
     assert_eq!(a["simulated"], true);
     assert_eq!(a["evidence"]["method"], "simulated");
     c.shutdown().await;
+}
+
+/// The qualified dealers of node `i`'s active version.
+fn qualified(c: &Cluster, i: usize) -> Vec<kms_crypto::OperatorAddress> {
+    c.members[i]
+        .node
+        .as_ref()
+        .expect("node running")
+        .shared()
+        .active_version()
+        .expect("an active version")
+        .qualified_dealers
+        .clone()
 }
