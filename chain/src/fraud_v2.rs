@@ -397,7 +397,7 @@ mod tests {
             },
         )
         .unwrap();
-        (sim::setup(params, &members), members)
+        (sim::setup(params), members)
     }
 
     #[test]

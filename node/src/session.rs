@@ -384,7 +384,7 @@ mod tests {
             schedule,
         )
         .unwrap();
-        let setup = sim_setup(params.clone(), &members);
+        let setup = sim_setup(params.clone());
         // Operator 0's dealing to the roster every member would agree on.
         let dealing = kms_protocol::dkg::dealer::deal(
             &setup,

@@ -131,7 +131,7 @@ fn measure(
 ) -> (Run, Finished) {
     let pedersen = params.mode == VssMode::Pedersen;
     let mut floor = Floor::new(n, if pedersen { 2 } else { 1 });
-    let setup = setup(params, members);
+    let setup = setup(params);
     let mut network = kms_protocol::dkg::sim::Network::new(
         &setup,
         members,

@@ -4,41 +4,12 @@
 use std::collections::BTreeMap;
 
 use kms_crypto::OperatorAddress;
-use kms_protocol::dkg::sim::{Net, Scenario, SimMember};
-use kms_protocol::session::{Schedule, SessionParams, SessionTimestamp, VssMode};
+use kms_protocol::dkg::sim::SimMember;
+use kms_protocol::session::{SessionParams, SessionTimestamp, VssMode};
 
-const PHASE_MS: u64 = 1_000;
+mod v2_common;
 
-fn schedule() -> Schedule {
-    Schedule {
-        start_ms: 0,
-        phase_ms: PHASE_MS,
-    }
-}
-
-fn dkg(members: &[SimMember], mode: VssMode) -> SessionParams {
-    SessionParams::dkg(
-        SessionTimestamp(600),
-        mode,
-        members.iter().map(SimMember::participant).collect(),
-        schedule(),
-    )
-    .unwrap()
-}
-
-fn scenario(params: SessionParams, members: Vec<SimMember>, seed: u64) -> Scenario {
-    Scenario {
-        params,
-        members,
-        shares: BTreeMap::new(),
-        net: Net {
-            seed,
-            ..Net::default()
-        },
-        byzantine: Vec::new(),
-        until_ms: 60 * PHASE_MS,
-    }
-}
+use v2_common::{PHASE_MS, dkg, scenario, schedule};
 
 fn addresses(members: &[SimMember]) -> Vec<OperatorAddress> {
     members.iter().map(SimMember::address).collect()

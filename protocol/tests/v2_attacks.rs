@@ -3,50 +3,25 @@
 //! honest nodes agree, that the session completes, and that no message on the wire
 //! carries a share of an honest player.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use kms_crypto::vss::encryption::{ShareCiphertext, ShareContext, decrypt_share};
 use kms_crypto::{OperatorAddress, Scalar};
-use kms_protocol::dkg::sim::{
-    Deliveries, Finished, Net, Outgoing, Scenario, SimMember, SlowInbound,
-};
+use kms_protocol::dkg::sim::{Deliveries, Finished, Outgoing, Scenario, SimMember, SlowInbound};
 use kms_protocol::dkg::wire::{Body, Kind};
-use kms_protocol::session::{Schedule, SessionParams, SessionTimestamp, VssMode};
+use kms_protocol::session::{SessionParams, VssMode};
 use kms_protocol::{SessionOutcome, SignedMessage};
 
-const PHASE_MS: u64 = 1_000;
+mod v2_common;
 
-fn schedule() -> Schedule {
-    Schedule {
-        start_ms: 0,
-        phase_ms: PHASE_MS,
-    }
-}
+use v2_common::{PHASE_MS, dkg};
 
-fn dkg(members: &[SimMember], mode: VssMode) -> SessionParams {
-    SessionParams::dkg(
-        SessionTimestamp(600),
-        mode,
-        members.iter().map(SimMember::participant).collect(),
-        schedule(),
-    )
-    .unwrap()
-}
-
+/// [`v2_common::scenario`] with the wire recorded, to look for shares on it.
 fn scenario(params: SessionParams, members: Vec<SimMember>, seed: u64) -> Scenario {
-    Scenario {
-        params,
-        members,
-        shares: BTreeMap::new(),
-        net: Net {
-            seed,
-            record: true,
-            ..Net::default()
-        },
-        byzantine: Vec::new(),
-        until_ms: 60 * PHASE_MS,
-    }
+    let mut s = v2_common::scenario(params, members, seed);
+    s.net.record = true;
+    s
 }
 
 /// Every share an honest dealer dealt to an honest player, and every honest final
@@ -234,7 +209,7 @@ fn a_late_complaint_shown_to_some_nodes_cannot_split_the_qualified_set() {
             .collect();
         let early: BTreeSet<_> = honest.iter().take(3).copied().collect();
         let params = dkg(&members, VssMode::Feldman);
-        let setup = kms_protocol::dkg::sim::setup(params.clone(), &members);
+        let setup = kms_protocol::dkg::sim::setup(params.clone());
         let session = setup.hash().0;
         let index = setup.player_index(&byz).unwrap();
         let mut corrupt = corrupt_share_for(index);
@@ -489,7 +464,7 @@ fn a_bad_share_dealt_late_is_recovered_and_stalls_no_session() {
             .filter(|a| *a != byz)
             .collect();
         let params = dkg(&members, mode);
-        let setup = kms_protocol::dkg::sim::setup(params.clone(), &members);
+        let setup = kms_protocol::dkg::sim::setup(params.clone());
         let victim = honest[2];
         let index = setup.player_index(&victim).unwrap();
         let mut corrupt = corrupt_share_for(index);

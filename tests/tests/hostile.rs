@@ -46,7 +46,7 @@ fn foreign_messages(
         },
     )
     .unwrap();
-    let setup = kms_protocol::dkg::sim::setup(params, &members);
+    let setup = kms_protocol::dkg::sim::setup(params);
     let encryption = members[3].encryption.clone();
     let mut e =
         kms_protocol::dkg::Engine::new(setup, me.address, signer, encryption, None, [9; 32])

@@ -7,7 +7,7 @@ use kms_chain::KmsContracts;
 use kms_crypto::Commitment;
 use kms_protocol::Participant;
 use kms_protocol::SignedMessage;
-use kms_protocol::dkg::sim::{self, Net, Network, Outgoing, SimMember};
+use kms_protocol::dkg::sim::{Net, Network, Outgoing, SimMember};
 use kms_protocol::dkg::wire::Kind;
 use kms_protocol::dkg::{BaseDecision, Deployment, Evidence, Setup, forge};
 use kms_protocol::session::{SessionParams, SessionTimestamp, VssMode};
@@ -72,7 +72,7 @@ pub fn dkg_in(mode: VssMode, members: &[SimMember], ts: u64, deployment: Deploym
         schedule(),
     )
     .expect("params");
-    sim::setup_for(params, members, deployment)
+    Setup::new(params, deployment)
 }
 
 /// The agreement quorum of `setup`'s players.
@@ -110,8 +110,7 @@ pub fn reshare_in(
         schedule(),
     )
     .expect("params");
-    let all: Vec<SimMember> = dealers.iter().chain(players).cloned().collect();
-    sim::setup_for(params, &all, deployment)
+    Setup::new(params, deployment)
 }
 
 /// What each node of a simulated session ended with: its evidence and, in a Pedersen

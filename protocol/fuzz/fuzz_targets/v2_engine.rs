@@ -48,7 +48,7 @@ fn record(mode: VssMode) -> Recorded {
         },
     )
     .expect("a valid session");
-    let setup = setup(params.clone(), &members);
+    let setup = setup(params.clone());
     let run = Scenario {
         params,
         members: members.clone(),

@@ -26,7 +26,7 @@ fn dkg(members: &[SimMember], mode: VssMode) -> Setup {
         schedule(),
     )
     .unwrap();
-    sim::setup(params, members)
+    sim::setup(params)
 }
 
 fn resign_complaint(
@@ -151,7 +151,7 @@ fn evidence_of_another_deployment_is_refused() {
         chain_id: 1,
         ..sim::SIM_DEPLOYMENT
     };
-    let other = sim::setup_for(setup.params.clone(), &members, elsewhere);
+    let other = Setup::new(setup.params.clone(), elsewhere);
     assert_eq!(
         e.verify(&other),
         Err(EvidenceError::Message(Rejection::WrongSession))
@@ -245,7 +245,7 @@ fn a_reshare_dealing_that_changes_the_secret_is_a_wrong_constant() {
         schedule(),
     )
     .unwrap();
-    let setup = sim::setup(params, &members);
+    let setup = sim::setup(params);
     let d = &members[1];
     let wrong = Evidence::WrongReshareConstant {
         dealing: forge::reshare_dealing(&setup, d, &shares[&d.address()], 1, 2),

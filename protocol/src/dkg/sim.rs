@@ -140,13 +140,8 @@ pub fn engine_seeds(net_seed: u64, participants: usize) -> Vec<[u8; 32]> {
 }
 
 /// A v2 setup over `params` in the simulated deployment.
-pub fn setup(params: SessionParams, _members: &[SimMember]) -> Setup {
-    setup_for(params, _members, SIM_DEPLOYMENT)
-}
-
-/// A v2 setup of another deployment.
-pub fn setup_for(params: SessionParams, _members: &[SimMember], deployment: Deployment) -> Setup {
-    Setup::new(params, deployment)
+pub fn setup(params: SessionParams) -> Setup {
+    Setup::new(params, SIM_DEPLOYMENT)
 }
 
 /// One outgoing message of a Byzantine node, as its hook sees it.
@@ -550,7 +545,7 @@ pub struct Scenario {
 impl Scenario {
     /// Runs it.
     pub fn run(self) -> Finished {
-        let setup = setup(self.params, &self.members);
+        let setup = setup(self.params);
         let mut network = Network::new(&setup, &self.members, &self.shares, self.net);
         for (a, b) in self.byzantine {
             network.set_byzantine(a, b);

@@ -335,7 +335,7 @@ impl Harness {
                 return report;
             }
         };
-        let setup = super::sim::setup(params.clone(), &members);
+        let setup = super::sim::setup(params.clone());
         let affected = Arc::new(AtomicU64::new(0));
         let me = members
             .iter()
