@@ -109,12 +109,8 @@ library BLS12381 {
         _msmIsIdentity(input);
     }
 
-    /// @notice Feldman share check `share·G2 == Σ x^k·C_k`, as one MSM:
-    /// `Σ x^k·C_k + (r − share)·G2 == O`. Also validates every point (see
-    /// `validatePoints`), so a commitment the Rust decoder refuses is refused here.
-    function feldmanShareIsValid(bytes memory points, uint256 x, uint256 share) internal view returns (bool) {
-        _rejectIdentities(points);
-        (bytes memory input, uint256 n) = _msmInput(points, 1);
+    /// @dev The scalars `x^0 … x^(n−1)` beside the first `n` points of an MSM input.
+    function _writePowers(bytes memory input, uint256 n, uint256 x) private pure {
         uint256 power = 1;
         for (uint256 i = 0; i < n; i++) {
             assembly ("memory-safe") {
@@ -122,7 +118,10 @@ library BLS12381 {
             }
             power = mulmod(power, x, R);
         }
-        uint256 negShare = (R - share) % R;
+    }
+
+    /// @dev The G2 generator with `scalar` as pair `n` of an MSM input.
+    function _writeGenerator(bytes memory input, uint256 n, uint256 scalar) private pure {
         assembly ("memory-safe") {
             let p := add(add(input, 0x20), mul(n, PAIR))
             mstore(p, G2_X0_HI)
@@ -133,8 +132,18 @@ library BLS12381 {
             mstore(add(p, 0xa0), G2_Y0_LO)
             mstore(add(p, 0xc0), G2_Y1_HI)
             mstore(add(p, 0xe0), G2_Y1_LO)
-            mstore(add(p, POINT), negShare)
+            mstore(add(p, POINT), scalar)
         }
+    }
+
+    /// @notice Feldman share check `share·G2 == Σ x^k·C_k`, as one MSM:
+    /// `Σ x^k·C_k + (r − share)·G2 == O`. Also validates every point (see
+    /// `validatePoints`), so a commitment the Rust decoder refuses is refused here.
+    function feldmanShareIsValid(bytes memory points, uint256 x, uint256 share) internal view returns (bool) {
+        _rejectIdentities(points);
+        (bytes memory input, uint256 n) = _msmInput(points, 1);
+        _writePowers(input, n, x);
+        _writeGenerator(input, n, (R - share) % R);
         return _msmIsIdentity(input);
     }
 
@@ -150,27 +159,11 @@ library BLS12381 {
         _rejectIdentities(points);
         _rejectIdentities(h2);
         (bytes memory input, uint256 n) = _msmInput(points, 2);
-        uint256 power = 1;
-        for (uint256 i = 0; i < n; i++) {
-            assembly ("memory-safe") {
-                mstore(add(add(input, 0x20), add(mul(i, PAIR), POINT)), power)
-            }
-            power = mulmod(power, x, R);
-        }
-        uint256 negValue = (R - value) % R;
+        _writePowers(input, n, x);
+        _writeGenerator(input, n, (R - value) % R);
         uint256 negBlinding = (R - blinding) % R;
         assembly ("memory-safe") {
-            let p := add(add(input, 0x20), mul(n, PAIR))
-            mstore(p, G2_X0_HI)
-            mstore(add(p, 0x20), G2_X0_LO)
-            mstore(add(p, 0x40), G2_X1_HI)
-            mstore(add(p, 0x60), G2_X1_LO)
-            mstore(add(p, 0x80), G2_Y0_HI)
-            mstore(add(p, 0xa0), G2_Y0_LO)
-            mstore(add(p, 0xc0), G2_Y1_HI)
-            mstore(add(p, 0xe0), G2_Y1_LO)
-            mstore(add(p, POINT), negValue)
-            let q := add(p, PAIR)
+            let q := add(add(input, 0x20), mul(add(n, 1), PAIR))
             mcopy(q, add(h2, 0x20), POINT)
             mstore(add(q, POINT), negBlinding)
         }
