@@ -13,6 +13,7 @@ use kms_chain::{
     LocalTxSigner, RemoteTxSigner, TxSigner,
 };
 use kms_protocol::SessionParams;
+use kms_protocol::dkg::{BaseDecision, Evidence, Setup};
 use tracing::{debug, info, warn};
 use url::Url;
 
@@ -120,26 +121,35 @@ impl ChainClient {
             }
         }
         for ev in &record.evidence {
-            match self
-                .contracts
-                .submit_evidence_v2(ev, &record.setup, record.base.as_ref())
-                .await
-            {
-                Ok(o) => info!(
-                    session = ts,
-                    kind = ev.kind(),
-                    accused = %ev.accused(),
-                    outcome = ?o,
-                    "fraud proof submitted"
-                ),
-                Err(e) => warn!(
-                    session = ts,
-                    kind = ev.kind(),
-                    accused = %ev.accused(),
-                    error = %e,
-                    "fraud proof not submitted"
-                ),
-            }
+            self.submit_evidence(ts, ev, &record.setup, record.base.as_ref())
+                .await;
+        }
+    }
+
+    /// Submits one piece of fraud evidence of session `ts` as an on-chain proof
+    /// (skipped if the chain has it already). Logs, never fails the node.
+    pub async fn submit_evidence(
+        &self,
+        ts: u64,
+        ev: &Evidence,
+        setup: &Setup,
+        base: Option<&BaseDecision>,
+    ) {
+        match self.contracts.submit_evidence_v2(ev, setup, base).await {
+            Ok(o) => info!(
+                session = ts,
+                kind = ev.kind(),
+                accused = %ev.accused(),
+                outcome = ?o,
+                "fraud proof submitted"
+            ),
+            Err(e) => warn!(
+                session = ts,
+                kind = ev.kind(),
+                accused = %ev.accused(),
+                error = %e,
+                "fraud proof not submitted"
+            ),
         }
     }
 }

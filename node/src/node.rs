@@ -388,14 +388,7 @@ impl NodeShared {
                 }
                 _ => None,
             };
-            let evidence = self
-                .evidence
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .filter(|(t, _)| *t == ts)
-                .map(|(_, e)| e.clone())
-                .collect();
+            let evidence = session.take_evidence(&self.evidence);
             let record = crate::session::ChainRecord {
                 activated,
                 evidence,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kms_crypto::OperatorAddress;
 use kms_protocol::dkg::wire::Body;
-use kms_protocol::dkg::{Action, Engine, Recipient, Rejection, SessionHash, Setup};
+use kms_protocol::dkg::{Action, Engine, Evidence, Recipient, Rejection, SessionHash, Setup};
 use kms_protocol::messages::SignedMessage;
 use kms_protocol::{SessionKind, SessionParams};
 use url::Url;
@@ -36,6 +36,10 @@ pub struct RunningSession {
     session_hash: SessionHash,
     /// Messages and bytes admitted per network source.
     admitted: Mutex<BTreeMap<IpAddr, (usize, usize)>>,
+    /// Set (under the node's evidence lock) once the session's chain record was
+    /// taken: evidence found later, while the finished engine still answers late
+    /// messages, is submitted on its own.
+    concluded: std::sync::atomic::AtomicBool,
 }
 
 impl RunningSession {
@@ -53,6 +57,7 @@ impl RunningSession {
         Self {
             session_hash: setup.hash(),
             admitted: Mutex::new(BTreeMap::new()),
+            concluded: std::sync::atomic::AtomicBool::new(false),
             params,
             setup,
             engine: Mutex::new(engine),
@@ -61,6 +66,19 @@ impl RunningSession {
             end_ms,
             deadline: Instant::now() + std::time::Duration::from_millis(remaining),
         }
+    }
+
+    /// Takes the fraud evidence gathered so far for the chain record; evidence
+    /// found afterwards is submitted as it comes (see `dispatch`).
+    pub fn take_evidence(&self, all: &Mutex<Vec<(u64, Evidence)>>) -> Vec<Evidence> {
+        let all = all.lock().unwrap_or_else(|p| p.into_inner());
+        self.concluded
+            .store(true, std::sync::atomic::Ordering::Release);
+        let ts = self.timestamp();
+        all.iter()
+            .filter(|(t, _)| *t == ts)
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// The session timestamp.
@@ -232,17 +250,35 @@ impl RunningSession {
                     }
                 }
                 Action::Evidence(ev) => {
+                    let ts = self.timestamp();
+                    if ev.accused() == shared.address {
+                        // Only a message signed with this node's key can accuse it:
+                        // that key signs somewhere else too (or, in a test build,
+                        // fault injection rewrote what this node sent).
+                        tracing::error!(
+                            session = ts,
+                            kind = ev.kind(),
+                            "fraud evidence against this node's own signed messages"
+                        );
+                        continue;
+                    }
                     shared.metrics.fraud_evidence.inc();
-                    tracing::warn!(
-                        session = self.timestamp(),
-                        kind = ev.kind(),
-                        "fraud evidence"
-                    );
-                    shared
-                        .evidence
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((self.timestamp(), *ev));
+                    tracing::warn!(session = ts, kind = ev.kind(), "fraud evidence");
+                    let late = {
+                        let mut all = shared.evidence.lock().unwrap_or_else(|p| p.into_inner());
+                        all.push((ts, (*ev).clone()));
+                        // Bounded: a session's engine emits at most one piece per
+                        // kind and accused slot, and only recent sessions matter.
+                        let excess = all.len().saturating_sub(MAX_KEPT_EVIDENCE);
+                        all.drain(..excess);
+                        self.concluded.load(std::sync::atomic::Ordering::Acquire)
+                    };
+                    if let (true, Some(chain)) = (late, shared.chain.clone()) {
+                        let (setup, base) = (self.setup.clone(), self.base_decision());
+                        tokio::spawn(async move {
+                            chain.submit_evidence(ts, &ev, &setup, base.as_ref()).await
+                        });
+                    }
                 }
                 Action::Done(result) => {
                     shared.clone().finish_session(self.clone(), result).await;
@@ -323,6 +359,9 @@ fn rewrite(
 ) -> Vec<(OperatorAddress, SignedMessage, Duration)> {
     match *fault {}
 }
+
+/// Fraud evidence a node keeps for its recent sessions (oldest dropped first).
+const MAX_KEPT_EVIDENCE: usize = 1024;
 
 /// What a session leaves for the chain.
 pub struct ChainRecord {
